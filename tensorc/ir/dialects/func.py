@@ -1,0 +1,149 @@
+"""The `func` dialect: functions, calls between them, and returns."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tensorc.ir.attributes import ShapeConstraint, SymbolRef
+from tensorc.ir.core import (
+    Block,
+    IsolatedFromAbove,
+    Operation,
+    Region,
+    Terminator,
+    VerifyError,
+    attr_def,
+    register_op,
+)
+from tensorc.ir.location import Location
+from tensorc.ir.types import FunctionType, TensorType
+from tensorc.ir.typecheck import types_compatible
+
+
+@register_op
+class FuncOp(Operation):
+    """`func.func @name(%a: T, ...) -> R { ... }`: one block, ended by `func.return`."""
+
+    name = "func.func"
+    num_operands = 0
+    num_results = 0
+    num_regions = 1
+    traits = frozenset({IsolatedFromAbove})
+
+    sym_name = attr_def(str)
+    function_type = attr_def(FunctionType)
+    result_names = attr_def(list, default=None)
+    constraints = attr_def(list, default=None)
+
+    @staticmethod
+    def create(
+        sym_name: str,
+        function_type: FunctionType,
+        arg_names: Sequence[str | None] = (),
+        loc: Location | None = None,
+    ) -> FuncOp:
+        block = Block(function_type.inputs, arg_names)
+        attrs = {"sym_name": sym_name, "function_type": function_type}
+        return FuncOp((), (), attrs, regions=[Region([block])], loc=loc)
+
+    @property
+    def args(self) -> list:
+        return self.body.args
+
+    @property
+    def shape_constraints(self) -> list[ShapeConstraint]:
+        return list(self.constraints or [])
+
+    def add_constraint(self, constraint: ShapeConstraint) -> None:
+        existing = self.shape_constraints
+        if any((c.kind, c.lhs, c.rhs) == (constraint.kind, constraint.lhs, constraint.rhs)
+               for c in existing):
+            return
+        self.attributes["constraints"] = existing + [constraint]
+
+    def names_of_results(self) -> list[str]:
+        names = self.result_names
+        if names:
+            return list(names)
+        return [f"result{i}" for i in range(len(self.function_type.results))]
+
+    @property
+    def symbols(self) -> list[str]:
+        """Dimension names bound by the parameters, in order of first appearance."""
+        ordered: list[str] = []
+        for arg_type in self.function_type.inputs:
+            for dim in arg_type.shape:
+                for name in sorted(dim.symbols):
+                    if name not in ordered:
+                        ordered.append(name)
+        return ordered
+
+    def verify_(self) -> None:
+        block = self.body
+        if [a.type for a in block.args] != list(self.function_type.inputs):
+            raise VerifyError(f"@{self.sym_name}: block arguments do not match the signature", self)
+        for arg_type in self.function_type.inputs:
+            for dim in arg_type.shape:
+                if not dim.is_const and not (len(dim.terms) == 1 and dim.terms[0][1] == 1
+                                             and len(dim.terms[0][0]) == 1
+                                             and isinstance(dim.terms[0][0][0], str)):
+                    raise VerifyError(
+                        f"@{self.sym_name}: parameter dimension '{dim}' must be a name or an "
+                        "integer",
+                        self,
+                    )
+        terminator = block.terminator
+        if not isinstance(terminator, ReturnOp):
+            raise VerifyError(f"@{self.sym_name} does not end with func.return", self)
+        returned = [v.type for v in terminator.operands]
+        expected = list(self.function_type.results)
+        if len(returned) != len(expected) or not all(
+            types_compatible(a, b) for a, b in zip(returned, expected)
+        ):
+            raise VerifyError(
+                f"@{self.sym_name} returns ({', '.join(map(str, returned))}) but is declared to "
+                f"return ({', '.join(map(str, expected))})",
+                terminator,
+            )
+        names = self.result_names
+        if names is not None and len(names) != len(expected):
+            raise VerifyError(f"@{self.sym_name}: result_names has the wrong length", self)
+
+
+@register_op
+class ReturnOp(Operation):
+    name = "func.return"
+    num_operands = None
+    num_results = 0
+    traits = frozenset({Terminator})
+
+
+@register_op
+class CallOp(Operation):
+    """`func.call`: a call of another function of the module; `inline` removes them."""
+
+    name = "func.call"
+    num_operands = None
+    num_results = None
+    callee = attr_def(SymbolRef)
+
+
+class Module:
+    """A translation unit: functions by name, in source order."""
+
+    def __init__(self, functions: Sequence[FuncOp] = ()) -> None:
+        self.functions: list[FuncOp] = list(functions)
+
+    def lookup(self, name: str) -> FuncOp | None:
+        for function in self.functions:
+            if function.sym_name == name:
+                return function
+        return None
+
+    def walk(self):
+        for function in self.functions:
+            yield from function.walk()
+
+
+def function_type_of(inputs: Sequence[TensorType], results: Sequence[TensorType]) -> FunctionType:
+    return FunctionType.of(inputs, results)
