@@ -359,10 +359,12 @@ class Signature:
                 raise TypeError(f"{self._name}() got multiple values for argument {keyword!r}")
             slots[index] = value
         absent = [param.name for param, value in zip(self._params, slots) if value is missing]
-        if absent:
-            names = ", ".join(repr(name) for name in absent)
-            raise TypeError(f"{self._count_message(len(args) + len(kwargs))} (missing {names})")
-        return slots
+        if not absent:
+            return slots
+        message = self._count_message(len(args) + len(kwargs))
+        if kwargs:
+            message += f" (missing {', '.join(repr(name) for name in absent)})"
+        raise TypeError(message)
 
     def _count_message(self, given: int) -> str:
         if self._arity == 0:
@@ -466,7 +468,7 @@ def _make_checker(function: str, index: int, param: TensorSpec) -> Checker:
                 )
             return convert_python_scalar(value)
         value_type = type(value)
-        if any(hasattr(value_type, protocol) for protocol in _ARRAY_PROTOCOLS):
+        if any(hasattr(value, protocol) for protocol in _ARRAY_PROTOCOLS):
             try:
                 return np.asarray(value)
             except Exception as error:
@@ -475,7 +477,7 @@ def _make_checker(function: str, index: int, param: TensorSpec) -> Checker:
                 ) from error
         hint = f" (convert it with np.asarray(..., dtype={numpy_spelling(param.dtype)}))"
         raise TypeError(
-            f"{prefix} expects {expected} of {param.dtype}, got {value_type.__name__}"
+            f"{prefix} expects {param.type_str()}, got {value_type.__name__}"
             + (hint if isinstance(value, (list, tuple)) else "")
         )
 
@@ -541,7 +543,8 @@ def _make_python_scalar_converter(
             as_float = float(value)
         except OverflowError:
             raise ValueError(
-                f"{prefix} expects {dtype_name}, got {value!r}, out of range for {dtype_name}"
+                f"{prefix} expects {dtype_name}, got {_describe_number(value)}, "
+                f"out of range for {dtype_name}"
             ) from None
         if abs(as_float) <= float_max or not math.isfinite(as_float):
             return np.array(as_float, dtype=target)
@@ -549,7 +552,8 @@ def _make_python_scalar_converter(
             converted = np.array(as_float, dtype=target)
         if np.isinf(converted):
             raise ValueError(
-                f"{prefix} expects {dtype_name}, got {value!r}, out of range for {dtype_name}"
+                f"{prefix} expects {dtype_name}, got {_describe_number(value)}, "
+                f"out of range for {dtype_name}"
             )
         return converted
 
@@ -560,7 +564,8 @@ def _make_python_scalar_converter(
             if is_int_param:
                 if not low <= value <= high:
                     raise ValueError(
-                        f"{prefix} expects {dtype_name}, got {value}, out of range [{low}, {high}]"
+                        f"{prefix} expects {dtype_name}, got {_describe_number(value)}, "
+                        f"out of range [{low}, {high}]"
                     )
                 return np.array(value, dtype=target)
             if is_float_param:
@@ -571,6 +576,13 @@ def _make_python_scalar_converter(
         raise TypeError(f"{prefix} expects {dtype_name}, got float (no silent downcast)")
 
     return convert
+
+
+def _describe_number(value: int | float) -> str:
+    """``repr`` of a number, except an int too long to print usefully."""
+    if isinstance(value, int) and value.bit_length() > 128:
+        return f"an int of {value.bit_length()} bits"
+    return repr(value)
 
 
 def _make_result_shape(result: TensorSpec) -> Callable[[Mapping[str, int]], tuple[int, ...]]:

@@ -184,7 +184,7 @@ class DimExpr:
         ordered = [t for t in self.terms if t[0] != ()] + [t for t in self.terms if t[0] == ()]
         for index, (monomial, coeff) in enumerate(ordered):
             magnitude = abs(coeff)
-            factors = [_atom_str(a, len(monomial) > 1 or magnitude != 1) for a in monomial]
+            factors = [_atom_str(a, len(monomial) > 1 or coeff != 1) for a in monomial]
             if magnitude != 1 or not factors:
                 factors.insert(0, str(magnitude))
             body = "*".join(factors)
@@ -310,7 +310,8 @@ def parse_dim(text: str) -> DimExpr:
     parser = _DimParser(tokens, len(text))
     expr = parser.expr()
     if parser.pos != len(tokens):
-        raise DimSyntaxError(f"unexpected {tokens[parser.pos][1]!r} in dimension", tokens[parser.pos][2])
+        kind, text_at, offset = tokens[parser.pos]
+        raise DimSyntaxError(f"unexpected {text_at!r} in dimension", offset)
     return expr
 
 

@@ -111,6 +111,7 @@ class Parser:
 
     # ----- types ----------------------------------------------------------------------------
     def parse_type(self) -> TensorType:
+        self.skip()
         start = self.pos
         name = self.ident("a type")
         dtype = DType.parse(name)
@@ -205,7 +206,11 @@ class Parser:
 
     def parse_number_token(self) -> int | float | None:
         self.skip()
-        for special, value in (("-inf", float("-inf")), ("inf", float("inf")), ("nan", float("nan"))):
+        for special, value in (
+            ("-inf", float("-inf")),
+            ("inf", float("inf")),
+            ("nan", float("nan")),
+        ):
             if self.text.startswith(special, self.pos) and not _IDENT.match(
                 self.text, self.pos + len(special)
             ):
@@ -447,7 +452,9 @@ class Parser:
                     pos = self.pos
                     name = self.match(_VALUE)
                     if name is None:
-                        raise self.error(f"expected a block argument but found {self.describe_next()}")
+                        raise self.error(
+                            f"expected a block argument but found {self.describe_next()}"
+                        )
                     self.expect(":")
                     args.append((name, self.parse_type(), pos))
                     if self.accept(")"):

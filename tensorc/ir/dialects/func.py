@@ -16,8 +16,8 @@ from tensorc.ir.core import (
     register_op,
 )
 from tensorc.ir.location import Location
-from tensorc.ir.types import FunctionType, TensorType
 from tensorc.ir.typecheck import types_compatible
+from tensorc.ir.types import FunctionType, TensorType
 
 
 @register_op

@@ -1,0 +1,238 @@
+"""The `tensorc` command line (SPEC §3). Exit status: 0 success, 1 a program error, 2 a usage
+error. Diagnostics go to stderr; nothing prints a Python traceback."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from tensorc import __version__
+from tensorc.driver import (
+    EMIT_KINDS,
+    CompileError,
+    CompileOptions,
+    Source,
+    compile_to_ir,
+    write_atomically,
+)
+from tensorc.ir.printer import print_module
+from tensorc.passes import Instrumentation, PassFailure, PipelineError, available_passes
+
+EXIT_OK, EXIT_PROGRAM_ERROR, EXIT_USAGE = 0, 1, 2
+
+DESCRIPTION = """\
+tensorc: an ahead-of-time tensor compiler.
+
+Write tensor math once in a .tc file, get optimised, differentiable native code.
+
+  tensorc check model.tc                    report errors, compile nothing
+  tensorc opt model.tc --passes=inline,cse  print the IR after a pipeline (like mlir-opt)
+  tensorc compile model.tc --emit=ir -o model.tcir
+  tensorc compile model.tc -o model.so [--target=cpu|cuda] [-O0..-O3]
+  tensorc inspect model.so                  what an artifact holds
+  tensorc run model.so FUNC x=x.npy ...     run a compiled function on .npy files
+"""
+
+
+class UsageError(Exception):
+    pass
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"tensorc: error: {message}\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("pipeline and IR dumps")
+    group.add_argument(
+        "--passes",
+        metavar="PIPELINE",
+        help="run this pipeline instead of the -O level's, e.g. "
+        "'inline,canonicalize,cse,fusion{max-ops=32}'",
+    )
+    group.add_argument("--print-ir-after-all", action="store_true", help="IR after every pass")
+    group.add_argument("--print-ir-before", action="append", default=[], metavar="PASS")
+    group.add_argument("--print-ir-after", action="append", default=[], metavar="PASS")
+    group.add_argument("--dump-ir-dir", metavar="DIR", help="one numbered .tcir file per pass")
+    group.add_argument("--timing", action="store_true", help="time per pass, to stderr")
+    group.add_argument(
+        "--print-locations", action="store_true", help="print source locations in IR dumps"
+    )
+    group.add_argument(
+        "--no-verify", action="store_true", help="do not run the verifier between passes"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _ArgumentParser(
+        prog="tensorc", description=DESCRIPTION, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"tensorc {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_ArgumentParser)
+
+    compile_cmd = commands.add_parser("compile", help="compile a .tc file to an artifact or IR")
+    compile_cmd.add_argument("file", metavar="FILE.tc")
+    compile_cmd.add_argument("-o", dest="output", metavar="OUT", help="output file")
+    compile_cmd.add_argument("--target", choices=("cpu", "cuda"), default="cpu")
+    compile_cmd.add_argument(
+        "-O", dest="opt_level", type=int, choices=range(4), default=2, metavar="{0,1,2,3}",
+        help="optimisation level (default 2)",
+    )
+    compile_cmd.add_argument("--arch", default="sm_80", help="CUDA architecture (sm_75..sm_90)")
+    compile_cmd.add_argument("--emit", choices=EMIT_KINDS, default="so")
+    _add_pipeline_options(compile_cmd)
+
+    opt_cmd = commands.add_parser("opt", help="run passes over .tc or .tcir, print the IR")
+    opt_cmd.add_argument("file", metavar="FILE.tc|FILE.tcir")
+    opt_cmd.add_argument("-o", dest="output", metavar="OUT", help="write the IR here")
+    opt_cmd.add_argument(
+        "-O", dest="opt_level", type=int, choices=range(4), default=None, metavar="{0,1,2,3}",
+        help="run the -O level's pipeline (default: no passes)",
+    )
+    _add_pipeline_options(opt_cmd)
+
+    check_cmd = commands.add_parser("check", help="report every error in a .tc file")
+    check_cmd.add_argument("file", metavar="FILE.tc")
+
+    inspect_cmd = commands.add_parser("inspect", help="describe a compiled artifact")
+    inspect_cmd.add_argument("artifact", metavar="OUT.so")
+
+    run_cmd = commands.add_parser("run", help="run a compiled function on .npy files")
+    run_cmd.add_argument("artifact", metavar="OUT.so")
+    run_cmd.add_argument("function", metavar="FUNC")
+    run_cmd.add_argument("inputs", nargs="*", metavar="name=value.npy")
+    run_cmd.add_argument("-o", dest="output", metavar="PREFIX", help="write results as PREFIX*.npy")
+    return parser
+
+
+def _instrumentation(args: argparse.Namespace) -> Instrumentation:
+    return Instrumentation(
+        print_ir_after_all=args.print_ir_after_all,
+        print_ir_before=frozenset(args.print_ir_before),
+        print_ir_after=frozenset(args.print_ir_after),
+        dump_ir_dir=args.dump_ir_dir,
+        timing=args.timing,
+        print_locations=args.print_locations,
+        stream=sys.stderr,
+    )
+
+
+def _check_pass_names(args: argparse.Namespace) -> None:
+    known = set(available_passes())
+    for name in list(args.print_ir_before) + list(args.print_ir_after):
+        if name not in known:
+            raise PipelineError(
+                f"unknown pass '{name}'; available passes: {', '.join(sorted(known))}"
+            )
+
+
+def _load(path: str) -> Source:
+    try:
+        return Source.load(path)
+    except OSError as error:
+        raise UsageError(f"cannot read '{path}': {error.strerror or error}") from None
+
+
+def _run_pipeline(args: argparse.Namespace, opt_level: int | None):
+    _check_pass_names(args)
+    options = CompileOptions(
+        target=getattr(args, "target", "cpu"),
+        opt_level=opt_level if opt_level is not None else 0,
+        pipeline=args.passes if args.passes is not None else (None if opt_level else ""),
+        verify_each=not args.no_verify,
+        instrumentation=_instrumentation(args),
+    )
+    module, manager = compile_to_ir(_load(args.file), options)
+    if args.timing:
+        sys.stderr.write(manager.timing_report(_statistics(module)))
+    return module
+
+
+def _statistics(module) -> dict[str, int]:
+    ops = sum(1 for _ in module.walk())
+    kernels = sum(1 for op in module.walk() if op.name.startswith("kernel.") and op.regions)
+    return {"ops": ops, "kernels": kernels}
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from tensorc.driver import parse_source
+
+    parse_source(_load(args.file))
+    return EXIT_OK
+
+
+def cmd_opt(args: argparse.Namespace) -> int:
+    module = _run_pipeline(args, args.opt_level)
+    text = print_module(module, args.print_locations)
+    if args.output:
+        write_atomically(args.output, text)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    if args.emit != "ir":
+        raise UsageError(
+            f"--emit={args.emit} needs the {args.target} backend, which this version of tensorc "
+            "does not have yet; --emit=ir works"
+        )
+    if not args.output:
+        raise UsageError("compile needs -o OUT")
+    module = _run_pipeline(args, args.opt_level)
+    write_atomically(args.output, print_module(module, args.print_locations))
+    return EXIT_OK
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    raise UsageError("inspect needs the native backends, which this version does not have yet")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    raise UsageError("run needs the native backends, which this version does not have yet")
+
+
+COMMANDS = {
+    "check": cmd_check,
+    "opt": cmd_opt,
+    "compile": cmd_compile,
+    "inspect": cmd_inspect,
+    "run": cmd_run,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return COMMANDS[args.command](args)
+    except CompileError as error:
+        sys.stderr.write(error.render() + "\n")
+        count = len(error.diagnostics)
+        sys.stderr.write(f"{count} error{'s' if count != 1 else ''} generated.\n")
+        return EXIT_PROGRAM_ERROR
+    except (UsageError, PipelineError) as error:
+        sys.stderr.write(f"tensorc: error: {error}\n")
+        return EXIT_USAGE
+    except PassFailure as error:
+        sys.stderr.write(f"tensorc: internal compiler error: {error}\n")
+        return EXIT_PROGRAM_ERROR
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # the compiler never shows a Python traceback
+        sys.stderr.write(
+            f"tensorc: internal compiler error: {type(error).__name__}: {error}\n"
+            "Please report this with the input file.\n"
+        )
+        return EXIT_PROGRAM_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""The compiler driver: source -> IR -> pipeline -> target, with an emit ladder.
+
+    stage     what comes out
+    ir        the optimised IR text (`--emit=ir`)
+    llvm/asm/obj/so/header/ptx   native code (the CPU and CUDA backends)
+
+Each rung returns early when it is the one asked for, as in the MLIR Toy driver.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tensorc.ir.diagnostics import DiagnosticError, render_diagnostic
+from tensorc.ir.dialects.func import Module
+from tensorc.ir.parser import parse_module
+from tensorc.ir.verifier import verify_module
+from tensorc.passes import Instrumentation, ModulePass, PassManager, parse_pipeline, pipeline_for
+
+TARGETS = ("cpu", "cuda", "interp")
+EMIT_KINDS = ("so", "ir", "llvm", "ptx", "asm", "obj", "header")
+
+
+class CompileError(Exception):
+    """A program error: `.diagnostics` holds each located error; `str()` renders them all."""
+
+    def __init__(self, error: DiagnosticError, sources: dict[str, str]) -> None:
+        self.diagnostics = list(error.diagnostics)
+        self.sources = sources
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        return "\n".join(
+            render_diagnostic(d, self.sources.get(d.loc.file) if d.loc else None)
+            for d in self.diagnostics
+        )
+
+
+@dataclass
+class Source:
+    text: str
+    filename: str
+
+    @staticmethod
+    def load(source_or_path: str | os.PathLike[str]) -> Source:
+        """A path (an existing file, or a `.tc`/`.tcir` name) is read; other text is source."""
+        if isinstance(source_or_path, os.PathLike):
+            path = Path(source_or_path)
+            return Source(path.read_text(), str(path))
+        if not isinstance(source_or_path, str):
+            raise TypeError(
+                f"source_or_path must be a str or a path, not {type(source_or_path).__name__}"
+            )
+        looks_like_path = "\n" not in source_or_path and (
+            source_or_path.endswith((".tc", ".tcir")) or os.path.isfile(source_or_path)
+        )
+        if looks_like_path:
+            return Source(Path(source_or_path).read_text(), source_or_path)
+        return Source(source_or_path, "<string>")
+
+    @property
+    def is_ir(self) -> bool:
+        return self.filename.endswith(".tcir")
+
+
+@dataclass
+class CompileOptions:
+    target: str = "cpu"
+    opt_level: int = 2
+    pipeline: str | None = None  # overrides opt_level's pipeline
+    verify_each: bool = True
+    instrumentation: Instrumentation = field(default_factory=Instrumentation)
+
+    def passes(self) -> list[ModulePass]:
+        if self.pipeline is not None:
+            return parse_pipeline(self.pipeline)
+        return pipeline_for(self.opt_level)
+
+
+def parse_source(source: Source) -> Module:
+    """Source text to IR: the frontend for `.tc`, the IR parser for `.tcir`."""
+    try:
+        if source.is_ir:
+            module = parse_module(source.text, source.filename)
+            verify_module(module)
+            return module
+        from tensorc.frontend import compile_source
+
+        return compile_source(source.text, source.filename)
+    except DiagnosticError as error:
+        raise CompileError(error, {source.filename: source.text}) from None
+
+
+def optimize(module: Module, options: CompileOptions) -> PassManager:
+    manager = PassManager(options.passes(), options.verify_each, options.instrumentation)
+    manager.run(module)
+    return manager
+
+
+def compile_to_ir(source: Source, options: CompileOptions) -> tuple[Module, PassManager]:
+    module = parse_source(source)
+    manager = optimize(module, options)
+    return module, manager
+
+
+def write_atomically(path: str | os.PathLike[str], data: bytes | str) -> None:
+    """Write to a temporary file beside `path`, then rename: never a half-written output."""
+    target = Path(path)
+    directory = target.parent if str(target.parent) else Path(".")
+    payload = data.encode() if isinstance(data, str) else data
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=directory)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(payload)
+        os.replace(temporary, target)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def compile(
+    source_or_path: str | os.PathLike[str],
+    target: str = "cpu",
+    opt_level: int = 2,
+    passes: str | None = None,
+):
+    """Compile in-process and load the result (SPEC §4)."""
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {', '.join(TARGETS)}; got {target!r}")
+    if isinstance(opt_level, bool) or not isinstance(opt_level, int) or not 0 <= opt_level <= 3:
+        raise ValueError(f"opt_level must be an int from 0 to 3; got {opt_level!r}")
+    source = Source.load(source_or_path)
+    options = CompileOptions(target=target, opt_level=opt_level, pipeline=passes)
+    module, _ = compile_to_ir(source, options)
+    if target == "interp":
+        from tensorc.interp.module import InterpModule
+
+        return InterpModule(module)
+    raise NotImplementedError(
+        f"the {target} backend is not built yet in this version; use target='interp'"
+    )
+
+
+def function_names(module: Module) -> Sequence[str]:
+    return [f.sym_name for f in module.functions]
