@@ -1,6 +1,6 @@
 """Compile examples/mlp.tc and run its forward pass from Python, checked against NumPy.
 
-    python examples/quickstart.py
+python examples/quickstart.py
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ def main() -> None:
     started = time.perf_counter()
     target = "interp"
     module = tensorc.compile(HERE / "mlp.tc", target=target)
-    print(f"compiled {HERE / 'mlp.tc'} for target={target} in {time.perf_counter() - started:.3f} s")
+    print(
+        f"compiled {HERE / 'mlp.tc'} for target={target} in {time.perf_counter() - started:.3f} s"
+    )
     for name, signature in module.functions.items():
         print(f"  {name}: {signature}")
 
@@ -40,8 +42,10 @@ def main() -> None:
     probabilities = module.mlp(x, w1, b1, w2, b2)
     expected = reference_mlp(x, w1, b1, w2, b2)
     error = float(np.max(np.abs(probabilities - expected)))
-    print(f"mlp(x: {x.shape}) -> {probabilities.shape} {probabilities.dtype}; "
-          f"rows sum to {probabilities.sum(axis=1).mean():.6f}; max |diff| vs NumPy {error:.2e}")
+    print(
+        f"mlp(x: {x.shape}) -> {probabilities.shape} {probabilities.dtype}; "
+        f"rows sum to {probabilities.sum(axis=1).mean():.6f}; max |diff| vs NumPy {error:.2e}"
+    )
     assert error < 1e-5
     print("predictions:", module.predict(x, w1, b1, w2, b2)[:10])
 

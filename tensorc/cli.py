@@ -72,14 +72,21 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tensorc", description=DESCRIPTION, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--version", action="version", version=f"tensorc {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_ArgumentParser)
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=_ArgumentParser
+    )
 
     compile_cmd = commands.add_parser("compile", help="compile a .tc file to an artifact or IR")
     compile_cmd.add_argument("file", metavar="FILE.tc")
     compile_cmd.add_argument("-o", dest="output", metavar="OUT", help="output file")
     compile_cmd.add_argument("--target", choices=("cpu", "cuda"), default="cpu")
     compile_cmd.add_argument(
-        "-O", dest="opt_level", type=int, choices=range(4), default=2, metavar="{0,1,2,3}",
+        "-O",
+        dest="opt_level",
+        type=int,
+        choices=range(4),
+        default=2,
+        metavar="{0,1,2,3}",
         help="optimisation level (default 2)",
     )
     compile_cmd.add_argument("--arch", default="sm_80", help="CUDA architecture (sm_75..sm_90)")
@@ -90,7 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     opt_cmd.add_argument("file", metavar="FILE.tc|FILE.tcir")
     opt_cmd.add_argument("-o", dest="output", metavar="OUT", help="write the IR here")
     opt_cmd.add_argument(
-        "-O", dest="opt_level", type=int, choices=range(4), default=None, metavar="{0,1,2,3}",
+        "-O",
+        dest="opt_level",
+        type=int,
+        choices=range(4),
+        default=None,
+        metavar="{0,1,2,3}",
         help="run the -O level's pipeline (default: no passes)",
     )
     _add_pipeline_options(opt_cmd)

@@ -120,9 +120,7 @@ class _Layout:
     lines_with_lexical_errors: set[int] = field(default_factory=set)
 
 
-def _lex(
-    source: str, filename: str, diagnostics: DiagnosticEngine, keep_newlines: bool
-) -> _Layout:
+def _lex(source: str, filename: str, diagnostics: DiagnosticEngine, keep_newlines: bool) -> _Layout:
     layout = _Layout()
     text = source
     for _ in range(_MAX_INVALID_CHARACTERS + 1):
@@ -442,8 +440,9 @@ class _AstBuilder:
     # -- module, functions, types
 
     def _build_start(self, meta: Meta, children: list) -> ast.Module:
-        loc = Location(self.filename, 1, 1) if meta.empty else self._loc(meta)
-        return ast.Module(children, loc)
+        if not children:
+            return ast.Module([], Location(self.filename, 1, 1))
+        return ast.Module(children, Location.span(children[0].loc, children[-1].loc))
 
     def _build_expr_start(self, meta: Meta, children: list) -> ast.Expr:
         return children[0]

@@ -366,4 +366,5 @@ ELEMENTWISE_KERNELS: dict[str, Kernel] = {
     "tc.constant": constant,
     "tc.iota": iota,
     "tc.dim": dim,
+    "tc.dim_size": dim,  # the IR's name for tc.dim
 }

@@ -54,14 +54,16 @@ def log_softmax(ctx: KernelContext, x: np.ndarray, axis: int) -> np.ndarray:
     return as_result(shifted - normaliser, ctx.dtype)
 
 
-def logsumexp(ctx: KernelContext, x: np.ndarray, axes: list[int], keepdims: bool) -> np.ndarray:
+def logsumexp(
+    ctx: KernelContext, x: np.ndarray, axes: list[int], keepdims: bool = False
+) -> np.ndarray:
     if not axes:
         return x.astype(ctx.dtype, copy=True)
     return as_result(_logsumexp(_compute_operand(ctx, x), tuple(axes), keepdims), ctx.dtype)
 
 
 def layer_norm(
-    ctx: KernelContext, x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float
+    ctx: KernelContext, x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float = 1e-5
 ) -> np.ndarray:
     """``(x - mean) / sqrt(var + eps) * gamma + beta`` over the last axis (biased variance)."""
     if x.size == 0:

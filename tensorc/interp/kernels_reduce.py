@@ -49,35 +49,35 @@ def _copy_as_result(ctx: KernelContext, x: np.ndarray) -> np.ndarray:
     return x.astype(ctx.dtype, copy=True)
 
 
-def sum_(ctx: KernelContext, x: np.ndarray, axes: list[int], keepdims: bool) -> np.ndarray:
+def sum_(ctx: KernelContext, x: np.ndarray, axes: list[int], keepdims: bool = False) -> np.ndarray:
     if not axes:
         return _copy_as_result(ctx, x)
     total = np.sum(x, axis=tuple(axes), dtype=accumulator_dtype(ctx.dtype), keepdims=keepdims)
     return as_result(total, ctx.dtype)
 
 
-def prod(ctx: KernelContext, x: np.ndarray, axes: list[int], keepdims: bool) -> np.ndarray:
+def prod(ctx: KernelContext, x: np.ndarray, axes: list[int], keepdims: bool = False) -> np.ndarray:
     if not axes:
         return _copy_as_result(ctx, x)
     product = np.prod(x, axis=tuple(axes), dtype=accumulator_dtype(ctx.dtype), keepdims=keepdims)
     return as_result(product, ctx.dtype)
 
 
-def max_(ctx: KernelContext, x: np.ndarray, axes: list[int], keepdims: bool) -> np.ndarray:
+def max_(ctx: KernelContext, x: np.ndarray, axes: list[int], keepdims: bool = False) -> np.ndarray:
     if not axes:
         return _copy_as_result(ctx, x)
     largest = np.max(x, axis=tuple(axes), keepdims=keepdims, initial=_lowest(x.dtype))
     return as_result(largest, ctx.dtype)
 
 
-def min_(ctx: KernelContext, x: np.ndarray, axes: list[int], keepdims: bool) -> np.ndarray:
+def min_(ctx: KernelContext, x: np.ndarray, axes: list[int], keepdims: bool = False) -> np.ndarray:
     if not axes:
         return _copy_as_result(ctx, x)
     smallest = np.min(x, axis=tuple(axes), keepdims=keepdims, initial=_highest(x.dtype))
     return as_result(smallest, ctx.dtype)
 
 
-def mean(ctx: KernelContext, x: np.ndarray, axes: list[int], keepdims: bool) -> np.ndarray:
+def mean(ctx: KernelContext, x: np.ndarray, axes: list[int], keepdims: bool = False) -> np.ndarray:
     """Sum / count; integers and bools sum in float64, an empty reduction gives NaN."""
     if not axes:
         return _copy_as_result(ctx, x)
@@ -106,11 +106,15 @@ def _arg_extreme(
     return as_result(find(x, axis=axis, keepdims=keepdims), ctx.dtype)
 
 
-def argmax(ctx: KernelContext, x: np.ndarray, axis: int | None, keepdims: bool) -> np.ndarray:
+def argmax(
+    ctx: KernelContext, x: np.ndarray, axis: int | None = None, keepdims: bool = False
+) -> np.ndarray:
     return _arg_extreme(ctx, x, axis, keepdims, np.argmax)
 
 
-def argmin(ctx: KernelContext, x: np.ndarray, axis: int | None, keepdims: bool) -> np.ndarray:
+def argmin(
+    ctx: KernelContext, x: np.ndarray, axis: int | None = None, keepdims: bool = False
+) -> np.ndarray:
     return _arg_extreme(ctx, x, axis, keepdims, np.argmin)
 
 

@@ -46,7 +46,9 @@ class InterpModule:
         self.ir = module
         self._interpreter = Interpreter(module)
         self._functions = {
-            f.sym_name: InterpFunction(self._interpreter, Signature.from_dict(function_signature(f)))
+            f.sym_name: InterpFunction(
+                self._interpreter, Signature.from_dict(function_signature(f))
+            )
             for f in module.functions
         }
 

@@ -198,10 +198,17 @@ class DimExpr:
         """This expression as an operand of `//` or `*`: parenthesised unless atomic."""
         text = str(self)
         atomic = len(self.terms) <= 1 and (
-            self.is_const and (self.value or 0) >= 0
-            or (len(self.terms) == 1 and self.terms[0][1] == 1 and len(self.terms[0][0]) == 1
-                and not (isinstance(self.terms[0][0][0], DimOp)
-                         and self.terms[0][0][0].kind == "floordiv"))
+            self.is_const
+            and (self.value or 0) >= 0
+            or (
+                len(self.terms) == 1
+                and self.terms[0][1] == 1
+                and len(self.terms[0][0]) == 1
+                and not (
+                    isinstance(self.terms[0][0][0], DimOp)
+                    and self.terms[0][0][0].kind == "floordiv"
+                )
+            )
         )
         return text if atomic else f"({text})"
 
@@ -283,7 +290,7 @@ def prod(dims: Iterable[DimExpr]) -> DimExpr:
 
 # ----- text ---------------------------------------------------------------------------------
 
-_TOKEN = re.compile(r"\s*(?:(\d+)|([A-Za-z_][A-Za-z0-9_]*)|(//|[-+*(),]))")
+_TOKEN = re.compile(r"\s*(?:(\d+)|(\$\d+|[A-Za-z_][A-Za-z0-9_]*)|(//|[-+*(),]))")
 
 
 class DimSyntaxError(ValueError):

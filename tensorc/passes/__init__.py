@@ -14,6 +14,15 @@ from tensorc.passes.pass_manager import (
 from tensorc.passes.pipelines import PIPELINES, pipeline_for
 
 __all__ = [
-    "PASS_REGISTRY", "PIPELINES", "Instrumentation", "ModulePass", "PassFailure", "PassManager",
-    "PipelineError", "available_passes", "parse_pipeline", "pipeline_for", "register_pass",
+    "PASS_REGISTRY",
+    "PIPELINES",
+    "Instrumentation",
+    "ModulePass",
+    "PassFailure",
+    "PassManager",
+    "PipelineError",
+    "available_passes",
+    "parse_pipeline",
+    "pipeline_for",
+    "register_pass",
 ]

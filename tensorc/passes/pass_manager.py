@@ -86,7 +86,14 @@ def available_passes() -> list[str]:
 
 
 def _load_builtin_passes() -> None:
-    import tensorc.passes  # noqa: F401  (importing the package registers every pass)
+    """Import every module of `tensorc.passes` once: each registers the passes it defines."""
+    import importlib
+    import pkgutil
+
+    import tensorc.passes as package
+
+    for info in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{info.name}")
 
 
 _PASS_ITEM = re.compile(r"\s*([A-Za-z][A-Za-z0-9_-]*)\s*(?:\{([^{}]*)\})?\s*")
@@ -136,9 +143,11 @@ def _instantiate(name: str, options_text: str | None) -> ModulePass:
 
 
 def _convert_option(pass_name: str, key: str, raw: str, spec: dataclasses.Field) -> Any:
-    kind = spec.type if isinstance(spec.type, type) else {"int": int, "bool": bool,
-                                                          "float": float, "str": str}.get(
-        str(spec.type), str)
+    kind = (
+        spec.type
+        if isinstance(spec.type, type)
+        else {"int": int, "bool": bool, "float": float, "str": str}.get(str(spec.type), str)
+    )
     try:
         if kind is bool:
             if raw not in ("true", "false", "1", "0"):
