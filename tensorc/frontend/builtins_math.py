@@ -167,9 +167,9 @@ def matmul_builtin(site: CallSite) -> Term:
 def dot(site: CallSite) -> Term:
     """`dot`: a product when either is a scalar, else matmul for operands of rank <= 2."""
     lhs, rhs = site.operand("x"), site.operand("y")
-    x, y = site.value("x"), site.value("y")
-    if x.type.rank == 0 or y.type.rank == 0:
+    if any(is_weak(term) or term.type.is_scalar for term in (lhs, rhs)):
         return arithmetic(site.emitter, "*", lhs, rhs, site.loc, "dot()")
+    x, y = site.value("x"), site.value("y")
     for param, value in (("x", x), ("y", y)):
         if value.type.rank > 2:
             raise SemaError(
