@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .dims import dim_names, eval_dim, eval_extent
 from .errors import ArtifactError
+from .native import load
 from .signature import BoundCall, Constraint, Signature, TensorSpec
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "dim_names",
     "eval_dim",
     "eval_extent",
+    "load",
 ]
 
 __version__ = "0.1.0"

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from tensorc.frontend import ast
 from tensorc.frontend.callsite import CallSite
 from tensorc.frontend.operators import arithmetic, matmul
-from tensorc.frontend.promote import dtype_kind, float_dtype, result_dtype
+from tensorc.frontend.promote import float_dtype, result_dtype
 from tensorc.frontend.shapes import describe
 from tensorc.frontend.values import (
     BoolConst,
@@ -58,7 +58,10 @@ def binary(op_class: type[Operation], symbol: str) -> Handler:
 
     def handler(site: CallSite) -> Term:
         lhs, rhs = site.operand("x"), site.operand("y")
-        return arithmetic(site.emitter, symbol, lhs, rhs, site.loc, f"{site.name}()", op_class)
+        locs = (site.loc_of("x"), site.loc_of("y"))
+        return arithmetic(
+            site.emitter, symbol, lhs, rhs, site.loc, f"{site.name}()", op_class, locs
+        )
 
     return handler
 
@@ -232,7 +235,7 @@ def cross_entropy(site: CallSite) -> Term:
     if not labels.type.dtype.is_int or labels.type.rank != 1:
         raise SemaError(
             f"cross_entropy() argument 'labels' must be an integer tensor of shape [N], found "
-            f"{dtype_kind(labels.type.dtype)} {describe(labels.type)}",
+            f"{describe(labels.type)}",
             site.loc_of("labels"),
         )
     rows, count = logits.type.shape[0], labels.type.shape[0]

@@ -77,7 +77,7 @@ def expand_dims(site: CallSite) -> Term:
     value = site.value("x")
     count = len(site.items("axis")) if _is_list(site, "axis") else 1
     rank = value.type.rank + count
-    axes = site.axes("axis", rank, f"the result of rank {rank}") or []
+    axes = site.axes("axis", rank, "the result") or []
     dims = iter(value.type.shape)
     shape = tuple(DimExpr.const(1) if axis in axes else next(dims) for axis in range(rank))
     return Tensor(site.emitter.reshape(value, shape, site.loc))
@@ -192,7 +192,7 @@ def stack(site: CallSite) -> Term:
     operands = _joined_operands(site, "stack()")
     first = operands[0][0]
     rank = first.type.rank + 1
-    axis = site.axis("axis", rank, f"the result of rank {rank}")
+    axis = site.axis("axis", rank, "the result")
     assert axis is not None
     expanded: list[Value] = []
     for value, loc in operands:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tensorc.frontend.emitter import Emitter
-from tensorc.frontend.promote import dtype_kind, float_dtype
+from tensorc.frontend.promote import float_dtype
 from tensorc.frontend.shapes import describe, normalize_axes, normalize_axis
 from tensorc.frontend.values import (
     BoolConst,
@@ -175,9 +175,8 @@ class CallSite:
     def integer_tensor(self, param: str, role: str) -> Value:
         value = self.value(param)
         if not value.type.dtype.is_int:
-            kind = dtype_kind(value.type.dtype)
             raise SemaError(
-                f"{self.name}() {role} must be integers, found {kind} {describe(value.type)}",
+                f"{self.name}() {role} must be an integer tensor, found {describe(value.type)}",
                 self.loc_of(param),
             )
         return value

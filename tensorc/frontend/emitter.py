@@ -159,7 +159,7 @@ class Emitter:
                 ) from None
             for a, b in deferred:
                 self.require_equal(a, b, loc, what, result, shape)
-            result = combined
+            result = _prefer_static(combined, result, shape)
         return result
 
     def coerce(
@@ -180,3 +180,16 @@ class Emitter:
         ]
         shape = self.broadcast_shape([v.type.shape for v in values], loc, what)
         return [self.broadcast_to(v, shape, loc) for v in values]
+
+
+def _prefer_static(combined: Shape, a: Shape, b: Shape) -> Shape:
+    """Where broadcasting met a symbolic and a static size that must be equal (and will be
+    checked at call time), keep the static one: `[N] + [4]` is `[4]`, not `[N]`."""
+    rank = len(combined)
+    padded_a = (DimExpr.const(1),) * (rank - len(a)) + tuple(a)
+    padded_b = (DimExpr.const(1),) * (rank - len(b)) + tuple(b)
+    return tuple(
+        y if not x.is_const and y.is_const and y != 1 else
+        x if not y.is_const and x.is_const and x != 1 else dim
+        for dim, x, y in zip(combined, padded_a, padded_b)
+    )

@@ -131,10 +131,11 @@ class ExpressionLowering:
             a = emitter.materialize(lhs, node.lhs.loc)
             b = emitter.materialize(rhs, node.rhs.loc)
             return Tensor(matmul(emitter, a, b, loc, what))
+        locs = (node.lhs.loc, node.rhs.loc)
         if node.op in ARITHMETIC:
-            return arithmetic(emitter, node.op, lhs, rhs, loc)
+            return arithmetic(emitter, node.op, lhs, rhs, loc, locs=locs)
         if node.op in COMPARISON:
-            return compare(emitter, node.op, lhs, rhs, loc)
+            return compare(emitter, node.op, lhs, rhs, loc, locs)
         if node.op in LOGICAL:
             return logical(emitter, node.op, lhs, rhs, loc, node.lhs.loc, node.rhs.loc)
         raise SemaError(f"unknown operator '{node.op}'", loc)

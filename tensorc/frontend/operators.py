@@ -173,8 +173,10 @@ def arithmetic(
     loc: Location | None,
     what: str | None = None,
     op_class: type[Operation] | None = None,
+    locs: tuple[Location | None, Location | None] | None = None,
 ) -> Term:
-    """`lhs op rhs` for `+ - * / // % **` (and `maximum`, `minimum`, `pow` via `op_class`)."""
+    """`lhs op rhs` for `+ - * / // % **` (and `maximum`, `minimum`, `pow` via `op_class`).
+    `locs` are the operands' locations, given to the constants and casts made of them."""
     what = what or f"operator '{symbol}'"
     op_class = op_class or ARITHMETIC[symbol]
     if is_weak(lhs) and is_weak(rhs) and op_class in ARITHMETIC.values():
@@ -189,11 +191,18 @@ def arithmetic(
         )
     if op_class is tc.DivOp:
         dtype = float_dtype(dtype)
-    a, b = emitter.coerce([lhs, rhs], loc, what, dtype)
+    a, b = emitter.coerce([lhs, rhs], loc, what, dtype, locs)
     return Tensor(emitter.op(op_class, [a, b], loc))
 
 
-def compare(emitter: Emitter, symbol: str, lhs: Term, rhs: Term, loc: Location | None) -> Term:
+def compare(
+    emitter: Emitter,
+    symbol: str,
+    lhs: Term,
+    rhs: Term,
+    loc: Location | None,
+    locs: tuple[Location | None, Location | None] | None = None,
+) -> Term:
     a, b = _static_number(lhs), _static_number(rhs)
     if a is not None and b is not None:
         return BoolConst(bool(_PY_COMPARE[symbol](a, b)))
@@ -201,7 +210,7 @@ def compare(emitter: Emitter, symbol: str, lhs: Term, rhs: Term, loc: Location |
     if symbol in ORDERING and dtype.is_bool:
         dtype = DType.I32  # false < true, as in NumPy
     what = f"operator '{symbol}'"
-    x, y = emitter.coerce([lhs, rhs], loc, what, dtype)
+    x, y = emitter.coerce([lhs, rhs], loc, what, dtype, locs)
     return Tensor(emitter.op(COMPARISON[symbol], [x, y], loc))
 
 
@@ -222,7 +231,8 @@ def logical(
     if isinstance(lhs, BoolConst) and isinstance(rhs, BoolConst):
         value = lhs.value and rhs.value if symbol == "and" else lhs.value or rhs.value
         return BoolConst(value)
-    x, y = emitter.coerce([lhs, rhs], loc, f"operator '{symbol}'", DType.BOOL)
+    x, y = emitter.coerce([lhs, rhs], loc, f"operator '{symbol}'", DType.BOOL,
+                          (lhs_loc, rhs_loc))
     return Tensor(emitter.op(LOGICAL[symbol], [x, y], loc))
 
 

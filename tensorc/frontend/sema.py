@@ -93,10 +93,8 @@ class ModuleLowering:
     def _declare(self, node: ast.FunctionDef) -> None:
         first = self.signatures.get(node.name)
         if first is not None:
-            self.diagnostics.error(
-                f"function '{node.name}' is already defined at {first.node.name_loc}",
-                node.name_loc,
-            )
+            self.diagnostics.error(f"function '{node.name}' is already defined", node.name_loc)
+            self.diagnostics.note(f"'{node.name}' was first defined here", first.node.name_loc)
             return
         signature = Signature(node, [], [], None)
         for param in node.params:
@@ -117,7 +115,9 @@ class ModuleLowering:
             ]
             declared = [self._type(element, signature.symbols) for element in elements]
             if all(t is not None for t in declared):
+                # Callers can be checked against the declared types even if the body fails.
                 signature.declared_results = declared  # type: ignore[assignment]
+                signature.results = list(signature.declared_results)
             else:
                 signature.valid = False
         signature.calls = [n for stmt in node.body for n in ast.walk(stmt)

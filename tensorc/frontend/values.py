@@ -98,7 +98,8 @@ class ListTerm:
     items: tuple[Item, ...]
 
     def describe(self) -> str:
-        return f"a list of {len(self.items)} elements"
+        count = len(self.items)
+        return f"a list of {count} element{'' if count == 1 else 's'}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -124,3 +124,6 @@ def _check_output(op: Operation, result: Value, output: np.ndarray, env: Mapping
             f"{op.name} at {op.loc} produced {output.dtype}{list(output.shape)}, but its type "
             f"{result.type} means {expected_dtype}{list(expected_shape)}"
         )
+
+
+import tensorc.interp.kernel_eval  # noqa: E402, F401  (registers the kernel dialect's evaluators)

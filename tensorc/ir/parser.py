@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from tensorc.ir.affine import parse_affine_map
 from tensorc.ir.attributes import ShapeConstraint, SymbolRef
 from tensorc.ir.core import Block, Operation, Region, Value, lookup_op
 from tensorc.ir.diagnostics import Diagnostic, DiagnosticError
@@ -190,6 +191,20 @@ class Parser:
             return self.parse_type_attr()
         if self.accept("#constraint<"):
             return self.parse_constraint()
+        if self.accept("#map<"):
+            self.expect("(")
+            dims_text, dims_at = self.balanced_until(")")
+            self.expect(")")
+            self.expect("->")
+            self.expect("(")
+            results_text, results_at = self.balanced_until(")")
+            self.expect(")")
+            self.expect(">")
+            try:
+                return parse_affine_map(dims_text, results_text)
+            except DimSyntaxError as error:
+                at = dims_at if error.offset < 0 else results_at + error.offset
+                raise self.error(str(error), at) from None
         if self.accept("dense<"):
             return self.parse_dense()
         number = self.parse_number_token()

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from tensorc.ir.affine import AffineMap
 from tensorc.ir.attributes import ShapeConstraint, SymbolRef
 from tensorc.ir.core import Block, Operation, Value
 from tensorc.ir.dialects.func import FuncOp, Module
@@ -61,6 +62,8 @@ def format_attr(value: Any) -> str:
         )
     if isinstance(value, TensorType):
         return f"#type<{value}>"
+    if isinstance(value, AffineMap):
+        return f"#map<{value}>"
     if isinstance(value, FunctionType):
         return f"#type<{value}>"
     if isinstance(value, np.ndarray):

@@ -1,0 +1,499 @@
+"""Loading a CPU artifact and calling its entry points (docs/abi.md), with only NumPy.
+
+    mod = load("model.so")        # ArtifactError for anything that is not a loadable artifact
+    out = mod.mlp(x, w1, b1)      # checked like SPEC section 4; NumPy in, NumPy out
+    mod.functions                 # names -> Signature
+
+Loading reads and validates the manifest from the ELF section headers and checks the
+architecture and CPU features *before* ``dlopen``, so a foreign, corrupted or incompatible
+file never runs any code.
+
+The call path
+-------------
+Each function gets a ``__call__`` generated for its signature (like ``dataclasses`` does),
+which handles the common call -- positional NumPy arrays of exactly the parameter dtypes,
+C-contiguous and aligned -- with straight-line code: it checks every argument exactly as
+:meth:`Signature.bind` would (type, dtype, rank, static sizes, symbolic sizes, constraints),
+allocates the results, and calls the entry point through ctypes, which releases the GIL. Any
+argument it does not accept as is (a keyword, a Python scalar, another dtype, a strided
+array, a failed check) sends the call to the general path, :meth:`Signature.bind` plus the
+same call, which converts what it may and raises the documented errors. Both paths give
+identical results and errors.
+
+One ctypes ``int64`` array per call (the "frame") holds the argument pointers, the result
+pointers, the ``dims`` and the ``tensorc_error`` struct; the entry point gets pointers into
+it. An array's data address is read from the ``data`` field of NumPy's array struct (its
+first field after the object header, ``PyArrayObject_fields.data``; the offset is found and
+verified against ``__array_interface__`` at import), which costs a fifth of
+``arr.ctypes.data``; where that cannot be verified the runtime uses ``arr.ctypes.data``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import operator
+import os
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .cpu import check_cpu, host_arch
+from .dims import compile_dim
+from .dtypes import to_numpy_dtype
+from .elf import read_elf_info, read_manifest
+from .errors import ArtifactError
+from .signature import Signature
+
+__all__ = [
+    "ALIGN_RESULTS_FROM_BYTES",
+    "ERROR_CODES",
+    "RESULT_ALIGNMENT",
+    "NativeFunction",
+    "NativeModule",
+    "TensorcError",
+    "load",
+]
+
+RESULT_ALIGNMENT = 64
+ALIGN_RESULTS_FROM_BYTES = 4096
+CUDA_MESSAGE = "this is a CUDA artifact; loading it needs pycuda and an NVIDIA GPU"
+
+
+class TensorcError(ctypes.Structure):
+    """``struct tensorc_error`` of docs/abi.md."""
+
+    _fields_ = [
+        ("code", ctypes.c_int32),
+        ("op", ctypes.c_int32),
+        ("detail", ctypes.c_int64 * 4),
+        ("message", ctypes.c_char * 256),
+    ]
+
+
+ERROR_CODES: Mapping[int, type[Exception]] = {1: IndexError, 2: ValueError, 3: MemoryError}
+_ERROR_WORDS = ctypes.sizeof(TensorcError) // 8
+_ENTRY_ARGTYPES = (ctypes.c_void_p,) * 4
+
+
+# -- array data addresses --------------------------------------------------------------------
+
+
+def _find_data_offset() -> int | None:
+    """Offset of ``PyArrayObject_fields.data`` from ``id(array)``, if it can be verified."""
+    if sys.implementation.name != "cpython":
+        return None
+    probes = [np.empty(n, dtype) for n, dtype in ((3, np.float32), (17, np.int64), (0, np.bool_))]
+    probes += [probes[1][5:], np.arange(12.0).reshape(3, 4)[1:, ::2], np.zeros((), np.float64)]
+    header = object.__basicsize__
+    for offset in (header, *range(8, 64, 8)):
+        if all(_read_pointer(id(a) + offset) == _interface_address(a) for a in probes):
+            return offset
+    return None
+
+
+def _read_pointer(address: int) -> int:
+    return ctypes.c_void_p.from_address(address).value or 0
+
+
+def _interface_address(array: np.ndarray) -> int:
+    return int(array.__array_interface__["data"][0])
+
+
+_DATA_OFFSET = _find_data_offset()
+
+
+def data_address(array: np.ndarray) -> int:
+    """The address of ``array``'s first element (the caller keeps ``array`` alive)."""
+    if _DATA_OFFSET is None:
+        return int(array.ctypes.data)
+    return ctypes.c_void_p.from_address(id(array) + _DATA_OFFSET).value or 0
+
+
+def _aligned_empty(shape: tuple[int, ...], dtype: np.dtype) -> tuple[np.ndarray, int]:
+    """An uninitialised C-order array whose data is RESULT_ALIGNMENT-aligned, and its address."""
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    raw = np.empty(nbytes + RESULT_ALIGNMENT, np.uint8)
+    offset = -data_address(raw) % RESULT_ALIGNMENT
+    array = np.ndarray(shape, dtype, raw, offset)
+    return array, data_address(array)
+
+
+def _allocate(shape: tuple[int, ...], dtype: np.dtype) -> tuple[np.ndarray, int]:
+    """A result buffer (64-byte aligned when it is at least ALIGN_RESULTS_FROM_BYTES)."""
+    array = np.empty(shape, dtype)
+    address = data_address(array)
+    if address % RESULT_ALIGNMENT and array.nbytes >= ALIGN_RESULTS_FROM_BYTES:
+        return _aligned_empty(shape, dtype)
+    return array, address
+
+
+# -- functions -------------------------------------------------------------------------------
+
+
+class NativeFunction:
+    """One entry point of a loaded artifact; call it like the tensorc function."""
+
+    def __init__(
+        self,
+        signature: Signature,
+        entry: Callable[..., int],
+        symbol: str,
+        dims_order: Sequence[str],
+        library: ctypes.CDLL,
+    ) -> None:
+        self.signature = signature
+        self.symbol = symbol
+        self.dims_order = tuple(dims_order)
+        self.__name__ = signature.name
+        self._entry = entry
+        self._library = library  # keeps the shared object loaded
+        self._arity = len(signature.params)
+        self._result_count = len(signature.results)
+        words = self._arity + self._result_count + len(self.dims_order)
+        self._frame_type = ctypes.c_int64 * (words + _ERROR_WORDS)
+        self._offsets = (
+            8 * self._arity,
+            8 * (self._arity + self._result_count),
+            8 * words,
+        )
+
+    @property
+    def name(self) -> str:
+        return self.signature.name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call_general(args, kwargs)
+
+    def _call_general(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+        """Bind (check and convert) with the Signature, then call."""
+        bound = self.signature.bind(args, kwargs)
+        results = [
+            _allocate(shape, dtype)
+            for shape, dtype in zip(bound.result_shapes, bound.result_dtypes)
+        ]
+        frame = self._frame_type(
+            *[data_address(array) for array in bound.arrays],
+            *[address for _, address in results],
+            *[bound.dims[name] for name in self.dims_order],
+        )
+        base = ctypes.addressof(frame)
+        results_at, dims_at, error_at = self._offsets
+        code = self._entry(base, base + results_at, base + dims_at, base + error_at)
+        if code:
+            self._raise_native_error(code, frame)
+        arrays = tuple(array for array, _ in results)
+        return arrays[0] if len(arrays) == 1 else arrays
+
+    def _raise_native_error(self, code: int, frame: ctypes.Array) -> None:
+        error = TensorcError.from_buffer(frame, self._offsets[2])
+        message = error.message.decode("utf-8", "replace").strip()
+        exception = ERROR_CODES.get(code)
+        if exception is None:
+            raise RuntimeError(
+                f"{self.name}(): the artifact returned unknown error code {code}"
+                + (f": {message}" if message else "")
+            )
+        raise exception(message or f"{self.name}(): failed with error code {code}")
+
+    def __repr__(self) -> str:
+        return f"<tensorc function {self.signature} ({self.symbol})>"
+
+
+def _specialized_function(
+    signature: Signature,
+    entry: Callable[..., int],
+    symbol: str,
+    dims_order: Sequence[str],
+    library: ctypes.CDLL,
+) -> NativeFunction:
+    """A NativeFunction whose class has a ``__call__`` generated for this signature."""
+    try:
+        source, namespace = _fast_call_source(signature, dims_order)
+    except TypeError:  # a dtype NumPy lacks (bf16): every call takes the general path
+        return NativeFunction(signature, entry, symbol, dims_order, library)
+    function = NativeFunction(signature, entry, symbol, dims_order, library)
+    namespace.update(
+        Frame=function._frame_type,
+        entry=entry,
+        RESULTS_AT=function._offsets[0],
+        DIMS_AT=function._offsets[1],
+        ERROR_AT=function._offsets[2],
+    )
+    code = compile(source, f"<tensorc_runtime: {signature.name}.__call__>", "exec")
+    exec(code, namespace)
+    call = namespace["__call__"]
+    call.__doc__ = f"Call {signature} ({symbol})."
+    specialized = type(
+        "NativeFunction",
+        (NativeFunction,),
+        {"__call__": call, "__module__": __name__, "_source": source},
+    )
+    function.__class__ = specialized
+    return function
+
+
+def _fast_call_source(
+    signature: Signature, dims_order: Sequence[str]
+) -> tuple[str, dict[str, Any]]:
+    """Python source of ``__call__`` for ``signature`` and the names it uses (module doc)."""
+    namespace: dict[str, Any] = {
+        "ndarray": np.ndarray,
+        "empty": np.empty,
+        "addressof": ctypes.addressof,
+        "aligned_empty": _aligned_empty,
+        "ALIGNMENT_MASK": RESULT_ALIGNMENT - 1,
+        "ALIGN_FROM": ALIGN_RESULTS_FROM_BYTES,
+    }
+    if _DATA_OFFSET is not None:
+        namespace.update(from_address=ctypes.c_void_p.from_address, DATA_OFFSET=_DATA_OFFSET)
+
+    def address_of(variable: str) -> str:
+        if _DATA_OFFSET is None:
+            return f"{variable}.ctypes.data"
+        return f"from_address(id({variable}) + DATA_OFFSET).value"
+
+    general = "return self._call_general(args, kwargs)"
+    params = signature.params
+    lines = [f"if kwargs or len(args) != {len(params)}:", f"    {general}"]
+    if params:
+        names = ", ".join(f"a{index}" for index in range(len(params)))
+        lines.append(f"{names}, = args")
+    type_checks = []
+    for index, param in enumerate(params):
+        namespace[f"dt{index}"] = to_numpy_dtype(param.dtype)
+        type_checks.append(
+            f"type(a{index}) is not ndarray or a{index}.dtype is not dt{index} "
+            f"or not a{index}.flags.c_contiguous"
+        )
+    lines += _guard(type_checks, general)
+
+    symbol_vars: dict[str, str] = {}
+    for index, param in enumerate(params):
+        shape_checks = [f"len(s{index}) != {param.rank}"]
+        lines.append(f"s{index} = a{index}.shape")
+        bindings = []
+        for axis, dim in enumerate(param.shape):
+            if dim.isdigit():
+                shape_checks.append(f"s{index}[{axis}] != {int(dim)}")
+            elif dim in symbol_vars:
+                shape_checks.append(f"s{index}[{axis}] != {symbol_vars[dim]}")
+            else:
+                symbol_vars[dim] = f"d{len(symbol_vars)}"
+                bindings.append(f"{symbol_vars[dim]} = s{index}[{axis}]")
+        lines += _guard(shape_checks, general)
+        lines += bindings
+
+    alignment_checks = []
+    for index, param in enumerate(params):
+        lines.append(f"p{index} = {address_of(f'a{index}')}")
+        itemsize = to_numpy_dtype(param.dtype).itemsize
+        if itemsize > 1:
+            alignment_checks.append(f"p{index} % {itemsize}")
+    lines += _guard(alignment_checks, general)
+
+    expressions: list[str] = []  # dimension expressions evaluated through an env dict
+    uses_env = bool(signature.constraints) or any(
+        not (dim.isdigit() or dim in symbol_vars)
+        for result in signature.results
+        for dim in result.shape
+    )
+    if uses_env:
+        env_items = ", ".join(f"{name!r}: {var}" for name, var in symbol_vars.items())
+        lines.append(f"env = {{{env_items}}}")
+    constraint_checks = []
+    for index, constraint in enumerate(signature.constraints):
+        compare = {"eq": operator.eq, "lt": operator.lt, "le": operator.le}[constraint.kind]
+        namespace[f"compare{index}"] = compare
+        namespace[f"lhs{index}"] = compile_dim(constraint.lhs).evaluate
+        namespace[f"rhs{index}"] = compile_dim(constraint.rhs).evaluate
+        constraint_checks.append(f"not compare{index}(lhs{index}(env), rhs{index}(env))")
+    lines += _guard(constraint_checks, general)
+
+    for index, result in enumerate(signature.results):
+        namespace[f"rt{index}"] = dtype = to_numpy_dtype(result.dtype)
+        axes = []
+        for dim in result.shape:
+            compiled = compile_dim(dim)
+            if compiled.constant is not None:
+                axes.append(str(max(0, compiled.constant)))
+            elif dim in symbol_vars:
+                axes.append(symbol_vars[dim])
+            else:
+                namespace[f"extent{len(expressions)}"] = compiled.evaluate
+                axes.append(f"max(0, extent{len(expressions)}(env))")
+                expressions.append(dim)
+        shape = f"({', '.join(axes)},)" if axes else "()"
+        lines.append(f"shape{index} = {shape}")
+        lines.append(f"r{index} = empty(shape{index}, rt{index})")
+        lines.append(f"q{index} = {address_of(f'r{index}')}")
+        static = all(compile_dim(dim).constant is not None for dim in result.shape)
+        static_bytes = dtype.itemsize * int(np.prod([int(a) for a in axes])) if static else 0
+        if static and static_bytes < ALIGN_RESULTS_FROM_BYTES:
+            continue
+        needs_alignment = f"q{index} & ALIGNMENT_MASK"
+        if not static:
+            needs_alignment += f" and r{index}.nbytes >= ALIGN_FROM"
+        lines.append(f"if {needs_alignment}:")
+        lines.append(f"    r{index}, q{index} = aligned_empty(shape{index}, rt{index})")
+
+    frame_items = [f"p{index}" for index in range(len(params))]
+    frame_items += [f"q{index}" for index in range(len(signature.results))]
+    for name in dims_order:
+        if name not in symbol_vars:
+            raise ArtifactError(f"{signature.name}: dims symbol {name!r} is not a parameter size")
+        frame_items.append(symbol_vars[name])
+    lines += [
+        f"frame = Frame({', '.join(frame_items)})",
+        "base = addressof(frame)",
+        "code = entry(base, base + RESULTS_AT, base + DIMS_AT, base + ERROR_AT)",
+        "if code:",
+        "    self._raise_native_error(code, frame)",
+    ]
+    results = [f"r{index}" for index in range(len(signature.results))]
+    if len(results) == 1:
+        lines.append(f"return {results[0]}")
+    else:
+        lines.append(f"return ({''.join(f'{r}, ' for r in results)})")
+    body = "\n".join(f"    {line}" for line in lines)
+    return f"def __call__(self, *args, **kwargs):\n{body}\n", namespace
+
+
+def _guard(conditions: Sequence[str], action: str) -> list[str]:
+    """``if c1 or c2 ...: action`` (nothing when there is no condition)."""
+    if not conditions:
+        return []
+    joined = " or ".join(f"({condition})" for condition in conditions)
+    return [f"if {joined}:", f"    {action}"]
+
+
+# -- modules ---------------------------------------------------------------------------------
+
+
+class NativeModule:
+    """A loaded artifact: one attribute (and item) per function."""
+
+    def __init__(
+        self,
+        path: str,
+        manifest: Mapping[str, Any],
+        functions: Mapping[str, NativeFunction],
+    ) -> None:
+        self.path = path
+        self._manifest = manifest
+        self._functions = dict(functions)
+        reserved = set(dir(type(self)))
+        for name, function in self._functions.items():
+            if name not in reserved and not name.startswith("_"):
+                self.__dict__[name] = function  # plain attribute lookup on the hot path
+
+    @property
+    def manifest(self) -> Mapping[str, Any]:
+        """The artifact's manifest (docs/abi.md); treat it as read-only."""
+        return self._manifest
+
+    @property
+    def target(self) -> str:
+        return str(self._manifest["target"])
+
+    @property
+    def functions(self) -> Mapping[str, Signature]:
+        """Function names -> signatures, in manifest order."""
+        return {name: function.signature for name, function in self._functions.items()}
+
+    def __getattr__(self, name: str) -> NativeFunction:
+        functions = self.__dict__.get("_functions", {})
+        if name in functions:
+            return functions[name]
+        raise AttributeError(
+            f"module {self.__dict__.get('path', '?')!r} has no function {name!r} "
+            f"(it has: {', '.join(functions) or 'none'})"
+        )
+
+    def __getitem__(self, name: str) -> NativeFunction:
+        try:
+            return self._functions[name]
+        except KeyError:
+            raise KeyError(
+                f"no function {name!r} (it has: {', '.join(self._functions) or 'none'})"
+            ) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._functions
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._functions)
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(super().__dir__()) | set(self._functions))
+
+    def __repr__(self) -> str:
+        triple = self._manifest.get("triple", "?")
+        names = ", ".join(self._functions) or "no functions"
+        name = os.path.basename(self.path)
+        return f"<tensorc module {name!r} ({self.target}, {triple}): {names}>"
+
+
+# -- loading ---------------------------------------------------------------------------------
+
+
+def load(path: str | os.PathLike[str]) -> NativeModule:
+    """Load the artifact at ``path``; ``ArtifactError`` if it is not one this machine can run.
+
+    Checks, in order and before any of its code runs: the file is a readable ELF64 LE shared
+    object with a valid ``.tensorc_manifest`` of a supported format version; it is built for
+    this architecture; this CPU has every feature in ``cpu_features``. Then ``dlopen``s it
+    (``RTLD_LOCAL``) and binds one :class:`NativeFunction` per manifest function.
+    """
+    where = os.fspath(path)
+    manifest = read_manifest(where)
+    if manifest["target"] == "cuda":
+        return _load_cuda(where, manifest)
+    machine = read_elf_info(where).machine
+    if machine != host_arch():
+        raise ArtifactError(
+            f"{where}: an ELF file for {machine}, but this machine is {host_arch()}"
+        )
+    check_cpu(manifest, where)
+    library = _dlopen(where)
+    functions: dict[str, NativeFunction] = {}
+    for entry in manifest["functions"]:
+        function = _bind_function(library, entry, where)
+        if function.name in functions:
+            raise ArtifactError(f"{where}: corrupted manifest (function {function.name!r} twice)")
+        functions[function.name] = function
+    return NativeModule(where, manifest, functions)
+
+
+def _load_cuda(path: str, manifest: Mapping[str, Any]) -> NativeModule:
+    """CUDA artifacts are loaded by the CUDA runtime module (pycuda, imported lazily)."""
+    raise ArtifactError(f"{path}: {CUDA_MESSAGE}")
+
+
+def _dlopen(path: str) -> ctypes.CDLL:
+    try:
+        return ctypes.CDLL(os.path.abspath(path), mode=os.RTLD_LOCAL)
+    except OSError as error:
+        raise ArtifactError(f"{path}: cannot load the shared object: {error}") from error
+
+
+def _bind_function(library: ctypes.CDLL, entry: Mapping[str, Any], where: str) -> NativeFunction:
+    signature = Signature.from_dict(entry)
+    symbol = entry["symbol"]
+    dims_order = list(entry.get("symbols", signature.symbols))
+    unknown = [name for name in dims_order if name not in signature.symbols]
+    if unknown:
+        raise ArtifactError(
+            f"{where}: corrupted manifest: {signature.name} lists dims {', '.join(unknown)} "
+            "that no parameter shape binds"
+        )
+    try:
+        function_pointer = library[symbol]
+    except AttributeError:
+        raise ArtifactError(
+            f"{where}: the manifest names entry point {symbol!r}, which the file does not export"
+        ) from None
+    function_pointer.argtypes = _ENTRY_ARGTYPES
+    function_pointer.restype = ctypes.c_int32
+    return _specialized_function(signature, function_pointer, symbol, dims_order, library)

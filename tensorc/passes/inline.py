@@ -1,0 +1,157 @@
+"""`inline`: replace every `func.call` by a copy of the callee's body.
+
+The callee's symbolic dimensions are renamed to the caller's: each parameter dimension that
+is a name is bound to the argument's dimension expression (`f(x: f32[N])` called on
+`f32[2*B]` gives `N -> 2*B`), and the clone's types and dimension attributes are substituted.
+Where a parameter does not pin its argument down by itself (a name used by two parameters, a
+literal size against a symbolic one), an `eq` shape constraint keeps the check that the call
+made; the callee's own constraints are substituted and added to the caller too. Constraints
+that now hold statically are dropped.
+
+Functions are inlined callees first, so each body is copied once it has no calls left; a
+call cycle (recursion) is an error. Every function is kept (each `def` is exported). Cloned
+ops keep their locations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tensorc.ir.attributes import ShapeConstraint
+from tensorc.ir.builder import Builder
+from tensorc.ir.core import Block, Operation, Value, VerifyError
+from tensorc.ir.dialects import tc_shape
+from tensorc.ir.dialects.func import CallOp, FuncOp, Module, ReturnOp
+from tensorc.ir.dims import DimExpr
+from tensorc.passes.cloning import clone_ops, substitute_constraint
+from tensorc.passes.pass_manager import ModulePass, register_pass
+from tensorc.passes.rewrite import replace_all_uses
+
+
+def bind_dimensions(
+    callee: FuncOp, arguments: tuple[Value, ...]
+) -> tuple[dict[str, DimExpr], list[ShapeConstraint]]:
+    """The renaming of `callee`'s dimension names to the caller's dimensions, and the
+    constraints a call makes beyond it."""
+    substitution: dict[str, DimExpr] = {}
+    checks: list[ShapeConstraint] = []
+    for index, (parameter, argument) in enumerate(zip(callee.function_type.inputs, arguments)):
+        for axis, (declared, actual) in enumerate(zip(parameter.shape, argument.type.shape)):
+            bound = declared if declared.is_const else substitution.get(_name_of(declared))
+            if bound is None:
+                substitution[_name_of(declared)] = actual
+                continue
+            if bound != actual:
+                checks.append(
+                    ShapeConstraint(
+                        "eq",
+                        actual,
+                        bound,
+                        "ValueError",
+                        f"call of @{callee.sym_name}: dimension {axis} of argument {index} is "
+                        f"{actual}, but the parameter needs {declared} = {bound}",
+                    )
+                )
+    return substitution, checks
+
+
+def _name_of(dim: DimExpr) -> str:
+    (name,) = dim.symbols
+    return name
+
+
+def inline_calls(module: Module) -> int:
+    """Inline every call of `module`; returns how many calls were inlined."""
+    count = 0
+    for function in _callees_first(module):
+        count += _inline_block(function.body, function, module)
+    return count
+
+
+def _callees_first(module: Module) -> list[FuncOp]:
+    """The functions in an order where each comes after every function it calls."""
+    ordered: list[FuncOp] = []
+    state: dict[str, str] = {}  # "visiting" or "done"
+
+    def visit(function: FuncOp, path: list[str]) -> None:
+        name = function.sym_name
+        if state.get(name) == "done":
+            return
+        if state.get(name) == "visiting":
+            cycle = " -> ".join(f"@{n}" for n in path[path.index(name) :] + [name])
+            raise VerifyError(f"recursive calls cannot be inlined: {cycle}", function)
+        state[name] = "visiting"
+        for op in function.walk():
+            if isinstance(op, CallOp):
+                callee = module.lookup(op.callee.name)
+                if callee is None:
+                    raise VerifyError(f"func.call of unknown function @{op.callee.name}", op)
+                visit(callee, path + [name])
+        state[name] = "done"
+        ordered.append(function)
+
+    for function in module.functions:
+        visit(function, [])
+    return ordered
+
+
+def _inline_block(block: Block, caller: FuncOp, module: Module) -> int:
+    if not any(isinstance(op, CallOp) or op.regions for op in block.ops):
+        return 0
+    count = 0
+    new_ops: list[Operation] = []
+    for op in block.ops:
+        for region in op.regions:
+            for inner in region.blocks:
+                count += _inline_block(inner, caller, module)
+        if not isinstance(op, CallOp):
+            new_ops.append(op)
+            continue
+        new_ops.extend(_inline_call(op, caller, module))
+        count += 1
+    for op in new_ops:
+        op.parent = block
+    block.ops[:] = new_ops
+    return count
+
+
+def _inline_call(call: CallOp, caller: FuncOp, module: Module) -> list[Operation]:
+    """The ops that replace `call` (its results redirected to them); `call` is dropped."""
+    callee = module.lookup(call.callee.name)
+    assert callee is not None  # checked by _callees_first
+    substitution, checks = bind_dimensions(callee, call.operands)
+    for constraint in checks + [
+        substitute_constraint(c, substitution) for c in callee.shape_constraints
+    ]:
+        if constraint.holds_statically() is not True:
+            caller.add_constraint(constraint)
+    staging = Block()
+    value_map: dict[Value, Value] = dict(zip(callee.args, call.operands))
+    body = callee.body.ops
+    returned = body[-1]
+    assert isinstance(returned, ReturnOp)
+    clone_ops(body[:-1], value_map, Builder.at_end(staging), substitution)
+    builder = Builder.at_end(staging, call.loc)
+    for result, value in zip(call.results, returned.operands):
+        replacement = value_map.get(value, value)
+        if replacement.type != result.type:
+            # Equal sizes spelled differently (`N` for the caller's `M`, proven equal by a
+            # constraint): a reshape keeps every user's type as it was inferred.
+            replacement = builder.value(tc_shape.ReshapeOp, [replacement], result.type)
+        if result.name_hint and replacement not in call.operands:
+            replacement.name_hint = result.name_hint  # the caller's name for it
+        replace_all_uses(result, replacement)
+    call.drop_operands()
+    call.parent = None
+    return list(staging.ops)
+
+
+@register_pass
+@dataclass(frozen=True)
+class Inline(ModulePass):
+    """Inline every `func.call`; the callees stay (every function is exported)."""
+
+    name = "inline"
+
+    def run(self, module: Module) -> None:
+        inline_calls(module)

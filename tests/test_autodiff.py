@@ -1,0 +1,752 @@
+"""The autodiff pass: every VJP rule against finite differences (straight after autodiff and
+after all of -O2), nested gradients, several wrt values, stop_gradient, zeros, integer paths,
+and the completeness of the rule table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from autodiff_support import (
+    PIPELINE_LABELS,
+    GradCase,
+    as_tuple,
+    check_case,
+    compile_program,
+    pass_name,
+    pipeline_items,
+    registered,
+)
+
+from tensorc.frontend import compile_source
+from tensorc.ir.core import OP_REGISTRY
+from tensorc.ir.printer import print_module
+from tensorc.passes import PIPELINES, PassManager, parse_pipeline
+from tensorc.passes.vjp_rules import NON_DIFFERENTIABLE, VJP_RULES, AutodiffError
+
+RNG = np.random.default_rng(20240611)
+
+
+def normal(*shape: int) -> np.ndarray:
+    return RNG.normal(size=shape)
+
+
+def positive(*shape: int) -> np.ndarray:
+    return RNG.uniform(0.5, 2.0, size=shape)
+
+
+def away_from_zero(*shape: int) -> np.ndarray:
+    """Values at least 0.2 from 0, so that kinks at 0 are out of the finite-difference reach."""
+    return RNG.choice([-1.0, 1.0], size=shape) * RNG.uniform(0.2, 1.5, size=shape)
+
+
+def distinct(*shape: int) -> np.ndarray:
+    """Values at least 0.1 apart, so that no max/min changes within the difference step."""
+    count = int(np.prod(shape))
+    return (RNG.permutation(count) * 0.1 + RNG.uniform(0, 0.02, size=count)).reshape(shape) - 1
+
+
+def case(name: str, params: str, body: str, wrt: str | None = None, **inputs) -> GradCase:
+    float_names = [n for n, v in inputs.items() if np.asarray(v).dtype.kind == "f"]
+    names = wrt.split(",") if wrt else float_names
+    return GradCase(name, params, body, [n.strip() for n in names], inputs)
+
+
+# ----- one case per differentiable operation -----------------------------------------------
+
+ELEMENTWISE_CASES = [
+    case("neg", "x: f64[3, 4]", "loss = sum(sin(-x))", x=normal(3, 4)),
+    case("abs", "x: f64[3, 4]", "loss = sum(abs(x) * x)", x=away_from_zero(3, 4)),
+    case("exp", "x: f64[5]", "loss = sum(exp(x))", x=normal(5)),
+    case("log", "x: f64[5]", "loss = sum(log(x) * x)", x=positive(5)),
+    case("log1p", "x: f64[5]", "loss = sum(log1p(x))", x=positive(5)),
+    case("expm1", "x: f64[5]", "loss = sum(expm1(x) * x)", x=normal(5)),
+    case("sqrt", "x: f64[2, 3]", "loss = sum(sqrt(x) * x)", x=positive(2, 3)),
+    case("rsqrt", "x: f64[2, 3]", "loss = sum(rsqrt(x) * x)", x=positive(2, 3)),
+    case("sin", "x: f64[4]", "loss = sum(sin(x) * x)", x=normal(4)),
+    case("cos", "x: f64[4]", "loss = sum(cos(x) * x)", x=normal(4)),
+    case("tanh", "x: f64[4]", "loss = sum(tanh(x) * x)", x=normal(4)),
+    case("sigmoid", "x: f64[4]", "loss = sum(sigmoid(x) * x)", x=normal(4)),
+    case("relu", "x: f64[3, 3]", "loss = sum(relu(x) * x)", x=away_from_zero(3, 3)),
+    case("gelu", "x: f64[6]", "loss = sum(gelu(x) * x)", x=normal(6) * 2),
+    case("gelu_tanh", "x: f64[6]", "loss = sum(gelu(x, approximate=true))", x=normal(6) * 2),
+    case("erf", "x: f64[6]", "loss = sum(erf(x) * x)", x=normal(6)),
+    case("square", "x: f64[6]", "loss = sum(square(x) * x)", x=normal(6)),
+    case("softplus", "x: f64[6]", "loss = sum(log(1.0 + exp(x)) * x)", x=normal(6)),
+    case("add", "x: f64[3], y: f64[3]", "loss = sum(sin(x + y) * x)", x=normal(3), y=normal(3)),
+    case("sub", "x: f64[3], y: f64[3]", "loss = sum(sin(x - y) * y)", x=normal(3), y=normal(3)),
+    case("mul", "x: f64[3], y: f64[3]", "loss = sum(x * y * x)", x=normal(3), y=normal(3)),
+    case("div", "x: f64[3], y: f64[3]", "loss = sum(x / y)", x=normal(3), y=positive(3)),
+    case("pow", "x: f64[4], y: f64[4]", "loss = sum(x ** y)", x=positive(4), y=normal(4)),
+    case("pow_const", "x: f64[4]", "loss = sum(x ** 3.0 + x ** 0.5)", x=positive(4)),
+    case(
+        "pow_negative_base_integral_exponent",
+        "x: f64[4]",
+        "loss = sum(x ** 3.0)",
+        x=-positive(4),
+    ),
+    case(
+        "maximum",
+        "x: f64[6], y: f64[6]",
+        "loss = sum(maximum(x, y) * x)",
+        x=distinct(6),
+        y=distinct(6) + 0.05,
+    ),
+    case(
+        "minimum",
+        "x: f64[6], y: f64[6]",
+        "loss = sum(minimum(x, y) * y)",
+        x=distinct(6),
+        y=distinct(6) + 0.05,
+    ),
+    case(
+        "mod",
+        "x: f64[4], y: f64[4]",
+        "loss = sum((x % y) * y)",
+        x=np.array([3.3, -2.2, 5.5, 1.3]),
+        y=np.array([1.5, 1.5, -2.0, 0.7]),
+    ),
+    case(
+        "where",
+        "x: f64[5], y: f64[5]",
+        "loss = sum(where(x > y, x * x, sin(y)))",
+        x=distinct(5),
+        y=distinct(5) + 0.05,
+    ),
+    case("clip", "x: f64[6]", "loss = sum(clip(x, -0.5, 0.5) * x)", x=distinct(6) * 0.9),
+    case("cast_f64", "x: f64[3]", "loss = sum(cast(x, f64) * x)", x=normal(3)),
+    case(
+        "broadcast_rows",
+        "x: f64[3, 1], y: f64[4]",
+        "loss = sum(sin(x * y))",
+        x=normal(3, 1),
+        y=normal(4),
+    ),
+    case(
+        "broadcast_scalar",
+        "x: f64[2, 3], s: f64",
+        "loss = sum(exp(x * s))",
+        x=normal(2, 3),
+        s=np.array(0.7),
+    ),
+    case(
+        "broadcast_to",
+        "x: f64[1, 3]",
+        "loss = sum(sin(broadcast_to(x, [2, 4, 3])) * 1.5)",
+        x=normal(1, 3),
+    ),
+]
+
+REDUCTION_CASES = [
+    case("sum_all", "x: f64[3, 4]", "loss = sum(x * x)", x=normal(3, 4)),
+    case("sum_axis0", "x: f64[3, 4]", "loss = sum(sin(sum(x, axis=0)))", x=normal(3, 4)),
+    case("sum_axis_neg", "x: f64[3, 4]", "loss = sum(sin(sum(x, axis=-1)))", x=normal(3, 4)),
+    case(
+        "sum_keepdims",
+        "x: f64[2, 3, 4]",
+        "loss = sum(sin(sum(x, axis=[0, 2], keepdims=true)) * x)",
+        x=normal(2, 3, 4),
+    ),
+    case(
+        "sum_middle",
+        "x: f64[2, 3, 4]",
+        "loss = sum(sin(sum(x, axis=1)))",
+        x=normal(2, 3, 4),
+    ),
+    case("mean", "x: f64[3, 4]", "loss = sum(sin(mean(x, axis=1)))", x=normal(3, 4)),
+    case(
+        "mean_keepdims",
+        "x: f64[3, 4]",
+        "loss = sum(x * mean(x, axis=0, keepdims=true))",
+        x=normal(3, 4),
+    ),
+    case("mean_all", "x: f64[3, 4]", "loss = sin(mean(x))", x=normal(3, 4)),
+    case("max", "x: f64[3, 4]", "loss = sum(sin(max(x, axis=1)))", x=distinct(3, 4)),
+    case(
+        "max_keepdims",
+        "x: f64[3, 4]",
+        "loss = sum(x * max(x, axis=0, keepdims=true))",
+        x=distinct(3, 4),
+    ),
+    case("min", "x: f64[3, 4]", "loss = sum(sin(min(x, axis=-1)))", x=distinct(3, 4)),
+    case("max_all", "x: f64[3, 4]", "loss = max(x) * 2.0", x=distinct(3, 4)),
+    case("prod", "x: f64[3, 4]", "loss = sum(prod(x, axis=1))", x=normal(3, 4)),
+    case(
+        "prod_keepdims",
+        "x: f64[3, 4]",
+        "loss = sum(sin(prod(x, axis=0, keepdims=true)) * x)",
+        x=normal(3, 4),
+    ),
+    case("prod_all", "x: f64[2, 3]", "loss = prod(x)", x=positive(2, 3)),
+    case("logsumexp", "x: f64[3, 4]", "loss = sum(logsumexp(x, axis=1) * 1.3)", x=normal(3, 4)),
+    case(
+        "logsumexp_axis0", "x: f64[3, 4]", "loss = sum(sin(logsumexp(x, axis=0)))", x=normal(3, 4)
+    ),
+    case("var", "x: f64[3, 5]", "loss = sum(sin(var(x, axis=1)))", x=normal(3, 5)),
+]
+
+LINALG_CASES = [
+    case(
+        "matmul_2d",
+        "a: f64[3, 4], b: f64[4, 2]",
+        "loss = sum(sin(a @ b))",
+        a=normal(3, 4),
+        b=normal(4, 2),
+    ),
+    case(
+        "matmul_batched",
+        "a: f64[2, 3, 4], b: f64[2, 4, 5]",
+        "loss = sum(sin(a @ b))",
+        a=normal(2, 3, 4),
+        b=normal(2, 4, 5),
+    ),
+    case(
+        "matmul_broadcast_batch",
+        "a: f64[2, 1, 3, 4], b: f64[3, 4, 2]",
+        "loss = sum(sin(a @ b))",
+        a=normal(2, 1, 3, 4),
+        b=normal(3, 4, 2),
+    ),
+    case(
+        "matmul_batch_by_matrix",
+        "a: f64[2, 3, 4], b: f64[4, 2]",
+        "loss = sum(sin(a @ b))",
+        a=normal(2, 3, 4),
+        b=normal(4, 2),
+    ),
+    case(
+        "matmul_vector_matrix",
+        "a: f64[4], b: f64[4, 3]",
+        "loss = sum(sin(a @ b))",
+        a=normal(4),
+        b=normal(4, 3),
+    ),
+    case(
+        "matmul_matrix_vector",
+        "a: f64[3, 4], b: f64[4]",
+        "loss = sum(sin(a @ b))",
+        a=normal(3, 4),
+        b=normal(4),
+    ),
+    case(
+        "matmul_vector_vector",
+        "a: f64[4], b: f64[4]",
+        "loss = sin(a @ b)",
+        a=normal(4),
+        b=normal(4),
+    ),
+    case("dot", "a: f64[4], b: f64[4]", "loss = sin(dot(a, b))", a=normal(4), b=normal(4)),
+    case(
+        "matmul_batched_vector",
+        "a: f64[2, 3, 4], b: f64[4]",
+        "loss = sum(sin(matmul(a, b)))",
+        a=normal(2, 3, 4),
+        b=normal(4),
+    ),
+]
+
+SHAPE_CASES = [
+    case(
+        "reshape", "x: f64[2, 6]", "loss = sum(sin(reshape(x, [3, 4])) * x.T[0, 0])", x=normal(2, 6)
+    ),
+    case(
+        "reshape_infer",
+        "x: f64[2, 6]",
+        "loss = sum(sin(reshape(x, [-1, 3])) * 2.0)",
+        x=normal(2, 6),
+    ),
+    case(
+        "transpose",
+        "x: f64[2, 3, 4]",
+        "loss = sum(sin(transpose(x, [2, 0, 1])) * reshape(x, [4, 2, 3]))",
+        x=normal(2, 3, 4),
+    ),
+    case("dot_T", "x: f64[3, 4]", "loss = sum(sin(x.T @ x))", x=normal(3, 4)),
+    case(
+        "expand_squeeze",
+        "x: f64[3]",
+        "loss = sum(sin(squeeze(expand_dims(x, 0), 0)) * x)",
+        x=normal(3),
+    ),
+    case(
+        "concat",
+        "x: f64[2, 3], y: f64[4, 3]",
+        "loss = sum(sin(concat([x, y, x], 0)) * 1.7)",
+        x=normal(2, 3),
+        y=normal(4, 3),
+    ),
+    case(
+        "concat_axis1",
+        "x: f64[2, 3], y: f64[2, 1]",
+        "loss = sum(sin(concat([y, x], axis=1)))",
+        x=normal(2, 3),
+        y=normal(2, 1),
+    ),
+    case(
+        "stack",
+        "x: f64[2, 3], y: f64[2, 3]",
+        "loss = sum(sin(stack([x, y], 1)) * 1.7)",
+        x=normal(2, 3),
+        y=normal(2, 3),
+    ),
+    case("index", "x: f64[4, 3]", "loss = sum(sin(x[1]) * x[2])", x=normal(4, 3)),
+    case("index_last", "x: f64[4, 3]", "loss = sum(sin(x[:, -1]))", x=normal(4, 3)),
+    case("slice", "x: f64[6, 3]", "loss = sum(sin(x[1:4]))", x=normal(6, 3)),
+    case("slice_negative", "x: f64[6, 3]", "loss = sum(sin(x[-4:-1, 1:]))", x=normal(6, 3)),
+    case("slice_step", "x: f64[7, 3]", "loss = sum(sin(x[::2]) * 1.3)", x=normal(7, 3)),
+    case("slice_step_offset", "x: f64[7, 5]", "loss = sum(sin(x[1::3, 1:5:2]))", x=normal(7, 5)),
+    case(
+        "ellipsis", "x: f64[2, 3, 4]", "loss = sum(sin(x[..., 0]) * x[..., 1])", x=normal(2, 3, 4)
+    ),
+    case(
+        "take",
+        "x: f64[5, 3], i: i32[4]",
+        "loss = sum(sin(take(x, i, 0)))",
+        wrt="x",
+        x=normal(5, 3),
+        i=np.array([0, 3, 3, -1], np.int32),
+    ),
+    case(
+        "take_axis1",
+        "x: f64[2, 5], i: i32[2, 3]",
+        "loss = sum(sin(take(x, i, axis=1)))",
+        wrt="x",
+        x=normal(2, 5),
+        i=np.array([[1, 1, 4], [0, 1, 1]], np.int32),
+    ),
+    case(
+        "take_along_axis",
+        "x: f64[3, 4], i: i32[3, 5]",
+        "loss = sum(sin(take_along_axis(x, i, 1)))",
+        wrt="x",
+        x=normal(3, 4),
+        i=np.array([[0, 0, 3, 2, 0], [1, 1, 1, 1, 2], [3, 2, 1, 0, 3]], np.int32),
+    ),
+]
+
+NN_CASES = [
+    case("softmax", "x: f64[3, 4]", "loss = sum(sin(softmax(x)))", x=normal(3, 4)),
+    case(
+        "softmax_axis0", "x: f64[3, 4]", "loss = sum(sin(softmax(x, axis=0)) * x)", x=normal(3, 4)
+    ),
+    case("log_softmax", "x: f64[3, 4]", "loss = sum(sin(log_softmax(x)))", x=normal(3, 4)),
+    case("log_softmax_axis0", "x: f64[3, 4]", "loss = sum(log_softmax(x, 0) * x)", x=normal(3, 4)),
+    case(
+        "layer_norm",
+        "x: f64[3, 5], g: f64[5], b: f64[5]",
+        "loss = sum(sin(layer_norm(x, g, b)))",
+        x=normal(3, 5),
+        g=normal(5),
+        b=normal(5),
+    ),
+    case(
+        "layer_norm_3d",
+        "x: f64[2, 3, 4], g: f64[4], b: f64[4]",
+        "loss = sum(sin(layer_norm(x, g, b, eps=0.01)) * x)",
+        x=normal(2, 3, 4),
+        g=normal(4),
+        b=normal(4),
+    ),
+    case(
+        "layer_norm_1d",
+        "x: f64[5], g: f64[5], b: f64[5]",
+        "loss = sum(sin(layer_norm(x, g, b)))",
+        x=normal(5),
+        g=normal(5),
+        b=normal(5),
+    ),
+    case(
+        "cross_entropy",
+        "z: f64[4, 3], y: i32[4]",
+        "loss = mean(cross_entropy(z, y))",
+        wrt="z",
+        z=normal(4, 3),
+        y=np.array([0, 2, 2, 1], np.int32),
+    ),
+    case(
+        "cross_entropy_weighted",
+        "z: f64[4, 3], y: i32[4]",
+        "loss = sum(cross_entropy(z * z, y) * z[:, 0])",
+        wrt="z",
+        z=normal(4, 3),
+        y=np.array([1, 0, 2, 1], np.int32),
+    ),
+    case(
+        "mse", "a: f64[3, 2], b: f64[3, 2]", "loss = mse(sin(a), b)", a=normal(3, 2), b=normal(3, 2)
+    ),
+]
+
+SYMBOLIC_CASES = [
+    case(
+        "symbolic_mean",
+        "x: f64[N, 3]",
+        "loss = sum(sin(mean(x, axis=0)))",
+        x=normal(5, 3),
+    ),
+    case(
+        "symbolic_matmul_bias",
+        "x: f64[N, 3], w: f64[3, K], b: f64[K]",
+        "loss = mean(sin(x @ w + b))",
+        x=normal(4, 3),
+        w=normal(3, 2),
+        b=normal(2),
+    ),
+    case(
+        "symbolic_slices",
+        "x: f64[N, M]",
+        "loss = sum(sin(x[1:, :-1])) + sum(cos(x[::2, 1::2]))",
+        x=normal(5, 4),
+    ),
+    case(
+        "symbolic_concat",
+        "x: f64[N, 2], y: f64[M, 2]",
+        "loss = sum(sin(concat([x, y, x], 0)) * 1.1)",
+        x=normal(3, 2),
+        y=normal(4, 2),
+    ),
+    case(
+        "symbolic_reshape",
+        "x: f64[N, 4]",
+        "loss = sum(sin(reshape(x, [2, -1])) * 1.2)",
+        x=normal(3, 4),
+    ),
+    case(
+        "symbolic_cross_entropy",
+        "z: f64[N, C], y: i32[N]",
+        "loss = mean(cross_entropy(z, y))",
+        wrt="z",
+        z=normal(5, 3),
+        y=np.array([0, 1, 2, 2, 0], np.int32),
+    ),
+    case(
+        "symbolic_layer_norm",
+        "x: f64[N, D], g: f64[D], b: f64[D]",
+        "loss = mean(sin(layer_norm(x, g, b)))",
+        x=normal(3, 4),
+        g=normal(4),
+        b=normal(4),
+    ),
+    case(
+        "symbolic_max_prod",
+        "x: f64[N, M]",
+        "loss = sum(max(x, axis=1)) + sum(prod(x, axis=0))",
+        x=distinct(3, 4),
+    ),
+    case(
+        "symbolic_take_along_axis",
+        "x: f64[N, 4], i: i32[N, 2]",
+        "loss = sum(sin(take_along_axis(x, i, axis=-1)))",
+        wrt="x",
+        x=normal(3, 4),
+        i=np.array([[0, 0], [3, 1], [2, 2]], np.int32),
+    ),
+]
+
+ALL_CASES = ELEMENTWISE_CASES + REDUCTION_CASES + LINALG_CASES + SHAPE_CASES + NN_CASES
+ALL_CASES += SYMBOLIC_CASES
+
+
+@pytest.mark.parametrize("label", PIPELINE_LABELS)
+@pytest.mark.parametrize("grad_case", ALL_CASES, ids=lambda c: c.name)
+def test_gradient_matches_finite_differences(grad_case: GradCase, label: str) -> None:
+    check_case(grad_case, label)
+
+
+# ----- the rule table ---------------------------------------------------------------------------
+
+
+def test_every_tc_op_has_a_rule_or_is_non_differentiable() -> None:
+    tc_ops = {name for name in OP_REGISTRY if name.startswith("tc.")}
+    missing = sorted(tc_ops - VJP_RULES.keys() - NON_DIFFERENTIABLE)
+    both = sorted(VJP_RULES.keys() & NON_DIFFERENTIABLE)
+    assert not missing, f"tc ops with no VJP rule that are not marked non-differentiable: {missing}"
+    assert not both, f"ops both differentiable and not: {both}"
+    assert not (VJP_RULES.keys() | NON_DIFFERENTIABLE) - tc_ops, "rules for unknown ops"
+
+
+def test_pipelines_run_autodiff_after_inline() -> None:
+    for level, pipeline in PIPELINES.items():
+        names = [pass_name(item) for item in pipeline_items(pipeline)]
+        assert "autodiff" in names, f"-O{level} does not run autodiff: {pipeline!r}"
+        if "inline" in names:
+            assert names.index("autodiff") == names.index("inline") + 1, pipeline
+
+
+# ----- whole-program properties -------------------------------------------------------------
+
+
+def _compile(source: str, label: str = "autodiff"):
+    return compile_program(source, label)
+
+
+def _expanded_ir(source: str) -> str:
+    module = compile_source(source, "t.tc")
+    PassManager(parse_pipeline(registered("inline,autodiff"))).run(module)
+    return print_module(module)
+
+
+HVP_SOURCE = """
+def hvp(x: f64[N], a: f64[N], v: f64[N]) -> f64[N] {
+    f = (a @ x) ** 3.0 + sum(x * x * x)
+    g = grad(f, x)
+    return grad(sum(g * v), x)
+}
+"""
+
+
+@pytest.mark.parametrize("label", PIPELINE_LABELS)
+def test_hessian_vector_product_of_a_cubic(label: str) -> None:
+    module = _compile(HVP_SOURCE, label)
+    x, a, v = normal(5), normal(5), normal(5)
+    hessian = 6 * (a @ x) * np.outer(a, a) + 6 * np.diag(x)
+    np.testing.assert_allclose(module.hvp(x, a, v), hessian @ v, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("label", PIPELINE_LABELS)
+def test_third_derivative_through_two_nested_grads(label: str) -> None:
+    source = """
+    def d3(x: f64) -> f64 {
+        d1 = grad(sin(x) * x, x)
+        d2 = grad(d1, x)
+        return grad(d2, x)
+    }
+    """
+    x = 0.7
+    expected = -3 * np.sin(x) - x * np.cos(x)
+    np.testing.assert_allclose(_compile(source, label).d3(np.float64(x)), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("label", PIPELINE_LABELS)
+def test_several_wrt_match_separate_gradients(label: str) -> None:
+    source = """
+    def both(x: f64[4, 3], w: f64[3, 2], b: f64[2]) {
+        loss = sum(tanh(x @ w + b) ** 2.0)
+        gw, gb, gx = grad(loss, [w, b, x])
+        return gw, gb, gx
+    }
+    def only_w(x: f64[4, 3], w: f64[3, 2], b: f64[2]) -> f64[3, 2] {
+        return grad(sum(tanh(x @ w + b) ** 2.0), w)
+    }
+    def only_b(x: f64[4, 3], w: f64[3, 2], b: f64[2]) -> f64[2] {
+        return grad(sum(tanh(x @ w + b) ** 2.0), b)
+    }
+    """
+    module = _compile(source, label)
+    x, w, b = normal(4, 3), normal(3, 2), normal(2)
+    gw, gb, gx = module.both(x, w, b)
+    np.testing.assert_allclose(gw, module.only_w(x, w, b), rtol=1e-13)
+    np.testing.assert_allclose(gb, module.only_b(x, w, b), rtol=1e-13)
+    assert gx.shape == x.shape
+
+
+def test_several_wrt_share_the_backward_sweep() -> None:
+    """grad(loss, [w, b]) differentiates tanh once; separate grads do it twice."""
+    body = "loss = sum(tanh(x @ w + b))"
+    params = "x: f64[4, 3], w: f64[3, 2], b: f64[2]"
+    together = _expanded_ir(f"def f({params}) {{\n {body}\n return grad(loss, [w, b])\n}}")
+    apart = _expanded_ir(
+        f"def f({params}) {{\n {body}\n gw = grad(loss, w)\n gb = grad(loss, b)\n return gw, gb\n}}"
+    )
+    assert together.count("tc.mul") < apart.count("tc.mul")
+    assert together.count("tc.matmul") == 2  # forward, and the one for w
+
+
+@pytest.mark.parametrize("label", PIPELINE_LABELS)
+def test_stop_gradient_blocks_and_disappears(label: str) -> None:
+    source = """
+    def f(x: f64[3]) -> f64[3] {
+        return grad(sum(x * stop_gradient(x * x)), x)
+    }
+    """
+    x = normal(3)
+    np.testing.assert_allclose(_compile(source, label).f(x), x * x, rtol=1e-15)
+    assert "stop_gradient" not in _expanded_ir(source)
+
+
+@pytest.mark.parametrize("label", PIPELINE_LABELS)
+def test_unrelated_wrt_gets_zeros_of_its_type(label: str) -> None:
+    source = """
+    def f(x: f64[N, 3], u: f64[M], k: i32[2]) {
+        s = stop_gradient(x)
+        loss = sum(sin(x))
+        gx, gu, gk, gs = grad(loss, [x, u, k, s])
+        return gx, gu, gk
+    }
+    """
+    x, u, k = normal(4, 3), normal(7), np.array([1, 2], np.int32)
+    gx, gu, gk = _compile(source, label).f(x, u, k)
+    np.testing.assert_allclose(gx, np.cos(x), rtol=1e-15)
+    assert gu.shape == (7,) and gu.dtype == np.float64 and not gu.any()
+    assert gk.dtype == np.int32 and not gk.any()
+
+
+@pytest.mark.parametrize("label", PIPELINE_LABELS)
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "cast(argmax(x, axis=0), f64)",
+        "cast(argmin(x), f64)",
+        "cast(x > 0.0, f64)",
+        "floor(x)",
+        "ceil(x)",
+        "sign(x)",
+        "cast(cast(x * 3.0, i32), f64)",
+        "x // 0.7",
+        "one_hot(argmax(x, axis=1), 4)",
+        "where(x > 0.0, 1.0, 2.0)",
+        "cast(sum(cast(x > 0.0, i32)), f64)",
+    ],
+)
+def test_integer_and_piecewise_constant_paths_pass_no_gradient(expression: str, label: str) -> None:
+    source = f"""
+    def f(x: f64[3, 4]) -> f64[3, 4] {{
+        y = {expression}
+        return grad(sum(cast(y, f64)) * 2.0, x)
+    }}
+    """
+    x = normal(3, 4) + 0.05
+    result = _compile(source, label).f(x)
+    assert result.shape == (3, 4) and not result.any()
+
+
+@pytest.mark.parametrize("label", PIPELINE_LABELS)
+def test_take_with_repeated_indices_accumulates(label: str) -> None:
+    source = """
+    def f(x: f64[4, 2], i: i32[5], j: i32[4, 3]) {
+        loss = sum(take(x, i, 0)) + 10.0 * sum(take_along_axis(x, j % 2, axis=1))
+        return grad(loss, x)
+    }
+    """
+    i = np.array([1, 1, 3, 1, -4], np.int32)
+    j = np.array([[0, 0, 0], [1, 1, 0], [0, 1, 0], [1, 1, 1]], np.int32)
+    result = _compile(source, label).f(normal(4, 2), i, j)
+    expected = np.zeros((4, 2))
+    np.add.at(expected, np.where(i < 0, i + 4, i), 1.0)
+    for row in range(4):
+        np.add.at(expected[row], j[row] % 2, 10.0)
+    np.testing.assert_array_equal(result, expected)
+
+
+@pytest.mark.parametrize("label", PIPELINE_LABELS)
+def test_prod_gradient_is_exact_with_zeros(label: str) -> None:
+    source = """
+    def f(x: f64[4, 3]) -> f64[4, 3] {
+        return grad(sum(prod(x, axis=1)), x)
+    }
+    """
+    x = np.array([[2.0, 3.0, 4.0], [0.0, 3.0, 4.0], [0.0, 0.0, 5.0], [1.5, -2.0, 0.5]])
+    expected = np.array([[12.0, 8.0, 6.0], [12.0, 0.0, 0.0], [0.0, 0.0, 0.0], [-1.0, 0.75, -3.0]])
+    np.testing.assert_array_equal(_compile(source, label).f(x), expected)
+
+
+@pytest.mark.parametrize("label", PIPELINE_LABELS)
+def test_ties_share_the_gradient(label: str) -> None:
+    source = """
+    def f(x: f64[4], y: f64[4]) {
+        loss = max(x) + sum(maximum(x, y))
+        return grad(loss, [x, y])
+    }
+    """
+    x = np.array([1.0, 3.0, 3.0, 0.0])
+    y = np.array([2.0, 3.0, 1.0, 0.0])
+    gx, gy = _compile(source, label).f(x, y)
+    np.testing.assert_array_equal(gx, [0.0, 1.0, 1.5, 0.5])
+    np.testing.assert_array_equal(gy, [1.0, 0.5, 0.0, 0.5])
+
+
+@pytest.mark.parametrize("label", PIPELINE_LABELS)
+def test_pow_exponent_gradient_is_zero_not_nan_for_nonpositive_bases(label: str) -> None:
+    source = """
+    def f(x: f64[3], p: f64[3]) {
+        return grad(sum(x ** p), [x, p])
+    }
+    """
+    x, p = np.array([-2.0, 0.0, 2.0]), np.array([2.0, 2.0, 3.0])
+    gx, gp = _compile(source, label).f(x, p)
+    np.testing.assert_allclose(gx, [-4.0, 0.0, 12.0])
+    np.testing.assert_allclose(gp, [0.0, 0.0, 8.0 * np.log(2.0)])
+
+
+@pytest.mark.parametrize("label", PIPELINE_LABELS)
+def test_cast_through_f32_passes_the_gradient_back(label: str) -> None:
+    source = """
+    def f(x: f64[3]) -> f64[3] {
+        return grad(sum(cast(cast(x, f32) * 2.0, f64)), x)
+    }
+    """
+    result = _compile(source, label).f(normal(3))
+    assert result.dtype == np.float64
+    np.testing.assert_array_equal(result, [2.0, 2.0, 2.0])
+
+
+@pytest.mark.parametrize("label", PIPELINE_LABELS)
+def test_gradient_with_respect_to_intermediate_and_to_y(label: str) -> None:
+    source = """
+    def f(x: f64[3]) {
+        h = sin(x)
+        loss = sum(h * h)
+        gh, gx, gl = grad(loss, [h, x, loss])
+        return gh, gx, gl
+    }
+    """
+    x = normal(3)
+    gh, gx, gl = _compile(source, label).f(x)
+    np.testing.assert_allclose(gh, 2 * np.sin(x), rtol=1e-15)
+    np.testing.assert_allclose(gx, 2 * np.sin(x) * np.cos(x), rtol=1e-15)
+    assert gl == 1.0
+
+
+def test_train_step_from_the_spec_runs_in_f32() -> None:
+    source = """
+    def train_step(x: f32[N, 6], y: i32[N], w: f32[6, 3], b: f32[3], lr: f32) {
+        loss = mean(cross_entropy(x @ w + b, y))
+        gw, gb = grad(loss, [w, b])
+        return w - lr * gw, b - lr * gb, loss
+    }
+    """
+    x = normal(5, 6).astype(np.float32)
+    y = np.array([0, 1, 2, 1, 0], np.int32)
+    w, b = normal(6, 3).astype(np.float32), normal(3).astype(np.float32)
+    for label in PIPELINE_LABELS:
+        new_w, new_b, loss = _compile(source, label).train_step(x, y, w, b, np.float32(0.1))
+        logits = x.astype(np.float64) @ w + b
+        probabilities = np.exp(logits - logits.max(1, keepdims=True))
+        probabilities /= probabilities.sum(1, keepdims=True)
+        delta = (probabilities - np.eye(3)[y]) / 5
+        np.testing.assert_allclose(new_w, w - 0.1 * x.T @ delta, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(new_b, b - 0.1 * delta.sum(0), rtol=1e-5, atol=1e-6)
+        assert new_w.dtype == np.float32 and loss.dtype == np.float32
+
+
+def test_autodiff_leaves_no_grad_and_is_idempotent() -> None:
+    text = _expanded_ir(HVP_SOURCE)
+    assert "tc.grad" not in text
+    module = compile_source(HVP_SOURCE, "t.tc")
+    PassManager(parse_pipeline("autodiff,autodiff")).run(module)
+    assert print_module(module).count("\n") == text.count("\n")
+
+
+def test_a_missing_rule_is_reported_with_the_op() -> None:
+    module = compile_source("def f(x: f64[3]) -> f64[3] {\n return grad(sum(exp(x)), x)\n}", "t.tc")
+    saved = VJP_RULES.pop("tc.exp")
+    try:
+        with pytest.raises(AutodiffError, match="no gradient rule for tc.exp") as info:
+            PassManager(parse_pipeline("autodiff")).run(module)
+        assert info.value.op is not None and info.value.op.loc is not None
+    finally:
+        VJP_RULES["tc.exp"] = saved
+
+
+def test_unexpanded_grad_results_are_rejected_by_the_rule() -> None:
+    with pytest.raises(AutodiffError, match="expanded"):
+        VJP_RULES["tc.grad"](None, None, [])  # type: ignore[arg-type]
+
+
+def test_several_functions_and_results_are_independent() -> None:
+    source = """
+    def a(x: f64[2]) -> f64[2] { return grad(sum(x * x), x) }
+    def b(x: f64[2]) -> f64[2] { return grad(sum(x * x * x), x) }
+    """
+    module = _compile(source)
+    x = np.array([1.0, -2.0])
+    np.testing.assert_array_equal(as_tuple(module.a(x))[0], 2 * x)
+    np.testing.assert_array_equal(as_tuple(module.b(x))[0], 3 * x * x)
