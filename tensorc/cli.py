@@ -112,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     inspect_cmd = commands.add_parser("inspect", help="describe a compiled artifact")
     inspect_cmd.add_argument("artifact", metavar="OUT.so")
+    inspect_cmd.add_argument("--json", action="store_true", help="print the manifest as JSON")
 
     run_cmd = commands.add_parser("run", help="run a compiled function on .npy files")
     run_cmd.add_argument("artifact", metavar="OUT.so")
@@ -200,12 +201,167 @@ def cmd_compile(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _program_error(message: object) -> int:
+    sys.stderr.write(f"tensorc: error: {message}\n")
+    return EXIT_PROGRAM_ERROR
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
-    raise UsageError("inspect needs the native backends, which this version does not have yet")
+    import json
+
+    from tensorc_runtime import ArtifactError
+    from tensorc_runtime.elf import read_manifest
+
+    try:
+        manifest = read_manifest(args.artifact)
+        if args.json:
+            sys.stdout.write(json.dumps(manifest, indent=2) + "\n")
+            return EXIT_OK
+        sys.stdout.write(_describe_artifact(args.artifact, manifest))
+    except ArtifactError as error:
+        return _program_error(error)
+    return EXIT_OK
+
+
+def _describe_artifact(path: str, manifest: dict) -> str:
+    from tensorc_runtime import Signature
+    from tensorc_runtime.cpu import host_arch, host_cpu_features, missing_features
+
+    features = manifest.get("cpu_features") or []
+    options = manifest.get("options") or {}
+    rows = [
+        ("target", manifest["target"]),
+        ("triple", manifest["triple"]),
+        ("cpu", manifest["cpu"]),
+        ("cpu features", ", ".join(features) or "(none)"),
+        ("arch", manifest.get("arch") or "-"),
+        ("compiler", f"tensorc {manifest['compiler_version']}"),
+        ("format", f"{manifest['format']} version {manifest['format_version']}"),
+        ("source hash", manifest.get("source_hash", "-")),
+        ("options", ", ".join(f"{key}={value}" for key, value in options.items()) or "-"),
+    ]
+    host = host_cpu_features()
+    artifact_arch = str(manifest["triple"]).split("-", 1)[0]
+    if manifest["target"] == "cpu" and artifact_arch == host_arch() and host is not None:
+        missing = missing_features(features, host)
+        verdict = f"lacks {', '.join(missing)}" if missing else "can run it"
+        rows.append(("this machine", verdict))
+    lines = [f"{path}: tensorc artifact"]
+    lines += [f"  {label + ':':<14}{value}" for label, value in rows]
+    functions = manifest["functions"]
+    lines.append(f"  functions ({len(functions)}):")
+    for entry in functions:
+        signature = Signature.from_dict(entry)
+        dims = ", ".join(entry.get("symbols", [])) or "none"
+        lines.append(f"    {signature}")
+        lines.append(f"        entry point {entry['symbol']}, dims [{dims}]")
+    return "\n".join(lines) + "\n"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    raise UsageError("run needs the native backends, which this version does not have yet")
+    from tensorc_runtime import ArtifactError, load
+
+    try:
+        module = load(args.artifact)
+    except ArtifactError as error:
+        return _program_error(error)
+    if args.function not in module.functions:
+        available = ", ".join(module.functions) or "none"
+        raise UsageError(f"no function '{args.function}' in {args.artifact} (it has: {available})")
+    function = module[args.function]
+    inputs = _run_inputs(function.signature, args.inputs)
+    try:
+        outputs = function(**inputs)
+    except (TypeError, ValueError, IndexError, MemoryError, RuntimeError) as error:
+        return _program_error(error)
+    if not isinstance(outputs, tuple):
+        outputs = (outputs,)
+    for spec, output in zip(function.signature.results, outputs):
+        if args.output:
+            path = f"{args.output}{spec.name}.npy"
+            _save_npy(path, output)
+            sys.stdout.write(f"wrote {path}: {_array_summary_line(output)}\n")
+        else:
+            sys.stdout.write(f"{spec.name}: {_array_summary_line(output)}\n")
+            sys.stdout.write(_array_values(output) + "\n")
+    return EXIT_OK
+
+
+def _run_inputs(signature, items: Sequence[str]) -> dict[str, object]:
+    """``name=value`` arguments -> keyword arguments; every parameter exactly once."""
+    params = {param.name: param for param in signature.params}
+    inputs: dict[str, object] = {}
+    for item in items:
+        name, separator, value = item.partition("=")
+        if not separator or not name:
+            raise UsageError(f"expected name=value.npy or name=number, got '{item}'")
+        if name not in params:
+            raise UsageError(
+                f"{signature.name} has no parameter '{name}' "
+                f"(its parameters: {', '.join(params) or 'none'})"
+            )
+        if name in inputs:
+            raise UsageError(f"parameter '{name}' given twice")
+        inputs[name] = _run_value(name, value)
+    missing = [
+        f"{name}: {param.type_str()}" for name, param in params.items() if name not in inputs
+    ]
+    if missing:
+        raise UsageError(f"{signature.name} needs a value for {', '.join(missing)}")
+    return inputs
+
+
+def _run_value(name: str, value: str) -> object:
+    """A .npy file's array, or a literal scalar (true/false, an int, a float)."""
+    import os
+
+    import numpy as np
+
+    if value.endswith(".npy") or os.path.exists(value):
+        try:
+            return np.load(value, allow_pickle=False)
+        except OSError as error:
+            raise UsageError(f"{name}: cannot read '{value}': {error.strerror or error}") from None
+        except ValueError as error:
+            raise UsageError(f"{name}: '{value}' is not a .npy array: {error}") from None
+    lowered = value.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for parse in (int, float):
+        try:
+            return parse(value)
+        except ValueError:
+            continue
+    raise UsageError(f"{name}: '{value}' is neither a .npy file nor a number")
+
+
+def _array_summary_line(array) -> str:
+    from tensorc_runtime.dtypes import from_numpy_dtype
+
+    try:
+        dtype = from_numpy_dtype(array.dtype)
+    except ValueError:
+        dtype = str(array.dtype)
+    return f"{dtype}, shape {tuple(array.shape)}"
+
+
+def _array_values(array) -> str:
+    import numpy as np
+
+    return np.array2string(array, threshold=64, edgeitems=3, max_line_width=100)
+
+
+def _save_npy(path: str, array) -> None:
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    try:
+        write_atomically(path, buffer.getvalue())
+    except OSError as error:
+        raise UsageError(f"cannot write '{path}': {error.strerror or error}") from None
 
 
 COMMANDS = {

@@ -3,9 +3,11 @@ against finite differences computed in f64 by the reference interpreter."""
 
 from __future__ import annotations
 
+import tempfile
 import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -82,13 +84,51 @@ class GradCase:
         return list(self.inputs.values())
 
 
-def compile_program(source: str, label: str = "autodiff"):
-    """`source` compiled for the interpreter with the pipeline `label`."""
-    return tensorc.compile(source, target="interp", passes=pipeline_passes(label))
+@dataclass
+class IRGradCase(GradCase):
+    """A case written in IR text, for ops the frontend does not emit: `params` like
+    `%x: f64[3]`, `body` IR lines that define `%loss`, and `wrt` value names (`%x`)."""
+
+    def source(self) -> str:
+        body = textwrap.indent(textwrap.dedent(self.body).strip(), "  ")
+        types = {p.split(":")[0].strip(): p.split(":", 1)[1].strip() for p in _split(self.params)}
+        results = ", ".join(types[w] for w in self.wrt)
+        names = ", ".join(f"%g{i}" for i in range(len(self.wrt)))
+        return (
+            f"func.func @loss_fn({self.params}) -> f64 {{\n{body}\n"
+            f"  func.return %loss : (f64) -> ()\n}}\n"
+            f"func.func @grad_fn({self.params}) -> ({results}) {{\n{body}\n"
+            f"  {names} = tc.grad %loss, {', '.join(self.wrt)} : (f64, {results}) -> ({results})\n"
+            f"  func.return {names} : ({results}) -> ()\n}}\n"
+        )
+
+
+def _split(params: str) -> list[str]:
+    """`%x: f64[3, 4], %i: i32[2]` -> each parameter (commas inside brackets kept)."""
+    items, depth, current = [], 0, ""
+    for char in params:
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            items.append(current)
+            current = ""
+        else:
+            current += char
+    return [item.strip() for item in items + [current] if item.strip()]
+
+
+def compile_program(source: str, label: str = "autodiff", is_ir: bool = False):
+    """`source` (`.tc` text, or `.tcir` text when `is_ir`) compiled for the interpreter with
+    the pipeline `label`."""
+    if not is_ir:
+        return tensorc.compile(source, target="interp", passes=pipeline_passes(label))
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "case.tcir"
+        path.write_text(source)
+        return tensorc.compile(path, target="interp", passes=pipeline_passes(label))
 
 
 def compile_case(case: GradCase, label: str):
-    return compile_program(case.source(), label)
+    return compile_program(case.source(), label, is_ir=isinstance(case, IRGradCase))
 
 
 def finite_difference(
@@ -139,7 +179,7 @@ def check_case(case: GradCase, label: str) -> float:
     names = list(case.inputs)
     worst = 0.0
     for name, gradient in zip(case.wrt, gradients):
-        position = names.index(name)
+        position = names.index(name.lstrip("%"))
         assert gradient.shape == arguments[position].shape, (name, gradient.shape)
         expected = finite_difference(module.loss_fn, arguments, position)
         error = relative_error(gradient, expected)

@@ -102,8 +102,18 @@ class _Builder:
     def step(self) -> None:
         kind = self.draw(
             st.sampled_from(
-                ["unary", "unary", "binary", "binary", "reduce", "scalar", "shape", "matmul",
-                 "nn", "slice"]
+                [
+                    "unary",
+                    "unary",
+                    "binary",
+                    "binary",
+                    "reduce",
+                    "scalar",
+                    "shape",
+                    "matmul",
+                    "nn",
+                    "slice",
+                ]
             )
         )
         getattr(self, f"step_{kind}")()
@@ -230,11 +240,18 @@ def programs(draw, dtype: str | None = None, max_statements: int = 8, allow_matm
     result = builder.vars[-1]
     header = ", ".join(f"{p.name}: {_type_text(p)}" for p in params)
     source = "\n".join(
-        [f"def f({header}) -> {_type_text(result)} {{", *builder.lines,
-         f"    return {result.name}", "}", ""]
+        [
+            f"def f({header}) -> {_type_text(result)} {{",
+            *builder.lines,
+            f"    return {result.name}",
+            "}",
+            "",
+        ]
     )
     return Program(source, params, result, len(builder.lines), builder.ops)
 
 
 def sizes_strategy():
-    return st.fixed_dictionaries({"N": st.sampled_from([1, 2, 5, 7]), "M": st.sampled_from([1, 3, 4])})
+    return st.fixed_dictionaries(
+        {"N": st.sampled_from([1, 2, 5, 7]), "M": st.sampled_from([1, 3, 4])}
+    )

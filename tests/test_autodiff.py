@@ -9,6 +9,7 @@ import pytest
 from autodiff_support import (
     PIPELINE_LABELS,
     GradCase,
+    IRGradCase,
     as_tuple,
     check_case,
     compile_program,
@@ -397,6 +398,19 @@ SYMBOLIC_CASES = [
         x=normal(5, 4),
     ),
     case(
+        "symbolic_bounds",
+        "x: f64[N, 3]",
+        "loss = sum(sin(x[N - 3:N - 1])) + sum(cos(x[N - 4::2, 1]))",
+        x=normal(6, 3),
+    ),
+    case(
+        "symbolic_equal_at_call",
+        "x: f64[N], y: f64[M]",
+        "loss = sum(sin(x * y) + y)",
+        x=normal(4),
+        y=normal(4),
+    ),
+    case(
         "symbolic_concat",
         "x: f64[N, 2], y: f64[M, 2]",
         "loss = sum(sin(concat([x, y, x], 0)) * 1.1)",
@@ -441,8 +455,45 @@ SYMBOLIC_CASES = [
     ),
 ]
 
+# Ops that the frontend does not emit (passes do), written in IR text.
+IR_CASES = [
+    IRGradCase(
+        "softplus_ir",
+        "%x: f64[3, 4]",
+        """
+        %s = tc.softplus %x : (f64[3, 4]) -> f64[3, 4]
+        %p = tc.mul %s, %x : (f64[3, 4], f64[3, 4]) -> f64[3, 4]
+        %loss = tc.sum %p {axes = [0, 1]} : (f64[3, 4]) -> f64
+        """,
+        ["%x"],
+        {"x": normal(3, 4) * 3},
+    ),
+    IRGradCase(
+        "scatter_add_ir",
+        "%u: f64[2, 4, 3], %i: i32[4]",
+        """
+        %s = tc.scatter_add %u, %i {axis = 1, size = 5} : (f64[2, 4, 3], i32[4]) -> f64[2, 5, 3]
+        %q = tc.mul %s, %s : (f64[2, 5, 3], f64[2, 5, 3]) -> f64[2, 5, 3]
+        %w = tc.sin %q : (f64[2, 5, 3]) -> f64[2, 5, 3]
+        %loss = tc.sum %w {axes = [0, 1, 2]} : (f64[2, 5, 3]) -> f64
+        """,
+        ["%u"],
+        {"u": normal(2, 4, 3), "i": np.array([4, 0, 4, -2], np.int32)},
+    ),
+    IRGradCase(
+        "scatter_add_along_axis_ir",
+        "%u: f64[N, 5], %i: i32[N, 5]",
+        "%s = tc.scatter_add_along_axis %u, %i {axis = 1, size = 3}"
+        " : (f64[N, 5], i32[N, 5]) -> f64[N, 3]\n"
+        "%q = tc.mul %s, %s : (f64[N, 3], f64[N, 3]) -> f64[N, 3]\n"
+        "%loss = tc.sum %q {axes = [0, 1]} : (f64[N, 3]) -> f64",
+        ["%u"],
+        {"u": normal(2, 5), "i": np.array([[0, 0, 2, 1, 0], [2, 2, 2, 1, 1]], np.int32)},
+    ),
+]
+
 ALL_CASES = ELEMENTWISE_CASES + REDUCTION_CASES + LINALG_CASES + SHAPE_CASES + NN_CASES
-ALL_CASES += SYMBOLIC_CASES
+ALL_CASES += SYMBOLIC_CASES + IR_CASES
 
 
 @pytest.mark.parametrize("label", PIPELINE_LABELS)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from progen import programs, sizes_strategy
+
 from tensorc.frontend import compile_source
 from tensorc.interp.interpreter import Interpreter
 from tensorc.ir import parse_module, print_module, verify_module

@@ -46,7 +46,7 @@ from tensorc.frontend.values import (
 from tensorc.ir.attributes import ShapeConstraint
 from tensorc.ir.diagnostics import DiagnosticEngine
 from tensorc.ir.dialects import tc_shape
-from tensorc.ir.dims import DimExpr
+from tensorc.ir.dims import DimExpr, dim_max
 from tensorc.ir.dtypes import DType
 from tensorc.ir.location import Location
 from tensorc.ir.types import TensorType
@@ -293,11 +293,14 @@ class ExpressionLowering:
         )
 
     def _slice_bounds(self, index: ast.Slice, terms: tuple[Term, ...]) -> tuple[Bound, Bound, int]:
+        """Bounds as written: the IR gives them Python's meaning (negative counts from the
+        end, then clamped to the axis), symbolic ones included."""
         start_term, stop_term, step_term = terms
-        start = None if index.start is None else self._bound(start_term, index.start.loc,
-                                                              "a slice bound")
-        stop = None if index.stop is None else self._bound(stop_term, index.stop.loc,
-                                                           "a slice bound")
+        start = stop = None
+        if index.start is not None:
+            start = self._bound(start_term, index.start.loc, "a slice bound")
+        if index.stop is not None:
+            stop = self._bound(stop_term, index.stop.loc, "a slice bound")
         step = 1
         if index.step is not None:
             step_expr = self._bound(step_term, index.step.loc, "a slice step")
@@ -313,10 +316,17 @@ class ExpressionLowering:
         self, term: Term, loc: Location | None, type_: TensorType, axis: int
     ) -> tuple[Bound, Bound]:
         """Bounds of the length-1 slice that `x[i]` takes along `axis`, with the check that
-        `i` is in range: at compile time when it can be decided, else at call time."""
-        index = self._bound(term, loc, "an index")
+        `i` is in range: at compile time when it can be decided, else at call time.
+
+        On a symbolic axis `N`, an index `N - k` is taken as `-k`, and constant bounds are
+        kept, so that the slice's type stays simple (`N - max(N - 1, 0)` for `x[-1]`)."""
+        written = self._bound(term, loc, "an index")
         size = type_.shape[axis]
-        what = f"index {index} is out of range for axis {axis} of {describe(type_)}"
+        index = _from_end(written, size)
+        from_end = (index - size).value
+        if not index.is_const and from_end is not None and from_end < 0:
+            index = DimExpr.const(from_end)
+        what = f"index {written} is out of range for axis {axis} of {describe(type_)}"
         constant, static_size = index.value, size.value
         if constant is not None and static_size is not None:
             if not -static_size <= constant < static_size:
@@ -325,7 +335,7 @@ class ExpressionLowering:
             return position, position + 1
         if constant is not None and constant < 0:
             self._check_index("le", DimExpr.const(-constant), size, what, loc)
-            return _attr(size + constant), _attr(size + constant + 1)
+            return constant, (constant + 1 if constant < -1 else None)
         if constant is None:
             self._check_index("le", DimExpr.const(0), index, what, loc)
         self._check_index("lt", index, size, what, loc)
@@ -339,6 +349,17 @@ class ExpressionLowering:
             raise SemaError(what, loc)
         if holds is None:
             self.emitter.defer(kind, lhs, rhs, "IndexError", what, loc)
+
+
+def _from_end(bound: DimExpr, size: DimExpr) -> DimExpr:
+    """An index that is negative for every positive size (`-N`, `1 - 2*N`) counts from the end
+    of the axis, as in Python."""
+    if bound.is_const:
+        return bound
+    constant = sum(coeff for monomial, coeff in bound.terms if not monomial)
+    if constant <= 0 and all(coeff < 0 for monomial, coeff in bound.terms if monomial):
+        return dim_max(size + bound, 0)
+    return bound
 
 
 def _attr(bound: DimExpr | None) -> Bound:

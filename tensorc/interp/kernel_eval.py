@@ -86,14 +86,21 @@ def _evaluate_body_op(
         return domain.grids[op.dim].astype(dtype)
     if op.name == "tc.constant":
         return np.asarray(op.attributes["value"], dtype=dtype)
-    operands = [values[id(v)] for v in op.operands]
     kernel = KERNELS.get(op.name)
     if kernel is None:
         raise InterpreterError(f"the interpreter cannot evaluate {op.name} in a kernel body")
-    shape = np.broadcast_shapes(*(a.shape for a in operands)) if operands else ()
-    context = KernelContext(op.name, [dtype], [shape])
+    # Whole contiguous arrays, as the unfused ops see: NumPy picks other inner loops (and
+    # sometimes other roundings, e.g. SIMD `pow`) for broadcast operands.
+    operands = [_full(values[id(v)], domain.shape) for v in op.operands]
+    context = KernelContext(op.name, [dtype], [domain.shape])
     attributes = {k: evaluate_attr(v, env) for k, v in op.attributes.items()}
     return np.asarray(kernel(context, *operands, **attributes))
+
+
+def _full(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    if array.shape == shape and array.flags.c_contiguous:
+        return array
+    return np.ascontiguousarray(np.broadcast_to(array, shape))
 
 
 def _reduce(kind: str, values: np.ndarray, dtype: DType, full_shape: tuple, axes: tuple) -> Any:

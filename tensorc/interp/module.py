@@ -23,7 +23,9 @@ class InterpFunction:
     def __call__(self, *args: Any, **kwargs: Any) -> np.ndarray | tuple[np.ndarray, ...]:
         bound = self.signature.bind(args, kwargs)
         outputs = self.interpreter.run(self.signature.name, bound.arrays)
-        owned = [_owned(out, bound.arrays) for out in outputs]
+        owned: list[np.ndarray] = []
+        for out in outputs:
+            owned.append(_owned(out, bound.arrays + owned))
         return owned[0] if len(owned) == 1 else tuple(owned)
 
     def __repr__(self) -> str:

@@ -258,10 +258,38 @@ def _minmax(kind: str, args: list[DimExpr]) -> DimExpr:
 
 
 def _beats(kind: str, winner: DimExpr, loser: DimExpr) -> bool:
-    delta = (loser - winner).value
-    if delta is None:
-        return False
-    return delta > 0 if kind == "min" else delta < 0
+    """Whether `winner` is provably the result of `kind(winner, loser)`."""
+    delta = loser - winner if kind == "min" else winner - loser
+    return delta != 0 and sign_of(delta) in ("positive", "nonnegative")
+
+
+def sign_of(expr: DimExpr) -> str | None:
+    """"positive", "nonnegative", "negative", "nonpositive" or None, knowing that every
+    symbol is a size (>= 0) and that min/max/floordiv atoms of such sizes are >= 0 when their
+    arguments are."""
+    if expr.is_const:
+        value = expr.value or 0
+        return "positive" if value > 0 else "negative" if value < 0 else "nonnegative"
+    constant = 0
+    signs: set[int] = set()
+    for monomial, coeff in expr.terms:
+        if monomial == ():
+            constant = coeff
+            continue
+        if not all(_atom_nonnegative(atom) for atom in monomial):
+            return None
+        signs.add(1 if coeff > 0 else -1)
+    if signs == {1}:
+        return "positive" if constant > 0 else "nonnegative" if constant >= 0 else None
+    if signs == {-1}:
+        return "negative" if constant < 0 else "nonpositive" if constant <= 0 else None
+    return None
+
+
+def _atom_nonnegative(atom: str | DimOp) -> bool:
+    if isinstance(atom, str):
+        return True
+    return all(sign_of(arg) in ("positive", "nonnegative") for arg in atom.args)
 
 
 def _as_single_op(expr: DimExpr, kind: str) -> DimOp | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tensorc.ir.dims import DimExpr, dim_max, dim_min
+from tensorc.ir.dims import DimExpr, dim_max, dim_min, sign_of
 from tensorc.ir.types import TensorType
 
 
@@ -115,6 +115,8 @@ def _drop_outer_clamp(length: DimExpr) -> DimExpr:
 def _clamp_bound(
     dim: DimExpr, bound: DimExpr | None, default: DimExpr, is_stop: bool
 ) -> DimExpr:
+    """Python's normalisation of a slice bound on an axis of size `dim`: a negative bound counts
+    from the end, then the result is clamped to [0, dim]."""
     if bound is None:
         return default
     value = bound.value
@@ -122,10 +124,15 @@ def _clamp_bound(
     if size is not None and value is not None:
         resolved = value + size if value < 0 else value
         return DimExpr.const(min(max(resolved, 0), size))
-    if value is not None and value < 0:
-        return dim_max(dim + value, 0)
-    if value is not None and is_stop:
+    sign = sign_of(bound)
+    if sign == "negative":
+        return dim_max(dim + bound, 0)
+    if sign in ("positive", "nonnegative"):
+        if value is not None and not is_stop:
+            # A constant start past a short axis makes the length negative, which the clamp
+            # at zero of dimension values turns into an empty axis.
+            return bound
         return dim_min(bound, dim)
-    # A constant start past a short axis makes the length negative, which the clamp at zero
-    # of dimension values turns into an empty axis. Symbolic bounds are taken as in range.
-    return bound
+    # Sign unknown until the call: wrap when negative, using [b < 0] = -(b // (|b| + 1)).
+    is_negative = -(bound // (dim_max(bound, -bound) + 1))
+    return dim_min(dim_max(bound + dim * is_negative, 0), dim)

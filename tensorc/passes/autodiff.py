@@ -115,7 +115,7 @@ def _backward(
             continue
         rule = VJP_RULES.get(op.name)
         if rule is None:
-            raise AutodiffError(f"autodiff: no gradient rule for {op.name}", op)
+            raise AutodiffError(_missing_rule_message(op), op)
         builder.loc = op.loc
         filled = [
             ct if ct is not None else builder.zeros(result.type)
@@ -127,6 +127,12 @@ def _backward(
                 continue
             _accumulate(builder, cotangents, operand, contribution)
     return cotangents
+
+
+def _missing_rule_message(op: Operation) -> str:
+    if op.name == "func.call":
+        return "autodiff: cannot differentiate through func.call; run 'inline' before 'autodiff'"
+    return f"autodiff: no gradient rule for {op.name}"
 
 
 def _accumulate(

@@ -105,7 +105,7 @@ class Group:
         if isinstance(info, Reduction):
             return self._try_add_reduction(op, info, demands, max_ops)
         if self.reduction is not None and self.reduction.contraction:
-            if any(d.block == REDUCE for d in demands):
+            if not _keeps_contraction(op, info, demands):
                 return False
         cost = info.weight * len(demands)
         if self.cost + cost > max_ops:
@@ -191,6 +191,30 @@ class Group:
         entries = self.demands.setdefault(id(value), [])
         if demand not in entries:
             entries.append(demand)
+
+
+def _keeps_contraction(op: Operation, info: Pointwise, demands: list[Demand]) -> bool:
+    """Whether `op` may join a contraction's group: not at all into its reduce block, except
+    a view that keeps each operand map a contraction operand map (the last two dims swapped
+    or not, batch dims in place or broadcast), as a transposed or shared weight is."""
+    for demand in demands:
+        if demand.block != REDUCE:
+            continue
+        if not info.free or info.weight != 0 or len(info.operand_maps) != 1:
+            return False
+        read = info.operand_maps[0].compose(demand.amap)
+        wanted, got = demand.amap.results, read.results
+        if len(got) < 2 or len(got) > len(wanted):
+            return False
+        if set(got[-2:]) != set(wanted[-2:]) or len(set(got[-2:])) != 2:
+            return False
+        batch = len(got) - 2
+        source = op.operands[0].type.shape
+        for axis, result in enumerate(got[:batch]):
+            aligned = wanted[len(wanted) - 2 - batch + axis]
+            if result != aligned and not (result == 0 and source[axis] == 1):
+                return False
+    return True
 
 
 def form_groups(ops: list[Operation], describe, max_ops: int) -> list[Group]:

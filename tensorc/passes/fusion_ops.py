@@ -164,15 +164,43 @@ def slice_map(op: Operation) -> AffineMap | None:
 
 
 def unit_reshape_map(source: TensorType, target: TensorType) -> AffineMap | None:
-    """For a reshape that only inserts or removes size-1 dims: result index to source index."""
+    """For a reshape that only inserts or removes dims of size 1: result index to source
+    index, or None for any other reshape.
+
+    Dims not provably 1 must match in order, except that one side may have extra ones: the
+    element counts agree, so those are 1 whenever the tensor is not empty (`x[:, 0]` gives a
+    reshape of `[N, min(N, 1)]` to `[N]`).
+    """
     source_axes = [a for a, d in enumerate(source.shape) if d != 1]
     target_axes = [a for a, d in enumerate(target.shape) if d != 1]
-    if [source.shape[a] for a in source_axes] != [target.shape[a] for a in target_axes]:
+    if len(target_axes) <= len(source_axes):
+        embedding = _embed(target.shape, target_axes, source.shape, source_axes)
+        if embedding is None:
+            return None
+        dims: list[int | None] = [None] * source.rank
+        for target_axis, source_axis in embedding.items():
+            dims[source_axis] = target_axis
+        return AffineMap.projection(target.rank, dims)
+    embedding = _embed(source.shape, source_axes, target.shape, target_axes)
+    if embedding is None:
         return None
-    dims: list[int | None] = [None] * source.rank
-    for source_axis, target_axis in zip(source_axes, target_axes):
-        dims[source_axis] = target_axis
-    return AffineMap.projection(target.rank, dims)
+    return AffineMap.projection(target.rank, [embedding.get(a) for a in range(source.rank)])
+
+
+def _embed(
+    short: Sequence[DimExpr], short_axes: list[int], long: Sequence[DimExpr], long_axes: list[int]
+) -> dict[int, int] | None:
+    """Match each of `short_axes` to a later and later one of `long_axes` of an equal size."""
+    embedding: dict[int, int] = {}
+    position = 0
+    for axis in short_axes:
+        while position < len(long_axes) and long[long_axes[position]] != short[axis]:
+            position += 1
+        if position == len(long_axes):
+            return None
+        embedding[axis] = long_axes[position]
+        position += 1
+    return embedding
 
 
 # ----- classification -----------------------------------------------------------------------

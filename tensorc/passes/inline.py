@@ -41,17 +41,15 @@ def bind_dimensions(
             if bound is None:
                 substitution[_name_of(declared)] = actual
                 continue
-            if bound != actual:
-                checks.append(
-                    ShapeConstraint(
-                        "eq",
-                        actual,
-                        bound,
-                        "ValueError",
-                        f"call of @{callee.sym_name}: dimension {axis} of argument {index} is "
-                        f"{actual}, but the parameter needs {declared} = {bound}",
-                    )
-                )
+            if bound == actual:
+                continue
+            name = callee.args[index].name_hint or f"argument {index}"
+            needed = str(bound) if declared.is_const else f"{declared} = {bound}"
+            message = (
+                f"call of @{callee.sym_name}: dimension {axis} of '{name}' is {actual}, "
+                f"but it must be {needed}"
+            )
+            checks.append(ShapeConstraint("eq", actual, bound, "ValueError", message))
     return substitution, checks
 
 

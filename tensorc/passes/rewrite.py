@@ -126,6 +126,7 @@ class PatternRewriter:
     def update_operands(self, op: Operation, values: Sequence[Value]) -> None:
         """Change `op`'s operands in place (types must keep the op valid)."""
         self.push_producers(op)
+        detach_operands(op)
         op.set_operands(list(values))
         self.push(op)
         self.push_producers(op)
@@ -153,9 +154,9 @@ class PatternRewriter:
                 raise VerifyError(f"erasing {op.name} whose result is still used", op)
         self.push_producers(op)
         for nested in list(op.walk())[1:]:
-            nested.drop_operands()
+            detach_operands(nested)
             self.erased.add(nested)
-        op.drop_operands()
+        detach_operands(op)
         block = op.parent
         if block is not None:
             self._dirty_blocks[id(block)] = block
@@ -218,6 +219,28 @@ def apply_patterns(
 
 
 # ----- bulk edits -------------------------------------------------------------------------------
+
+
+def detach_operands(op: Operation) -> None:
+    """`op.drop_operands()`, finding each use by searching its value's uses from both ends.
+
+    `drop_operands` rescans the whole use list of every operand, so erasing the k users of
+    a value one by one costs O(k²); users are usually erased in program order (or in reverse),
+    which puts their uses near one end of the list.
+    """
+    for index, value in enumerate(op.operands):
+        uses = value.uses
+        low, high = 0, len(uses) - 1
+        while low <= high:
+            if uses[low].op is op and uses[low].index == index:
+                del uses[low]
+                break
+            if uses[high].op is op and uses[high].index == index:
+                del uses[high]
+                break
+            low += 1
+            high -= 1
+    op._operands = []  # their uses were removed just above
 
 
 def replace_all_uses(old: Value, new: Value) -> None:

@@ -1,3 +1,4 @@
+# ruff: noqa: F821  (lit injects `config`)
 # lit configuration: `.tc` and `.tcir` files with RUN:/CHECK: lines, checked by filecheck.
 import os
 import shutil

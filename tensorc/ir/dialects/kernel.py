@@ -66,8 +66,10 @@ a packed micro-kernel: domain `[b_0.., M, N, K]` (any number of batch dims `b`),
 `[parallel.., parallel, parallel, reduction]`, `reductions = ["add"]`, a reduce block that is
 exactly `kernel.yield (tc.mul a, b)` where `a`, `b` are block arguments, each optionally
 widened first by one float-to-float `tc.cast`, lhs map `($b.., $m, $k)` or `($b.., $k, $m)`
-(transposed), rhs map `($b.., $k, $n)` or `($b.., $n, $k)`. The compute block is an arbitrary
-parallel epilogue (bias, activation) over the other inputs and the accumulator.
+(transposed), rhs map `($b.., $k, $n)` or `($b.., $n, $k)`, where the batch part broadcasts
+as in NumPy (an operand may lack leading batch axes, or read a batch axis of static size 1 at
+the constant 0: stride 0 along that batch dim). The compute block is an arbitrary parallel
+epilogue (bias, activation) over the other inputs and the accumulator.
 """
 
 from __future__ import annotations
@@ -445,9 +447,10 @@ def match_contraction(op: Operation) -> Contraction | None:
     m, n, k = batch, batch + 1, batch + 2
     lhs_forms = {(m, k): False, (k, m): True}
     rhs_forms = {(k, n): False, (n, k): True}
+    maps, types = op.input_maps, [v.type for v in op.operands]
     for lhs, rhs in ((first, second), (second, first)):
-        lhs_t = _operand_form(op.input_maps[lhs], batch, lhs_forms)
-        rhs_t = _operand_form(op.input_maps[rhs], batch, rhs_forms)
+        lhs_t = _operand_form(maps[lhs], types[lhs], batch, lhs_forms)
+        rhs_t = _operand_form(maps[rhs], types[rhs], batch, rhs_forms)
         if lhs_t is not None and rhs_t is not None:
             return Contraction(lhs, rhs, batch, lhs_t, rhs_t, accumulator)
     return None
@@ -483,13 +486,24 @@ def _single_product(block: Block) -> tuple[int, int, DType] | None:
     return sides[0], sides[1], product.result.type.dtype
 
 
-def _operand_form(amap: AffineMap, batch: int, forms: dict[tuple[int, int], bool]) -> bool | None:
-    if amap.num_results != batch + 2:
+def _operand_form(
+    amap: AffineMap, operand: TensorType, batch: int, forms: dict[tuple[int, int], bool]
+) -> bool | None:
+    """Whether the operand is transposed, or None when its map is not a contraction operand
+    map. Batch dims broadcast as in NumPy: leading ones may be absent, and a batch axis of
+    static size 1 may be read at the constant 0."""
+    rank = amap.num_results
+    if rank < 2 or rank - 2 > batch:
         return None
-    dims = [amap.result_dim(i) for i in range(amap.num_results)]
-    if dims[:batch] != list(range(batch)):
-        return None
-    return forms.get((dims[batch], dims[batch + 1]))  # type: ignore[arg-type]
+    first_batch = batch - (rank - 2)
+    for axis in range(rank - 2):
+        result = amap.results[axis]
+        if result == 0 and operand.shape[axis] == 1:
+            continue
+        if amap.result_dim(axis) != first_batch + axis:
+            return None
+    key = (amap.result_dim(rank - 2), amap.result_dim(rank - 1))
+    return forms.get(key)  # type: ignore[arg-type]
 
 
 def row_invariant_ops(op: GenericOp) -> list[Operation]:
