@@ -8,6 +8,7 @@ so that every pipeline and backend must agree within tolerance.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -50,7 +51,7 @@ class Var:
 class Program:
     source: str
     params: list[Var]
-    result: Var
+    results: list[Var]
     statements: int = 0
     ops: list[str] = field(default_factory=list)
 
@@ -81,12 +82,14 @@ class _Builder:
         self.ops: list[str] = []
         self.counter = 0
         self.allow_matmul = allow_matmul
+        self.used: set[str] = set()
 
     def fresh(self) -> str:
         self.counter += 1
         return f"t{self.counter}"
 
     def emit(self, expr: str, shape: Shape, op: str) -> Var:
+        self.used.update(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", expr))
         var = Var(self.fresh(), self.dtype, shape)
         self.lines.append(f"    {var.name} = {expr}")
         self.vars.append(var)
@@ -237,18 +240,23 @@ def programs(draw, dtype: str | None = None, max_statements: int = 8, allow_matm
         params.append(Var("w", dtype, (3, 4)))
     for _ in range(draw(st.integers(1, max_statements))):
         builder.step()
-    result = builder.vars[-1]
+    body_vars = builder.vars[len(shapes) :]
+    leaves = [v for v in body_vars if v.name not in builder.used] or [builder.vars[-1]]
+    results = leaves[-4:]
     header = ", ".join(f"{p.name}: {_type_text(p)}" for p in params)
+    result_types = ", ".join(_type_text(r) for r in results)
+    if len(results) > 1:
+        result_types = f"({result_types})"
     source = "\n".join(
         [
-            f"def f({header}) -> {_type_text(result)} {{",
+            f"def f({header}) -> {result_types} {{",
             *builder.lines,
-            f"    return {result.name}",
+            f"    return {', '.join(r.name for r in results)}",
             "}",
             "",
         ]
     )
-    return Program(source, params, result, len(builder.lines), builder.ops)
+    return Program(source, params, results, len(builder.lines), builder.ops)
 
 
 def sizes_strategy():
