@@ -159,6 +159,7 @@ def _run_pipeline(args: argparse.Namespace, opt_level: int | None):
         verify_each=not args.no_verify,
         instrumentation=_instrumentation(args),
     )
+    options.passes()  # a malformed pipeline is a usage error, reported before any parsing
     module, manager = compile_to_ir(_load(args.file), options)
     if args.timing:
         sys.stderr.write(manager.timing_report(_statistics(module)))

@@ -344,6 +344,13 @@ def test_slice_shapes(expr: str, expected: str) -> None:
     assert result_types("x: f32[10, N]", expr) == expected
 
 
+def test_symbolic_negative_bounds_count_from_the_end() -> None:
+    assert ops("def f(x: f32[N]) { return x[-N:], x[-2 * N:] }") == ["func.return"]
+    assert result_types("x: f32[N]", "x[:-N - 1]") == "f32[0]"
+    assert result_types("x: f32[N]", "x[-N]") == "f32"
+    assert constraints("def f(x: f32[N]) { return x[-N] }") == [("lt", "0", "N", "IndexError")]
+
+
 def test_integer_index_is_slice_then_reshape() -> None:
     source = "def f(x: f32[10, N]) { return x[1] }"
     assert ops(source) == ["tc.slice", "tc.reshape", "func.return"]
@@ -358,7 +365,7 @@ def test_symbolic_index_checks_at_call_time() -> None:
     assert constraints("def f(x: f32[N]) { return x[3] }") == [("lt", "3", "N", "IndexError")]
     assert constraints("def f(x: f32[N]) { return x[-2] }") == [("le", "2", "N", "IndexError")]
     assert constraints("def f(x: f32[N]) { return x[N - 1] }") == [
-        ("le", "0", "N - 1", "IndexError")
+        ("le", "1", "N", "IndexError")
     ]
     message = function("def f(x: f32[N]) { return x[3] }").shape_constraints[0].message
     assert message == "t.tc:1:29: index 3 is out of range for axis 0 of f32[N]"
@@ -483,6 +490,19 @@ def test_positional_and_keyword_arguments_are_equivalent() -> None:
         lower("def f(x: f32[N, 4]) { return sum(keepdims=true, axis=1, x=x) }")
     )
     assert by_position == by_keyword
+
+
+def test_keyword_names_follow_the_spec() -> None:
+    params = "x: f32[N, 4], i: i32[N], c: bool[N, 4]"
+    assert result_types(params, "take(x, idx=i, axis=0)") == "f32[N, 4]"
+    assert result_types(params, "where(cond=c, a=x, b=0)") == "f32[N, 4]"
+    assert result_types(params, "mse(a=x, b=x)") == "f32"
+    assert result_types(params, "grad(y=sum(x), w=x)") == "f32[N, 4]"
+    assert result_types(params, "one_hot(idx=i, n=3)") == "f32[N, 3]"
+    assert result_types(params, "take(x, indices=i)") == "f32[N]"  # NumPy's name, an alias
+    assert first_error("def f(x: f32[3], i: i32) { return take(x, i, indices=i) }") == (
+        "t.tc:1:46: error: take() got multiple values for parameter 'idx'"
+    )
 
 
 def test_var_decomposes_into_mean_of_squared_deviations() -> None:
@@ -728,6 +748,16 @@ def test_several_errors_in_one_expression() -> None:
         "t.tc:1:30: error: unknown function 'bar'",
         "t.tc:1:37: error: unknown name 'baz'",
     ]
+
+
+def test_tuples_are_not_tensors() -> None:
+    source = "def g(x: f32) { return x, x }\ndef f(x: f32) { return g(x) + 1 }"
+    assert first_error(source) == (
+        "t.tc:2:24: error: operator '+' cannot be applied to a tuple of 2 values"
+    )
+    source = "def g(x: f32) { return x, x }\ndef f(x: f32) { return g(x), x }"
+    assert first_error(source) == "t.tc:2:24: error: cannot return a tuple of 2 values; " \
+        "return tensors"
 
 
 def test_syntax_errors_come_from_the_parser() -> None:

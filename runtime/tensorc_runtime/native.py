@@ -225,19 +225,16 @@ def _specialized_function(
     library: ctypes.CDLL,
 ) -> NativeFunction:
     """A NativeFunction whose class has a ``__call__`` generated for this signature."""
-    try:
-        source, namespace = _fast_call_source(signature, dims_order)
-    except TypeError:  # a dtype NumPy lacks (bf16): every call takes the general path
+    if not _numpy_has_dtypes(signature):  # bf16: every call takes the general path (TypeError)
         return NativeFunction(signature, entry, symbol, dims_order, library)
-    function = NativeFunction(signature, entry, symbol, dims_order, library)
+    source, namespace = _fast_call_source(signature, dims_order)
     namespace.update(
         entry=entry,
-        pack_args=function._pack_args,
-        pack_results=function._pack_results,
-        pack_dims=function._pack_dims,
+        pack_args=_packer(len(signature.params), _POINTER_CODE),
+        pack_results=_packer(len(signature.results), _POINTER_CODE),
+        pack_dims=_packer(len(dims_order), "q"),
     )
-    code = compile(source, f"<tensorc_runtime: {signature.name}.__call__>", "exec")
-    exec(code, namespace)
+    exec(compile(source, f"<tensorc_runtime: {signature.name}.__call__>", "exec"), namespace)
     call = namespace["__call__"]
     call.__doc__ = f"Call {signature} ({symbol})."
     specialized = type(
@@ -245,8 +242,16 @@ def _specialized_function(
         (NativeFunction,),
         {"__call__": call, "__module__": __name__, "_source": source},
     )
-    function.__class__ = specialized
-    return function
+    return specialized(signature, entry, symbol, dims_order, library)
+
+
+def _numpy_has_dtypes(signature: Signature) -> bool:
+    try:
+        for spec in (*signature.params, *signature.results):
+            to_numpy_dtype(spec.dtype)
+    except TypeError:
+        return False
+    return True
 
 
 def _fast_call_source(
@@ -257,23 +262,18 @@ def _fast_call_source(
         "ndarray": np.ndarray,
         "empty": np.empty,
         "aligned_empty": _aligned_empty,
-        "ALIGNMENT_MASK": RESULT_ALIGNMENT - 1,
-        "ALIGN_FROM": ALIGN_RESULTS_FROM_BYTES,
     }
     if _DATA_OFFSET is not None:
-        namespace.update(from_address=ctypes.c_void_p.from_address, DATA_OFFSET=_DATA_OFFSET)
+        namespace["from_address"] = ctypes.c_void_p.from_address
 
     def address_of(variable: str) -> str:
         if _DATA_OFFSET is None:
             return f"{variable}.ctypes.data"
-        return f"from_address(id({variable}) + DATA_OFFSET).value"
+        return f"from_address(id({variable}) + {_DATA_OFFSET}).value"
 
     general = "return self._call_general(args, kwargs)"
     params = signature.params
-    lines = [f"if kwargs or len(args) != {len(params)}:", f"    {general}"]
-    if params:
-        names = ", ".join(f"a{index}" for index in range(len(params)))
-        lines.append(f"{names}, = args")
+    lines = _unpack_arguments(signature, general)
     type_checks = []
     for index, param in enumerate(params):
         namespace[f"dt{index}"] = to_numpy_dtype(param.dtype)
@@ -346,10 +346,10 @@ def _fast_call_source(
         static_bytes = dtype.itemsize * int(np.prod([int(a) for a in axes])) if static else 0
         if static and static_bytes < ALIGN_RESULTS_FROM_BYTES:
             continue
-        needs_alignment = f"q{index} & ALIGNMENT_MASK"
+        needs_alignment = f"q{index} & {RESULT_ALIGNMENT - 1}"
         if not static:
             nbytes = " * ".join([*axes, str(dtype.itemsize)])
-            needs_alignment += f" and {nbytes} >= ALIGN_FROM"
+            needs_alignment += f" and {nbytes} >= {ALIGN_RESULTS_FROM_BYTES}"
         lines.append(f"if {needs_alignment}:")
         lines.append(f"    r{index}, q{index} = aligned_empty(shape{index}, rt{index})")
 
@@ -373,6 +373,30 @@ def _fast_call_source(
         lines.append(f"return ({''.join(f'{r}, ' for r in results)})")
     body = "\n".join(f"    {line}" for line in lines)
     return f"def __call__(self, *args, **kwargs):\n{body}\n", namespace
+
+
+def _unpack_arguments(signature: Signature, general: str) -> list[str]:
+    """Code binding ``a0, a1, ...`` from all-positional or all-keyword arguments."""
+    arity = len(signature.params)
+    if arity == 0:
+        return ["if args or kwargs:", f"    {general}"]
+    names = ", ".join(f"a{index}" for index in range(arity))
+    lookups = [
+        f"        a{index} = kwargs[{param.name!r}]" for index, param in enumerate(signature.params)
+    ]
+    return [
+        "if kwargs:",
+        f"    if args or len(kwargs) != {arity}:",
+        f"        {general}",
+        "    try:",
+        *lookups,
+        "    except KeyError:",
+        f"        {general}",
+        f"elif len(args) == {arity}:",
+        f"    {names}, = args",
+        "else:",
+        f"    {general}",
+    ]
 
 
 def _guard(conditions: Sequence[str], action: str) -> list[str]:

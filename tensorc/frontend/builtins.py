@@ -2,14 +2,15 @@
 in which they may be given by position, their defaults, and the handler that lowers a call.
 
 Signatures are written as in Python: `sum(x, axis=None, keepdims=false)`. A parameter without
-a default is required; every parameter may also be given by keyword.
+a default is required; every parameter may also be given by keyword, under its name or under
+an alias written after a bar (`idx|indices`: NumPy's name is accepted too).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tensorc.frontend import builtins_math as math_
@@ -26,6 +27,7 @@ class Builtin:
     params: tuple[str, ...]
     defaults: Mapping[str, Any]
     handler: Handler
+    aliases: Mapping[str, str] = field(default_factory=dict)  # other keyword -> parameter
 
     @property
     def signature(self) -> str:
@@ -55,12 +57,15 @@ def _builtin(signature: str, handler: Handler) -> Builtin:
     assert match is not None, signature
     params: list[str] = []
     defaults: dict[str, Any] = {}
+    aliases: dict[str, str] = {}
     for part in filter(None, (p.strip() for p in match[2].split(","))):
-        name, _, default = part.partition("=")
+        spelling, _, default = part.partition("=")
+        name, *other_names = spelling.split("|")
         params.append(name)
+        aliases.update((alias, name) for alias in other_names)
         if default:
             defaults[name] = _default(default)
-    return Builtin(match[1], tuple(params), defaults, handler)
+    return Builtin(match[1], tuple(params), defaults, handler, aliases)
 
 
 def _unary(name: str, op: type, float_only: bool = False) -> Builtin:
@@ -98,7 +103,7 @@ _TABLE: list[Builtin] = [
     _builtin("maximum(x, y)", math_.binary(tc.MaximumOp, "maximum")),
     _builtin("minimum(x, y)", math_.binary(tc.MinimumOp, "minimum")),
     _builtin("pow(x, y)", math_.binary(tc.PowOp, "**")),
-    _builtin("where(cond, x, y)", math_.where),
+    _builtin("where(cond, a, b)", math_.where),
     _builtin("clip(x, lo=None, hi=None)", math_.clip),
     _builtin("cast(x, dtype)", math_.cast),
     # reductions
@@ -123,9 +128,9 @@ _TABLE: list[Builtin] = [
     _builtin("concat(xs, axis=0)", shape_.concat),
     _builtin("stack(xs, axis=0)", shape_.stack),
     # gather
-    _builtin("take(x, indices, axis=None)", shape_.take),
-    _builtin("take_along_axis(x, indices, axis)", shape_.take_along_axis),
-    _builtin("one_hot(indices, n)", shape_.one_hot),
+    _builtin("take(x, idx|indices, axis=None)", shape_.take),
+    _builtin("take_along_axis(x, idx|indices, axis)", shape_.take_along_axis),
+    _builtin("one_hot(idx|indices, n)", shape_.one_hot),
     # constructors
     _builtin("zeros(shape, dtype=f32)", shape_.constant_fill(0)),
     _builtin("ones(shape, dtype=f32)", shape_.constant_fill(1)),
@@ -138,9 +143,9 @@ _TABLE: list[Builtin] = [
     _builtin("log_softmax(x, axis=-1)", math_.axis_op(tc_reduce.LogSoftmaxOp)),
     _builtin("layer_norm(x, gamma, beta, eps=1e-5)", math_.layer_norm),
     _builtin("cross_entropy(logits, labels)", math_.cross_entropy),
-    _builtin("mse(x, y)", math_.mse),
+    _builtin("mse(a, b)", math_.mse),
     # autodiff
-    _builtin("grad(y, wrt)", math_.grad),
+    _builtin("grad(y, w)", math_.grad),
     _builtin("stop_gradient(x)", math_.stop_gradient),
 ]
 

@@ -67,7 +67,7 @@ def binary(op_class: type[Operation], symbol: str) -> Handler:
 
 
 def where(site: CallSite) -> Term:
-    cond, on_true, on_false = site.operand("cond"), site.operand("x"), site.operand("y")
+    cond, on_true, on_false = site.operand("cond"), site.operand("a"), site.operand("b")
     is_bool = isinstance(cond, BoolConst) or (
         isinstance(cond, Tensor) and cond.type.dtype.is_bool
     )
@@ -77,8 +77,8 @@ def where(site: CallSite) -> Term:
     dtype = result_dtype([on_true, on_false])
     values = [
         emitter.materialize(cond, site.loc_of("cond"), DType.BOOL),
-        emitter.materialize(on_true, site.loc_of("x"), dtype),
-        emitter.materialize(on_false, site.loc_of("y"), dtype),
+        emitter.materialize(on_true, site.loc_of("a"), dtype),
+        emitter.materialize(on_false, site.loc_of("b"), dtype),
     ]
     shape = emitter.broadcast_shape([v.type.shape for v in values], site.loc, "where()")
     operands = [emitter.broadcast_to(v, shape, site.loc) for v in values]
@@ -254,9 +254,9 @@ def cross_entropy(site: CallSite) -> Term:
 def mse(site: CallSite) -> Term:
     """The mean over all elements of the squared difference, a scalar."""
     emitter, loc = site.emitter, site.loc
-    lhs, rhs = site.operand("x"), site.operand("y")
+    lhs, rhs = site.operand("a"), site.operand("b")
     dtype = float_dtype(result_dtype([lhs, rhs]))
-    a, b = emitter.coerce([lhs, rhs], loc, "mse()", dtype, [site.loc_of("x"), site.loc_of("y")])
+    a, b = emitter.coerce([lhs, rhs], loc, "mse()", dtype, [site.loc_of("a"), site.loc_of("b")])
     squared = emitter.op(tc.SquareOp, [emitter.op(tc.SubOp, [a, b], loc)], loc)
     axes = list(range(squared.type.rank))
     return Tensor(emitter.op(tc_reduce.MeanOp, [squared], loc, axes=axes))
@@ -282,9 +282,9 @@ def grad(site: CallSite) -> Term:
             f"grad of {article}: y has type {y.type}, but grad needs a float scalar",
             site.loc_of("y"),
         )
-    wrt_item = site.item("wrt")
+    wrt_item = site.item("w")
     is_list = isinstance(wrt_item.node, ast.ListExpr)
-    items = site.items("wrt") if is_list else (wrt_item,)
+    items = site.items("w") if is_list else (wrt_item,)
     if not items:
         raise SemaError("grad() needs at least one value to differentiate with respect to",
                         wrt_item.loc)

@@ -219,7 +219,7 @@ def stack(site: CallSite) -> Term:
 
 def take(site: CallSite) -> Term:
     value = site.value("x")
-    indices = site.integer_tensor("indices", "indices")
+    indices = site.integer_tensor("idx", "indices")
     axis = site.axis("axis", value.type.rank, describe(value.type))
     if axis is None:
         value = site.emitter.reshape(value, (prod(value.type.shape),), site.loc)
@@ -229,14 +229,14 @@ def take(site: CallSite) -> Term:
 
 def take_along_axis(site: CallSite) -> Term:
     value = site.value("x")
-    indices = site.integer_tensor("indices", "indices")
+    indices = site.integer_tensor("idx", "indices")
     axis = site.axis("axis", value.type.rank, describe(value.type))
     assert axis is not None
     if indices.type.rank != value.type.rank:
         raise SemaError(
             f"take_along_axis() indices must have the rank of x ({value.type}), found "
             f"{describe(indices.type)}",
-            site.loc_of("indices"),
+            site.loc_of("idx"),
         )
     for index, (a, b) in enumerate(zip(value.type.shape, indices.type.shape)):
         if index == axis:
@@ -246,7 +246,7 @@ def take_along_axis(site: CallSite) -> Term:
             raise SemaError(
                 f"take_along_axis() indices {format_shape(indices.type.shape)} must match x "
                 f"{format_shape(value.type.shape)} on every axis but {axis}",
-                site.loc_of("indices"),
+                site.loc_of("idx"),
             )
     return Tensor(
         site.emitter.op(tc_shape.TakeAlongAxisOp, [value, indices], site.loc, axis=axis)
@@ -254,7 +254,7 @@ def take_along_axis(site: CallSite) -> Term:
 
 
 def one_hot(site: CallSite) -> Term:
-    indices = site.integer_tensor("indices", "indices")
+    indices = site.integer_tensor("idx", "indices")
     count = site.static_int("n")
     if count < 0:
         raise SemaError(f"one_hot() n must be >= 0, found {count}", site.loc_of("n"))

@@ -54,8 +54,10 @@ def bind_arguments(
     positional: Sequence[Item],
     keywords: Sequence[KeywordArg],
     call_loc: Location | None,
+    aliases: Mapping[str, str] | None = None,
 ) -> dict[str, Item]:
-    """Match arguments to `params` in order, then by keyword; defaults fill the rest."""
+    """Match arguments to `params` in order, then by keyword (a parameter's name or one of
+    its `aliases`); defaults fill the rest."""
     bound: dict[str, Item] = {}
     if len(positional) > len(params):
         extra = positional[len(params)]
@@ -68,18 +70,18 @@ def bind_arguments(
     for param, item in zip(params, positional):
         bound[param] = item
     for keyword in keywords:
-        if keyword.name not in params:
+        name = (aliases or {}).get(keyword.name, keyword.name)
+        if name not in params:
             listing = ", ".join(params) if params else "none"
             raise SemaError(
                 f"{function}() has no parameter named '{keyword.name}' (parameters: {listing})",
                 keyword.name_loc,
             )
-        if keyword.name in bound:
+        if name in bound:
             raise SemaError(
-                f"{function}() got multiple values for parameter '{keyword.name}'",
-                keyword.name_loc,
+                f"{function}() got multiple values for parameter '{name}'", keyword.name_loc
             )
-        bound[keyword.name] = keyword.item
+        bound[name] = keyword.item
     missing = [p for p in params if p not in bound and defaults.get(p, REQUIRED) is REQUIRED]
     if missing:
         names = ", ".join(f"'{p}'" for p in missing)

@@ -121,7 +121,7 @@ class ExpressionLowering:
     # ----- operators ---------------------------------------------------------------------
     def _binop(self, node: ast.BinOp) -> Term:
         lhs, rhs = self.lower(node.lhs), self.lower(node.rhs)
-        if lhs is POISON or rhs is POISON:
+        if contains_poison(lhs) or contains_poison(rhs):
             return POISON
         what = f"operator '{node.op}'"
         lhs = self.operand(lhs, node.lhs.loc, what)
@@ -142,7 +142,7 @@ class ExpressionLowering:
 
     def _unaryop(self, node: ast.UnaryOp) -> Term:
         operand = self.lower(node.operand)
-        if operand is POISON:
+        if contains_poison(operand):
             return POISON
         operand = self.operand(operand, node.operand.loc, f"unary '{node.op}'")
         if node.op == "-":
@@ -172,7 +172,8 @@ class ExpressionLowering:
         if builtin is None:
             raise SemaError(f"unknown function '{node.func}'", node.func_loc)
         bound = bind_arguments(
-            builtin.name, builtin.params, builtin.defaults, positional, keywords, node.loc
+            builtin.name, builtin.params, builtin.defaults, positional, keywords, node.loc,
+            builtin.aliases,
         )
         if any(contains_poison(item.term) for item in bound.values()):
             return POISON
@@ -182,7 +183,7 @@ class ExpressionLowering:
     # ----- attributes --------------------------------------------------------------------
     def _attribute(self, node: ast.Attribute) -> Term:
         base = self.lower(node.value)
-        if base is POISON:
+        if contains_poison(base):
             return POISON
         if node.attr not in ("T", "shape"):
             raise SemaError(
@@ -199,7 +200,7 @@ class ExpressionLowering:
     def _subscript(self, node: ast.Subscript) -> Term:
         base = self.lower(node.value)
         indices = [self._index_terms(index) for index in node.indices]
-        if base is POISON or any(t is POISON for terms in indices for t in terms):
+        if contains_poison(base) or any(contains_poison(t) for terms in indices for t in terms):
             return POISON
         if isinstance(base, ListTerm):
             return self._list_element(base, node, indices)
@@ -268,7 +269,8 @@ class ExpressionLowering:
             if isinstance(index, ast.Ellipsis_):
                 continue
             if isinstance(index, ast.Slice):
-                starts[axis], stops[axis], steps[axis] = self._slice_bounds(index, terms)
+                bounds = self._slice_bounds(index, terms, type_.shape[axis])
+                starts[axis], stops[axis], steps[axis] = bounds
                 continue
             starts[axis], stops[axis] = self._integer_index(terms[0], index.loc, type_, axis)
             dropped.append(axis)
@@ -292,15 +294,19 @@ class ExpressionLowering:
             loc,
         )
 
-    def _slice_bounds(self, index: ast.Slice, terms: tuple[Term, ...]) -> tuple[Bound, Bound, int]:
-        """Bounds as written: the IR gives them Python's meaning (negative counts from the
-        end, then clamped to the axis), symbolic ones included."""
+    def _slice_bounds(
+        self, index: ast.Slice, terms: tuple[Term, ...], size: DimExpr
+    ) -> tuple[Bound, Bound, int]:
+        """Bounds with Python's meaning: a constant one is kept as written (negative counts
+        from the end, in the IR too); a symbolic one that is provably negative is resolved."""
         start_term, stop_term, step_term = terms
         start = stop = None
         if index.start is not None:
-            start = self._bound(start_term, index.start.loc, "a slice bound")
+            start = _from_end(self._bound(start_term, index.start.loc, "a slice bound"), size)
         if index.stop is not None:
-            stop = self._bound(stop_term, index.stop.loc, "a slice bound")
+            stop = _from_end(self._bound(stop_term, index.stop.loc, "a slice bound"), size)
+        start = None if start == 0 else start  # the defaults, written out
+        stop = None if stop == size else stop
         step = 1
         if index.step is not None:
             step_expr = self._bound(step_term, index.step.loc, "a slice step")
@@ -352,14 +358,25 @@ class ExpressionLowering:
 
 
 def _from_end(bound: DimExpr, size: DimExpr) -> DimExpr:
-    """An index that is negative for every positive size (`-N`, `1 - 2*N`) counts from the end
-    of the axis, as in Python."""
-    if bound.is_const:
+    """A symbolic bound that is negative for every size (`-N`, `-2*N - 1`) counts from the end
+    of the axis, as in Python, and is clamped at 0. Other bounds are returned as they are."""
+    if bound.is_const or not _all_coefficients(bound, lambda c: c < 0, lambda c: c <= 0):
         return bound
-    constant = sum(coeff for monomial, coeff in bound.terms if not monomial)
-    if constant <= 0 and all(coeff < 0 for monomial, coeff in bound.terms if monomial):
-        return dim_max(size + bound, 0)
-    return bound
+    shifted = size + bound
+    if shifted.is_const or _all_coefficients(shifted, lambda c: c <= 0, lambda c: c <= 0):
+        return DimExpr.const(max(shifted.value or 0, 0))
+    return dim_max(shifted, 0)
+
+
+def _all_coefficients(expr: DimExpr, symbolic: Callable[[int], bool],
+                      constant: Callable[[int], bool]) -> bool:
+    """Whether the coefficients of a polynomial in plain symbols satisfy the predicates."""
+    for monomial, coeff in expr.terms:
+        if not all(isinstance(atom, str) for atom in monomial):
+            return False
+        if not (symbolic(coeff) if monomial else constant(coeff)):
+            return False
+    return True
 
 
 def _attr(bound: DimExpr | None) -> Bound:

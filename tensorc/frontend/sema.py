@@ -308,7 +308,7 @@ class FunctionLowering(ExpressionLowering):
             self.scope[target.id] = value
 
     def _unpack(self, term: Term, count: int, loc: Location | None) -> list[Term]:
-        if term is POISON:
+        if contains_poison(term):
             return [POISON] * count
         items: list[Term] = list(term.items) if isinstance(term, TupleTerm) else [term]
         if len(items) == count:
@@ -324,7 +324,7 @@ class FunctionLowering(ExpressionLowering):
         raise SemaError(f"cannot unpack {len(items)} values into {count} names", loc)
 
     def _expression_statement(self, stmt: ast.ExprStmt) -> None:
-        if self.lower(stmt.value) is POISON:
+        if contains_poison(self.lower(stmt.value)):
             return
         self.diagnostics.error(
             "the value of this expression is unused; assign it to a name or return it",

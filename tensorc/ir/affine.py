@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tensorc.ir.dims import DimExpr, DimLike, DimOp, DimSyntaxError, parse_dim
@@ -55,13 +55,7 @@ class LinearForm:
 
     coefficients: tuple[tuple[int, int], ...]  # (dim, coefficient), sorted by dim, nonzero
     offset: DimExpr
-
-    @property
-    def single_dim(self) -> int | None:
-        """`k` when the expression is exactly `$k`."""
-        if len(self.coefficients) == 1 and self.coefficients[0][1] == 1 and self.offset == 0:
-            return self.coefficients[0][0]
-        return None
+    single_dim: int | None  # `k` when the expression is exactly `$k`
 
 
 def linear_form(expr: DimExpr) -> LinearForm:
@@ -80,7 +74,8 @@ def linear_form(expr: DimExpr) -> LinearForm:
         assert dim is not None
         coefficients[dim] = coefficients.get(dim, 0) + coeff
     ordered = tuple(sorted((d, c) for d, c in coefficients.items() if c != 0))
-    return LinearForm(ordered, DimExpr(offset_terms))
+    single = ordered[0][0] if len(ordered) == 1 and ordered[0][1] == 1 else None
+    return LinearForm(ordered, DimExpr(offset_terms), None if offset_terms else single)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,19 +84,37 @@ class AffineMap:
 
     num_dims: int
     results: tuple[DimExpr, ...]
+    forms: tuple[LinearForm, ...] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         results = tuple(DimExpr.of(r) for r in self.results)
-        object.__setattr__(self, "results", results)
-        for result in results:
-            for dim, _ in linear_form(result).coefficients:
+        forms = tuple(linear_form(r) for r in results)
+        for result, form in zip(results, forms):
+            for dim, _ in form.coefficients:
                 if dim >= self.num_dims:
                     raise AffineError(f"'{result}' uses ${dim} in a map of {self.num_dims} dims")
+        object.__setattr__(self, "results", results)
+        object.__setattr__(self, "forms", forms)
+
+    @staticmethod
+    def _trusted(
+        num_dims: int, results: Sequence[DimExpr], forms: Sequence[LinearForm]
+    ) -> AffineMap:
+        """A map from parts already validated (no re-analysis)."""
+        amap = object.__new__(AffineMap)
+        object.__setattr__(amap, "num_dims", num_dims)
+        object.__setattr__(amap, "results", tuple(results))
+        object.__setattr__(amap, "forms", tuple(forms))
+        return amap
 
     # ----- construction -------------------------------------------------------------------
     @staticmethod
     def identity(num_dims: int) -> AffineMap:
-        return AffineMap(num_dims, tuple(index_var(d) for d in range(num_dims)))
+        cached = _IDENTITIES.get(num_dims)
+        if cached is None:
+            cached = AffineMap(num_dims, tuple(index_var(d) for d in range(num_dims)))
+            _IDENTITIES[num_dims] = cached
+        return cached
 
     @staticmethod
     def projection(num_dims: int, dims: Sequence[int | None]) -> AffineMap:
@@ -120,11 +133,11 @@ class AffineMap:
         return len(self.results)
 
     def linear_forms(self) -> tuple[LinearForm, ...]:
-        return tuple(linear_form(r) for r in self.results)
+        return self.forms
 
     def result_dim(self, index: int) -> int | None:
         """`k` when result `index` is exactly `$k`, else None."""
-        return linear_form(self.results[index]).single_dim
+        return self.forms[index].single_dim
 
     @property
     def used_dims(self) -> frozenset[int]:
@@ -134,10 +147,10 @@ class AffineMap:
     def is_projected_permutation(self, allow_zero_results: bool = False) -> bool:
         """Every result is a distinct `$k` (or the constant 0, when allowed)."""
         seen: set[int] = set()
-        for result in self.results:
+        for result, form in zip(self.results, self.forms):
             if allow_zero_results and result == 0:
                 continue
-            dim = linear_form(result).single_dim
+            dim = form.single_dim
             if dim is None or dim in seen:
                 return False
             seen.add(dim)
@@ -158,6 +171,15 @@ class AffineMap:
                 f"cannot compose {self} after {inner}: {inner.num_results} results feed "
                 f"{self.num_dims} dims"
             )
+        if all(f.single_dim is not None or not f.coefficients for f in self.forms):
+            # Each result is a dim or free of dims (the common case): no arithmetic needed.
+            results: list[DimExpr] = []
+            forms: list[LinearForm] = []
+            for result, form in zip(self.results, self.forms):
+                dim = form.single_dim
+                results.append(result if dim is None else inner.results[dim])
+                forms.append(form if dim is None else inner.forms[dim])
+            return AffineMap._trusted(inner.num_dims, results, forms)
         return self.substitute_dims(dict(enumerate(inner.results)), inner.num_dims)
 
     def substitute_dims(self, mapping: Mapping[int, DimExpr], num_dims: int) -> AffineMap:
@@ -169,11 +191,11 @@ class AffineMap:
         """The shape a projected permutation (zeros allowed) covers when its dims range over
         `sizes`: `sizes[k]` for a result `$k`, 1 for a result 0; None for other maps."""
         shape: list[DimExpr] = []
-        for result in self.results:
+        for result, form in zip(self.results, self.forms):
             if result == 0:
                 shape.append(DimExpr.const(1))
                 continue
-            dim = linear_form(result).single_dim
+            dim = form.single_dim
             if dim is None:
                 return None
             shape.append(DimExpr.of(sizes[dim]))
@@ -198,6 +220,9 @@ class AffineMap:
 
     def __repr__(self) -> str:
         return f"AffineMap({str(self)!r})"
+
+
+_IDENTITIES: dict[int, AffineMap] = {}
 
 
 def _split_top_level(text: str) -> list[tuple[str, int]]:

@@ -90,8 +90,8 @@ def slice_extent(
     clamp-at-zero rule for dimension values (so `x[1:]` is `N - 1`); negative constant bounds
     count from the end and are clamped explicitly.
     """
-    begin = _clamp_bound(dim, start, DimExpr.const(0), is_stop=False)
-    end = _clamp_bound(dim, stop, dim, is_stop=True)
+    begin = normalize_slice_bound(dim, start, DimExpr.const(0), is_stop=False)
+    end = normalize_slice_bound(dim, stop, dim, is_stop=True)
     length = end - begin
     if step != 1:
         length = (length + (step - 1)) // step
@@ -112,7 +112,7 @@ def _drop_outer_clamp(length: DimExpr) -> DimExpr:
     return rest[0] if len(rest) == 1 else length
 
 
-def _clamp_bound(
+def normalize_slice_bound(
     dim: DimExpr, bound: DimExpr | None, default: DimExpr, is_stop: bool
 ) -> DimExpr:
     """Python's normalisation of a slice bound on an axis of size `dim`: a negative bound counts

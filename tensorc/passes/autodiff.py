@@ -28,12 +28,10 @@ from dataclasses import dataclass
 
 from tensorc.ir.core import Block, Operation, Value
 from tensorc.ir.dialects.func import FuncOp, Module
+from tensorc.ir.dialects.tc import GradOp, StopGradientOp
 from tensorc.passes.pass_manager import ModulePass, register_pass
 from tensorc.passes.vjp_builder import GradBuilder
 from tensorc.passes.vjp_rules import NON_DIFFERENTIABLE, VJP_RULES, AutodiffError
-
-GRAD = "tc.grad"
-STOP_GRADIENT = "tc.stop_gradient"
 
 
 @register_pass
@@ -52,28 +50,27 @@ def differentiate_function(function: FuncOp) -> None:
     while (grad := _first_grad(function)) is not None:
         expand_grad(grad)
     for op in list(function.walk()):
-        if op.name == STOP_GRADIENT:
+        if isinstance(op, StopGradientOp):
             op.replace_with([op.x])
 
 
-def _first_grad(function: FuncOp) -> Operation | None:
-    return next((op for op in function.walk() if op.name == GRAD), None)
+def _first_grad(function: FuncOp) -> GradOp | None:
+    return next((op for op in function.walk() if isinstance(op, GradOp)), None)
 
 
-def expand_grad(grad: Operation) -> None:
+def expand_grad(grad: GradOp) -> None:
     """Replace one `tc.grad` op by its reverse-mode computation."""
     block = grad.parent
     assert block is not None
     forward = block.ops[: block.index_of(grad)]
-    wrt = grad.operands[1:]
-    tape, varied = _tape(forward, grad.operands[0], wrt)
+    tape, varied = _tape(forward, grad.y, grad.wrt)
     existing = {id(op) for op in block.ops}
     builder = GradBuilder(block, before=grad, loc=grad.loc)
-    cotangents = _backward(builder, grad.operands[0], tape, varied)
+    cotangents = _backward(builder, grad.y, tape, varied)
     builder.loc = grad.loc
     gradients = [
         builder.coerce(cotangents[id(w)], w.type) if id(w) in cotangents else builder.zeros(w.type)
-        for w in wrt
+        for w in grad.wrt
     ]
     grad.replace_with(gradients)
     _erase_unused(block, existing)

@@ -54,19 +54,21 @@ def is_splat(value: Value, number: Scalar) -> bool:
     return splat is not None and not isinstance(splat, bool) and splat == number
 
 
-def is_positive_zero(value: Value) -> bool:
+def _sign_of_zero(value: Value) -> float | None:
+    """+1.0 or -1.0 for a splat of a (float or integer) zero, else None."""
+    if not is_splat(value, 0):
+        return None
     splat = splat_of(value)
-    return is_splat(value, 0) and math.copysign(1.0, float(splat)) > 0  # type: ignore[arg-type]
+    return math.copysign(1.0, float(splat)) if splat is not None else None
+
+
+def is_positive_zero(value: Value) -> bool:
+    return _sign_of_zero(value) == 1.0
 
 
 def is_negative_zero(value: Value) -> bool:
     """A float splat of -0.0, the additive identity of IEEE arithmetic."""
-    splat = splat_of(value)
-    return (
-        value.type.dtype.is_float
-        and is_splat(value, 0)
-        and math.copysign(1.0, float(splat)) < 0  # type: ignore[arg-type]
-    )
+    return value.type.dtype.is_float and _sign_of_zero(value) == -1.0
 
 
 def is_integer_like(tensor_type: TensorType) -> bool:
@@ -126,9 +128,8 @@ def same_operand_types(op: Operation) -> bool:
 
 COMMUTATIVE_BINARY = tuple(
     cls.name
-    for cls in (
-        tc.AddOp, tc.MulOp, tc.MaximumOp, tc.MinimumOp, tc.EqOp, tc.NeOp, tc.AndOp, tc.OrOp
-    )
+    for cls in (tc.AddOp, tc.MulOp, tc.MaximumOp, tc.MinimumOp, tc.EqOp, tc.NeOp)
+    + (tc.AndOp, tc.OrOp)
     if Commutative in cls.traits
 )
 
@@ -460,9 +461,7 @@ class CastOfWideningCast(RewritePattern):
             return replace_by(rewriter, op, source)
         if source.type.shape != op.result.type.shape:
             return False
-        return replace_by(
-            rewriter, op, rewriter.create(op, tc.CastOp, [source], op.result.type)
-        )
+        return replace_by(rewriter, op, rewriter.create(op, tc.CastOp, [source], op.result.type))
 
 
 # ----- select ---------------------------------------------------------------------------------

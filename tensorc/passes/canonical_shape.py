@@ -6,12 +6,20 @@ from __future__ import annotations
 import math
 from typing import ClassVar
 
+import numpy as np
+
 from tensorc.ir.core import Elementwise, Operation, Value
-from tensorc.ir.dialects import tc, tc_reduce, tc_shape
+from tensorc.ir.dialects import tc, tc_shape
 from tensorc.ir.dtypes import DType
 from tensorc.ir.typecheck import can_broadcast_to
 from tensorc.ir.types import TensorType
-from tensorc.passes.canonical_patterns import make_splat, producer, replace_by, splat_of
+from tensorc.passes.canonical_patterns import (
+    Scalar,
+    make_splat,
+    producer,
+    replace_by,
+    splat_of,
+)
 from tensorc.passes.rewrite import PatternRewriter, RewritePattern
 
 SMALL_SPLAT_ELEMENTS = 16
@@ -110,10 +118,8 @@ class SmallSplatConstant(RewritePattern):
 
 
 def _splat_constant(
-    rewriter: PatternRewriter, anchor: Operation, number: bool | int | float, tensor_type: TensorType
+    rewriter: PatternRewriter, anchor: Operation, number: Scalar, tensor_type: TensorType
 ) -> Value:
-    import numpy as np
-
     shape = tensor_type.static_shape
     assert shape is not None
     array = np.full(shape, number, dtype=tensor_type.dtype.numpy)

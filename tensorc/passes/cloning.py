@@ -7,7 +7,8 @@
 after the call it also says where each old result went. A value that is not in the map (one
 defined outside the cloned ops) is used as it is. With a `dim_substitution`, every type and
 every dimension-valued attribute of the clones (DimExpr, types, shape constraints, affine
-maps, nested lists: any frozen dataclass holding them) has its symbols replaced. Locations and value names are kept.
+maps, nested lists: any frozen dataclass holding them) has its symbols replaced. Locations
+and value names are kept.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ def substitute_type(tensor_type: TensorType, substitution: DimSubstitution | Non
     """`tensor_type` with `substitution` applied to each of its dimensions."""
     if not substitution or not (tensor_type.symbols & substitution.keys()):
         return tensor_type
-    return TensorType(tensor_type.dtype, tuple(d.substitute(substitution) for d in tensor_type.shape))
+    return TensorType(
+        tensor_type.dtype, tuple(d.substitute(substitution) for d in tensor_type.shape)
+    )
 
 
 def substitute_dim(dim: DimExpr, substitution: DimSubstitution | None) -> DimExpr:

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from tensorc.ir.builder import Builder
-from tensorc.ir.core import Operation, Value
+from tensorc.ir.core import Block, Operation, Value
 from tensorc.ir.dialects import tc, tc_reduce, tc_shape
 from tensorc.ir.dialects.func import Module
 from tensorc.ir.dims import DimExpr, prod
@@ -202,19 +202,37 @@ EXPANSIONS: dict[str, Callable[[Emitter, Operation], Value]] = {
 }
 
 
-def decompose_function_ops(ops: Sequence[Operation]) -> int:
-    """Expand every composite op among `ops`; returns how many were expanded."""
-    count = 0
-    for op in ops:
+def decompose_block(block: Block) -> int:
+    """Expand every composite op of `block`; returns how many were expanded. The block is
+    rebuilt once, so the work is linear in its size."""
+    expansions: dict[int, list[Operation]] = {}
+    for op in list(block.ops):
         expand = EXPANSIONS.get(op.name)
         if expand is None:
             continue
-        replacement = expand(Emitter(Builder.before_op(op)), op)
+        scratch = Block()
+        replacement = expand(Emitter(Builder.at_end(scratch, op.loc)), op)
         if op.result.name_hint and not replacement.name_hint:
             replacement.name_hint = op.result.name_hint
-        op.replace_with([replacement])
-        count += 1
-    return count
+        op.result.replace_all_uses_with(replacement)
+        expansions[id(op)] = scratch.ops
+    if not expansions:
+        return 0
+    ops: list[Operation] = []
+    expanded: list[Operation] = []
+    for op in block.ops:
+        if id(op) in expansions:
+            expanded.append(op)
+            op.parent = None
+        ops.extend(expansions.get(id(op), [op]))
+    for op in ops:
+        op.parent = block
+    block.ops = ops
+    # Forget the expanded ops' uses in one pass per value (op by op, a weight shared by every
+    # layer would cost the length of its use list each time).
+    for value in {id(v): v for op in expanded for v in op.operands}.values():
+        value.uses = [use for use in value.uses if id(use.op) not in expansions]
+    return len(expansions)
 
 
 @register_pass
@@ -226,4 +244,4 @@ class Decompose(ModulePass):
 
     def run(self, module: Module) -> None:
         for function in module.functions:
-            decompose_function_ops(list(function.body.ops))
+            decompose_block(function.body)

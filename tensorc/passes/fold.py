@@ -61,7 +61,7 @@ def fold_op(op: Operation, max_elements: int) -> list[np.ndarray] | None:
     shapes = [result.type.static_shape for result in op.results]
     if any(shape is None for shape in shapes):
         return None
-    if sum(math.prod(shape) for shape in shapes) > max_elements:  # type: ignore[arg-type]
+    if sum(math.prod(shape or ()) for shape in shapes) > max_elements:
         return None
     if any(result.type.dtype == DType.BF16 for result in op.results):
         return None
@@ -73,9 +73,8 @@ def fold_op(op: Operation, max_elements: int) -> list[np.ndarray] | None:
         }
     except _NotConstant:
         return None
-    context = KernelContext(
-        op.name, [result.type.dtype.numpy for result in op.results], shapes  # type: ignore[misc]
-    )
+    static_shapes = [shape for shape in shapes if shape is not None]
+    context = KernelContext(op.name, [r.type.dtype.numpy for r in op.results], static_shapes)
     try:
         output = kernel(context, *(owner.value for owner in operands), **attributes)
     except Exception:  # the op fails at run time (IndexError...): keep it so that it does
@@ -83,7 +82,7 @@ def fold_op(op: Operation, max_elements: int) -> list[np.ndarray] | None:
     arrays = list(output) if isinstance(output, tuple) else [output]
     if len(arrays) != len(op.results):
         return None
-    for array, result, shape in zip(arrays, op.results, shapes):
+    for array, result, shape in zip(arrays, op.results, static_shapes):
         if not isinstance(array, np.ndarray) or array.shape != shape:
             return None
         if array.dtype != result.type.dtype.numpy:

@@ -18,6 +18,7 @@ the composite ops (softmax, mean, ...) unless `decompose` ran first.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from tensorc.ir.core import Block, Operation
@@ -25,7 +26,7 @@ from tensorc.ir.dialects.func import Module
 from tensorc.ir.dialects.kernel import GenericOp
 from tensorc.passes.fusion_build import build_kernel, is_trivial
 from tensorc.passes.fusion_groups import form_groups
-from tensorc.passes.fusion_ops import Pointwise, describe
+from tensorc.passes.fusion_ops import Pointwise, Reduction, describe
 from tensorc.passes.pass_manager import ModulePass, register_pass
 
 
@@ -34,20 +35,40 @@ def count_kernels(module: Module) -> int:
     return sum(1 for op in module.walk() if isinstance(op, GenericOp))
 
 
-def duplicate_free_ops(block: Block) -> None:
-    """Give every view, splat constant and iota one fusable user: a copy per extra user."""
+class _Descriptions:
+    """`describe`, once per op."""
+
+    def __init__(self) -> None:
+        self.known: dict[int, Pointwise | Reduction | None] = {}
+
+    def __call__(self, op: Operation) -> Pointwise | Reduction | None:
+        key = id(op)
+        if key not in self.known:
+            self.known[key] = describe(op)
+        return self.known[key]
+
+
+def duplicate_free_ops(
+    block: Block, describe: Callable[[Operation], Pointwise | Reduction | None] = describe
+) -> None:
+    """Give every view, splat constant and iota one fusable user: a copy per extra user,
+    placed just before the original."""
+    copies: dict[int, list[Operation]] = {}
     for op in reversed(list(block.ops)):
         info = describe(op)
         if not isinstance(info, Pointwise) or not info.free:
             continue
-        fusable = [user for user in op.result.users() if describe(user) is not None]
-        keep_original = len(fusable) == len(op.result.users())
+        users = op.result.users()
+        fusable = [user for user in users if describe(user) is not None]
+        keep_original = len(fusable) == len(users)
         for user in fusable[1:] if keep_original else fusable:
             copy = _clone(op)
-            block.insert_before(op, copy)
+            copies.setdefault(id(op), []).append(copy)
             for index, operand in enumerate(user.operands):
                 if operand is op.result:
                     user.set_operand(index, copy.result)
+    if copies:
+        _rebuild(block, lambda op: copies.get(id(op), []) + [op])
 
 
 def _clone(op: Operation) -> Operation:
@@ -58,17 +79,49 @@ def _clone(op: Operation) -> Operation:
     return copy
 
 
+def _rebuild(block: Block, replace: Callable[[Operation], list[Operation]]) -> None:
+    """Replace each op of `block` by the ops `replace` gives for it, in one pass."""
+    ops: list[Operation] = []
+    for op in block.ops:
+        op.parent = None
+        ops.extend(replace(op))
+    for op in ops:
+        op.parent = block
+    block.ops = ops
+
+
 def fuse_block(block: Block, max_ops: int) -> int:
     """Fuse the ops of one block; returns the number of kernels created."""
-    duplicate_free_ops(block)
-    groups = form_groups(list(block.ops), describe, max_ops)
-    created = 0
+    descriptions = _Descriptions()
+    duplicate_free_ops(block, descriptions)
+    groups = form_groups(list(block.ops), descriptions, max_ops)
+    kernels: dict[int, Operation] = {}
+    fused: set[int] = set()
     for group in groups:
         if is_trivial(group):
             continue
-        build_kernel(group)
-        created += 1
-    return created
+        kernels[id(group.root)] = build_kernel(group)
+        fused.update(id(member) for member in group.members)
+    if kernels:
+        _rebuild(
+            block,
+            lambda op: [kernels[id(op)]] if id(op) in kernels else [] if id(op) in fused else [op],
+        )
+        _drop_uses_by(fused, [op for group in groups for op in group.members])
+    return len(kernels)
+
+
+def _drop_uses_by(dead: set[int], ops: list[Operation]) -> None:
+    """Forget the uses that the removed `ops` (ids in `dead`) make, one pass per value:
+    dropping them op by op costs the length of a shared weight's use list each time."""
+    seen: set[int] = set()
+    for op in ops:
+        if id(op) not in dead:
+            continue
+        for value in op.operands:
+            if id(value) not in seen:
+                seen.add(id(value))
+                value.uses = [use for use in value.uses if id(use.op) not in dead]
 
 
 @register_pass

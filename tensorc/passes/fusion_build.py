@@ -103,8 +103,10 @@ class BlockEmitter(ScalarBuilder):
 
 
 def build_kernel(group: Group) -> kernel.GenericOp:
-    """Create the group's kernel before its root, use it instead of the root, and erase the
-    members."""
+    """Create the group's kernel and use it instead of the root. The kernel is not inserted
+    and the members are left as they are: `fusion.fuse_block` rebuilds the block and drops
+    the members' uses once, whatever the number of kernels (build consumers first: a later
+    group's members still read the values this one replaces)."""
     root = group.root
     reads = group.reads()
     positions = {(id(value), amap): index for index, (value, amap) in enumerate(reads)}
@@ -133,19 +135,9 @@ def build_kernel(group: Group) -> kernel.GenericOp:
     accumulators = op.compute_block.args[len(reads) :]
     compute_emitter = BlockEmitter(op.compute_block, group, positions, accumulators)
     compute_emitter.finish([compute_emitter.value(root.result, group.output_map)])
-    Builder.before_op(root).insert(op)
     op.result.name_hint = root.result.name_hint
     root.result.replace_all_uses_with(op.result)
-    _erase_members(group)
     return op
-
-
-def _erase_members(group: Group) -> None:
-    block = group.root.parent
-    assert block is not None
-    order = {id(op): index for index, op in enumerate(block.ops)}
-    for member in sorted(group.members, key=lambda m: order[id(m)], reverse=True):
-        member.erase()
 
 
 def is_trivial(group: Group) -> bool:

@@ -25,6 +25,7 @@ Joining rules:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from tensorc.ir.affine import AffineMap, index_var, linear_form
@@ -125,9 +126,9 @@ class Group:
         renaming = self._renaming_onto(maps.pop(), info)
         if renaming is None:
             return False
-        num_dims = len(info.domain)
+        onto = AffineMap(len(info.domain), tuple(renaming[d] for d in range(len(self.domain))))
         for key, entries in self.demands.items():
-            renamed = [Demand(d.amap.substitute_dims(renaming, num_dims), d.block) for d in entries]
+            renamed = [Demand(d.amap.compose(onto), d.block) for d in entries]
             self.demands[key] = list(dict.fromkeys(renamed))
         self.domain = tuple(info.domain)
         self.num_parallel = info.num_parallel
@@ -217,7 +218,11 @@ def _keeps_contraction(op: Operation, info: Pointwise, demands: list[Demand]) ->
     return True
 
 
-def form_groups(ops: list[Operation], describe, max_ops: int) -> list[Group]:
+def form_groups(
+    ops: list[Operation],
+    describe: Callable[[Operation], Pointwise | Reduction | None],
+    max_ops: int,
+) -> list[Group]:
     """Partition the fusable ops among `ops` (a block's, in order) into groups."""
     group_of: dict[int, Group] = {}
     groups: list[Group] = []

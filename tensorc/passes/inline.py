@@ -23,7 +23,7 @@ from tensorc.ir.core import Block, Operation, Value, VerifyError
 from tensorc.ir.dialects import tc_shape
 from tensorc.ir.dialects.func import CallOp, FuncOp, Module, ReturnOp
 from tensorc.ir.dims import DimExpr
-from tensorc.passes.cloning import clone_ops, substitute_constraint
+from tensorc.passes.cloning import clone_ops, substitute_constraint, substitute_type
 from tensorc.passes.pass_manager import ModulePass, register_pass
 from tensorc.passes.rewrite import replace_all_uses
 
@@ -124,12 +124,20 @@ def _inline_call(call: CallOp, caller: FuncOp, module: Module) -> list[Operation
         if constraint.holds_statically() is not True:
             caller.add_constraint(constraint)
     staging = Block()
-    value_map: dict[Value, Value] = dict(zip(callee.args, call.operands))
+    builder = Builder.at_end(staging, call.loc)
+    value_map: dict[Value, Value] = {}
+    for parameter, argument in zip(callee.args, call.operands):
+        expected = substitute_type(parameter.type, substitution)
+        if argument.type != expected and parameter.uses:
+            # Equal sizes spelled differently (the second `N` of a callee bound to the
+            # caller's `B` where the first was `A`; a literal 3 for the caller's `C`): the
+            # reshape gives the body exactly the types it was verified with.
+            argument = builder.value(tc_shape.ReshapeOp, [argument], expected)
+        value_map[parameter] = argument
     body = callee.body.ops
     returned = body[-1]
     assert isinstance(returned, ReturnOp)
-    clone_ops(body[:-1], value_map, Builder.at_end(staging), substitution)
-    builder = Builder.at_end(staging, call.loc)
+    clone_ops(body[:-1], value_map, builder, substitution)
     for result, value in zip(call.results, returned.operands):
         replacement = value_map.get(value, value)
         if replacement.type != result.type:

@@ -4,12 +4,15 @@ Each is the transpose of a linear map:
 - `broadcast_to` sums over the axes it added or stretched;
 - `reshape` and `transpose` are undone;
 - `slice` pads its cotangent back with zeros. `tc` has no pad op, so each sliced axis is
-  padded separately: for step 1 by `tc.concat` of a zero block before (`begin` long) and one
-  after (`size - begin - length` long), which `fusion` turns into one loop nest; for step
-  s > 1 by `tc.scatter_add` along the axis with the positions `begin + s*iota(length)`, which
-  places element k of the cotangent at the position it was read from. `begin` is the resolved
-  (clamped) start that the slice's type inference uses, so symbolic sizes work; as there, a
-  constant start on a symbolic axis is assumed to lie within the axis.
+  padded separately. On a static axis with step 1 that is a `tc.concat` of a zero block before
+  (`begin` long) and one after (`size - begin - length` long), which fusion turns into one
+  loop nest. Otherwise (a step s > 1, or a symbolic axis) it is a `tc.scatter_add` along the
+  axis at the positions `begin + s*iota(length)`, which puts element k of the cotangent where
+  it was read from. `begin` is the resolved start of the slice's own type inference. On a
+  symbolic axis the zero blocks of the concat form would have sizes (`begin`, `size - begin -
+  length`) that are wrong where the slice turns out empty at run time (`x[3:N]` with N < 3,
+  `x[1:]` with N == 0), while the scatter's result is `size` long whatever the sizes are and
+  an empty slice scatters nothing.
 - `concat` slices its cotangent at the operands' offsets;
 - `take`/`take_along_axis` scatter-add (repeated indices accumulate) and the scatter-adds
   gather. Indices receive no gradient.
@@ -24,7 +27,7 @@ from tensorc.ir.dialects import tc
 from tensorc.ir.dialects import tc_shape as shape_ops
 from tensorc.ir.dims import DimExpr
 from tensorc.ir.dtypes import DType
-from tensorc.ir.typecheck import _clamp_bound
+from tensorc.ir.typecheck import normalize_slice_bound
 from tensorc.ir.types import TensorType
 from tensorc.passes.vjp_builder import GradBuilder
 
@@ -62,10 +65,10 @@ def slice_vjp(b: GradBuilder, op: Operation, g: Value) -> Cotangents:
     padded = g
     axes = zip(source.shape, sliced.shape, op.starts, op.steps)
     for axis, (size, length, start, step) in enumerate(axes):
-        begin = _clamp_bound(size, _as_dim(start), DimExpr.const(0), is_stop=False)
+        begin = normalize_slice_bound(size, _as_dim(start), DimExpr.const(0), is_stop=False)
         if begin == 0 and length == size:
             continue
-        if step == 1:
+        if step == 1 and size.value is not None:
             padded = _pad_axis(b, padded, axis, begin, size)
         else:
             padded = _scatter_strided(b, padded, axis, begin, step, size)

@@ -1,0 +1,1 @@
+"""The CPU backend: LLVM IR for x86-64 and aarch64 (through llvmlite)."""

@@ -1,0 +1,152 @@
+"""Small llvmlite helpers shared by the CPU backend: types, declarations, counted loops.
+
+Registers hold `bool` as `i1`; memory holds it as one byte (`i8`, 0 or 1), as NumPy does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import llvmlite.ir as ir
+
+from tensorc.ir.dtypes import DType
+
+I1 = ir.IntType(1)
+I8 = ir.IntType(8)
+I32 = ir.IntType(32)
+I64 = ir.IntType(64)
+F16 = ir.HalfType()
+F32 = ir.FloatType()
+F64 = ir.DoubleType()
+PTR = ir.PointerType()
+VOID = ir.VoidType()
+
+_REGISTER_TYPES: dict[DType, ir.Type] = {
+    DType.BOOL: I1,
+    DType.I32: I32,
+    DType.I64: I64,
+    DType.F16: F16,
+    DType.F32: F32,
+    DType.F64: F64,
+}
+
+
+class UnsupportedError(NotImplementedError):
+    """The IR uses something the CPU backend does not lower (an op or a dtype)."""
+
+
+def register_type(dtype: DType) -> ir.Type:
+    """The LLVM type of one scalar of `dtype` in a register."""
+    if dtype not in _REGISTER_TYPES:
+        raise UnsupportedError(f"the CPU backend does not support {dtype} yet")
+    return _REGISTER_TYPES[dtype]
+
+
+def memory_type(dtype: DType) -> ir.Type:
+    """The LLVM type of one element of `dtype` in memory."""
+    return I8 if dtype.is_bool else register_type(dtype)
+
+
+def itemsize(dtype: DType) -> int:
+    return 1 if dtype.is_bool else dtype.numpy.itemsize
+
+
+def declare(
+    module: ir.Module, name: str, result: ir.Type, params: Sequence[ir.Type], var_arg: bool = False
+) -> ir.Function:
+    """The function `name` of `module`, declared on first use."""
+    existing = module.globals.get(name)
+    if existing is not None:
+        return existing
+    return ir.Function(module, ir.FunctionType(result, list(params), var_arg=var_arg), name)
+
+
+def intrinsic(module: ir.Module, base: str, value_type: ir.Type, arity: int = 1) -> ir.Function:
+    """An overloaded intrinsic on one type: `llvm.smax.i64`, `llvm.fabs.v16f32`, ..."""
+    return declare(module, f"{base}.{type_suffix(value_type)}", value_type, [value_type] * arity)
+
+
+def type_suffix(value_type: ir.Type) -> str:
+    if isinstance(value_type, ir.VectorType):
+        return f"v{value_type.count}{type_suffix(value_type.element)}"
+    if isinstance(value_type, ir.IntType):
+        return f"i{value_type.width}"
+    return {F16: "f16", F32: "f32", F64: "f64"}[value_type]
+
+
+def load_element(builder: ir.IRBuilder, pointer: ir.Value, dtype: DType) -> ir.Value:
+    """Load one element of `dtype` (a bool byte becomes an `i1`)."""
+    stored = memory_type(dtype)
+    value = builder.load(pointer, typ=stored, align=itemsize(dtype))
+    if dtype.is_bool:
+        return builder.icmp_unsigned("!=", value, I8(0))
+    return value
+
+
+def store_element(builder: ir.IRBuilder, value: ir.Value, pointer: ir.Value, dtype: DType) -> None:
+    if dtype.is_bool:
+        value = builder.zext(value, I8)
+    builder.store(value, pointer, align=itemsize(dtype))
+
+
+def element_pointer(
+    builder: ir.IRBuilder, base: ir.Value, offset: ir.Value, dtype: DType
+) -> ir.Value:
+    """`&base[offset]` for elements of `dtype`."""
+    return builder.gep(base, [offset], inbounds=True, source_etype=memory_type(dtype))
+
+
+def byte_pointer(builder: ir.IRBuilder, base: ir.Value, offset: ir.Value) -> ir.Value:
+    return builder.gep(base, [offset], inbounds=True, source_etype=I8)
+
+
+def emit_memcpy(builder: ir.IRBuilder, dest: ir.Value, source: ir.Value, nbytes: ir.Value) -> None:
+    function = declare(builder.module, "llvm.memcpy.p0.p0.i64", VOID, [PTR, PTR, I64, I1])
+    builder.call(function, [dest, source, nbytes, I1(0)])
+
+
+def emit_memset_zero(builder: ir.IRBuilder, dest: ir.Value, nbytes: ir.Value) -> None:
+    function = declare(builder.module, "llvm.memset.p0.i64", VOID, [PTR, I8, I64, I1])
+    builder.call(function, [dest, I8(0), nbytes, I1(0)])
+
+
+@contextmanager
+def counted_loop(
+    builder: ir.IRBuilder, start: ir.Value, stop: ir.Value, name: str
+) -> Iterator[ir.Value]:
+    """`for i in range(start, stop)`: the with-block emits the body; afterwards the builder is
+    positioned after the loop. The index is an `i64` that never overflows (`nsw`)."""
+    entry = builder.block
+    header = builder.append_basic_block(f"{name}.header")
+    body = builder.append_basic_block(f"{name}.body")
+    done = builder.append_basic_block(f"{name}.exit")
+    builder.branch(header)
+    builder.position_at_end(header)
+    index = builder.phi(I64, name=name)
+    index.add_incoming(start, entry)
+    builder.cbranch(builder.icmp_signed("<", index, stop), body, done)
+    builder.position_at_end(body)
+    yield index
+    following = builder.add(index, I64(1), name=f"{name}.next", flags=("nsw",))
+    index.add_incoming(following, builder.block)
+    builder.branch(header)
+    builder.position_at_end(done)
+
+
+def constant_bytes(module: ir.Module, name: str, data: bytes, align: int = 64) -> ir.GlobalVariable:
+    """A private constant global holding `data` (at least one byte)."""
+    payload = bytearray(data or b"\0")
+    array_type = ir.ArrayType(I8, len(payload))
+    variable = ir.GlobalVariable(module, array_type, name=name)
+    variable.linkage = "private"
+    variable.global_constant = True
+    variable.unnamed_addr = True
+    variable.align = align
+    variable.initializer = ir.Constant(array_type, payload)
+    return variable
+
+
+def c_string(module: ir.Module, name: str, text: str) -> ir.GlobalVariable:
+    """A private NUL-terminated string constant."""
+    return constant_bytes(module, name, text.encode() + b"\0", align=1)
