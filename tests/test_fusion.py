@@ -226,7 +226,8 @@ def f(x: f32[N, 8], w: f32[8, 5], b: f32[5], y: i32[N]) -> (f32[N], f32) {
 }
 """,
     "matmuls": """
-def f(a: f32[B, N, 4], b: f32[B, 4, 3], w: f32[4, 3], v: f32[4]) -> (f32[B, N, 3], f32[B, N, 3], f32[B, N]) {
+def f(a: f32[B, N, 4], b: f32[B, 4, 3],
+      w: f32[4, 3], v: f32[4]) -> (f32[B, N, 3], f32[B, N, 3], f32[B, N]) {
     return a @ b, tanh(a @ w) * 2.0, a @ v
 }
 def g(x: f32[N, 6], w: f32[5, 6], y: f32[N, 5]) -> (f32[N, 5], f32[6, 5], f32[6]) {
@@ -251,6 +252,14 @@ def f(x: f32[N, 3], s: f32) -> (f32, f32, f32[N, 3]) {
 def f(x: f32[N, 4], i: i32[N], y: f32[N, 4]) -> (f32[N, 8], f32[N, N], i32[N]) {
     a = concat([exp(x), y + 1.0], 1)
     return a * 2.0, take(x * 3.0, i, 1) + 1.0, argmax(x + y, axis=1)
+}
+""",
+    "diamond": """
+def f(x: f32[N, 4], i: i32[N]) -> (f32[N, N], f32[N, 4]) {
+    a = exp(x)
+    t = take(a, i, 1)
+    s = sum(a, axis=1, keepdims=true)
+    return t * s, a / s
 }
 """,
     "doubles": """
@@ -409,3 +418,25 @@ def f(m: bool[N, 4], h: f16[N, 4]) -> (i32[N], f16[N]) { return sum(m, axis=1), 
     accumulators = {str(t) for k in kernels_of(fused, "f") for t in k.accumulator_types}
     assert accumulators == {"i32", "f32"}
     assert kernels_of(fused, "f")[0].results[0].type.dtype in (DType.I32, DType.F16)
+
+
+@pytest.mark.parametrize("level", [2, 3])
+def test_optimisation_levels_agree_with_o0(level: int) -> None:
+    """The whole -O pipeline (inline, autodiff, canonicalize, ..., fusion) on the interpreter."""
+    import tensorc
+
+    source = MLP + PROGRAMS["train_step"]
+    reference = tensorc.compile(source, target="interp", opt_level=0)
+    optimised = tensorc.compile(source, target="interp", opt_level=level)
+    assert count_kernels(optimised.ir) >= 4
+    rng = np.random.default_rng(7)
+    for name in ("mlp", "train_step"):
+        function = reference.ir.lookup(name)
+        for size in (1, 5, 0):
+            args = random_args(function, size, rng)
+            for want, got in zip(_tuple(reference[name](*args)), _tuple(optimised[name](*args))):
+                np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def _tuple(value) -> tuple:
+    return value if isinstance(value, tuple) else (value,)

@@ -7,9 +7,10 @@ Producers fuse into their consumers (`fusion_groups`): elementwise chains into o
 elementwise work into a reduction's input, a reduction's result into the elementwise work
 after it (over the reduced shape: a parallel epilogue; over the full shape with the reduced
 dims broadcast back: a row epilogue, as in softmax and layer norm), and bias and activation
-into a matmul's epilogue. Views, splat constants and iota are first duplicated into each of
-their consumers (they cost nothing to recompute); any other value used by two kernels is
-computed once, by a kernel of its own. `max-ops` bounds the number of `tc` ops in a kernel.
+into a matmul's epilogue. Views, splat constants, iota and constant expressions are first
+duplicated into each of their consumers (they cost next to nothing to recompute); any other
+value used by two kernels is computed once, by a kernel of its own. `max-ops` bounds the
+number of `tc` ops in a kernel.
 
 What stays a `tc` op between kernels: take, take_along_axis, scatter_add*, argmax/argmin,
 concat, general reshapes, dense constants, lone scalar constants and sizes, bool matmul, and
@@ -51,12 +52,19 @@ class _Descriptions:
 def duplicate_free_ops(
     block: Block, describe: Callable[[Operation], Pointwise | Reduction | None] = describe
 ) -> None:
-    """Give every view, splat constant and iota one fusable user: a copy per extra user,
+    """Give every view, splat constant, iota and constant expression (pointwise work on
+    those alone, such as `1 / cast(dim_size(N))`) one fusable user: a copy per extra user,
     placed just before the original."""
+    free: set[int] = set()
+    for op in block.ops:
+        info = describe(op)
+        if isinstance(info, Pointwise) and (
+            info.free or all(id(v.owner) in free for v in op.operands)
+        ):
+            free.add(id(op))
     copies: dict[int, list[Operation]] = {}
     for op in reversed(list(block.ops)):
-        info = describe(op)
-        if not isinstance(info, Pointwise) or not info.free:
+        if id(op) not in free:
             continue
         users = op.result.users()
         fusable = [user for user in users if describe(user) is not None]

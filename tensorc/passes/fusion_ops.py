@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from tensorc.ir.affine import AffineMap, index_var
 from tensorc.ir.core import Elementwise, Operation, Value
 from tensorc.ir.dialects import tc
-from tensorc.ir.dims import DimExpr, dim_max
+from tensorc.ir.dims import DimExpr
 from tensorc.ir.dtypes import DType
+from tensorc.ir.typecheck import normalize_slice_bound
 from tensorc.ir.types import TensorType
 
 # ----- the scalar builder used to emit bodies (implemented in fusion_build) -----------------
@@ -139,18 +140,10 @@ def transpose_map(perm: Sequence[int]) -> AffineMap:
 
 
 def slice_start(size: DimExpr, start: int | DimExpr | None) -> DimExpr:
-    """The first index `x[start::step]` reads on an axis of `size`, clamped as Python does
-    (the same resolution as `typecheck.slice_extent`)."""
-    if start is None:
-        return DimExpr.const(0)
-    bound = DimExpr.of(start)
-    value, static_size = bound.value, size.value
-    if value is not None and static_size is not None:
-        resolved = value + static_size if value < 0 else value
-        return DimExpr.const(min(max(resolved, 0), static_size))
-    if value is not None and value < 0:
-        return dim_max(size + value, 0)
-    return bound
+    """The first index `x[start::step]` reads on an axis of `size`: Python's normalisation,
+    exactly as the type rules compute it (`typecheck.normalize_slice_bound`)."""
+    bound = None if start is None else DimExpr.of(start)
+    return normalize_slice_bound(size, bound, DimExpr.const(0), is_stop=False)
 
 
 def slice_map(op: Operation) -> AffineMap | None:

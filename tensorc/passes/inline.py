@@ -5,8 +5,9 @@ is a name is bound to the argument's dimension expression (`f(x: f32[N])` called
 `f32[2*B]` gives `N -> 2*B`), and the clone's types and dimension attributes are substituted.
 Where a parameter does not pin its argument down by itself (a name used by two parameters, a
 literal size against a symbolic one), an `eq` shape constraint keeps the check that the call
-made; the callee's own constraints are substituted and added to the caller too. Constraints
-that now hold statically are dropped.
+made, and a `tc.reshape` between the two spellings of the size gives the cloned body exactly
+the types it was verified with. The callee's own constraints are substituted and added to the
+caller too; constraints that now hold statically are dropped.
 
 Functions are inlined callees first, so each body is copied once it has no calls left; a
 call cycle (recursion) is an error. Every function is kept (each `def` is exported). Cloned
@@ -25,7 +26,7 @@ from tensorc.ir.dialects.func import CallOp, FuncOp, Module, ReturnOp
 from tensorc.ir.dims import DimExpr
 from tensorc.passes.cloning import clone_ops, substitute_constraint, substitute_type
 from tensorc.passes.pass_manager import ModulePass, register_pass
-from tensorc.passes.rewrite import replace_all_uses
+from tensorc.passes.rewrite import detach_operands, replace_all_uses
 
 
 def bind_dimensions(
@@ -147,7 +148,7 @@ def _inline_call(call: CallOp, caller: FuncOp, module: Module) -> list[Operation
         if result.name_hint and replacement not in call.operands:
             replacement.name_hint = result.name_hint  # the caller's name for it
         replace_all_uses(result, replacement)
-    call.drop_operands()
+    detach_operands(call)
     call.parent = None
     return list(staging.ops)
 

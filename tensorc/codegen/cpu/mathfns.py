@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import llvmlite.ir as ir
 
-from tensorc.codegen.cpu.irutil import F16, F32, F64, declare, intrinsic
+from tensorc.codegen.cpu.irutil import F16, F32, declare, intrinsic
 
 try:  # the vectorisable implementations, when that module is present
     from tensorc.codegen import llvm_math as _fast_math
@@ -65,7 +65,3 @@ def _sigmoid(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
     non_negative = builder.fcmp_ordered(">=", x, ir.Constant(value_type, 0.0))
     numerator = builder.select(non_negative, one, exp_minus_abs)
     return builder.fdiv(numerator, denominator)
-
-
-def float_type_of(bits: int) -> ir.Type:
-    return {16: F16, 32: F32, 64: F64}[bits]

@@ -1,0 +1,558 @@
+"""A packed, register-blocked, multi-threaded GEMM emitted as LLVM IR (llvmlite.ir).
+
+The CPU backend lowers every contraction (`tensorc.ir.dialects.kernel.match_contraction`) to
+these functions:
+
+    fn = emit_gemm(module, "tc_gemm_f32", "f32", TargetInfo.host())
+    # i32 tc_gemm_f32(i64 M, i64 N, i64 K,
+    #                 const T *A, i64 lda_row, i64 lda_col,
+    #                 const T *B, i64 ldb_row, i64 ldb_col,
+    #                 T *C, i64 ldc,
+    #                 epilogue_fn epilogue, void *epilogue_ctx)
+    fn = emit_batched_gemm(module, "tc_bgemm_f32", "f32", TargetInfo.host())
+    # i32 tc_bgemm_f32(i64 batch, i64 M, i64 N, i64 K,
+    #                  const T *A, i64 a_batch_stride, i64 lda_row, i64 lda_col,
+    #                  const T *B, i64 b_batch_stride, i64 ldb_row, i64 ldb_col,
+    #                  T *C, i64 c_batch_stride, i64 ldc,
+    #                  epilogue_fn epilogue, void *epilogue_ctx)
+    # typedef void (*epilogue_fn)(void *ctx, i64 batch, i64 row0, i64 rows,
+    #                             i64 col0, i64 cols, T *c_block, i64 ldc);
+
+Semantics: for every batch index `t`, `C_t = A_t @ B_t` (C is overwritten; `T` is float or
+double), where `A_t[i, k] = A[t * a_batch_stride + i * lda_row + k * lda_col]`, likewise B, and
+`C_t[i, j] = C[t * c_batch_stride + i * ldc + j]`. Strides are in elements, so a transposed
+operand is the same buffer with its two strides swapped, and a batch stride of 0 broadcasts an
+operand over the batch (it is then packed once). A and B are only read; C must not overlap
+them. Any size is allowed, 0 included (`K == 0` gives zeros; `M`, `N` or `batch` 0 does
+nothing). The result is 0, or 3 (the ABI's out-of-memory code) when the packing scratch
+could not be allocated; C is then unspecified.
+
+`epilogue` (may be NULL) is called exactly once per finished block of C, after the whole K
+reduction of that block, while the block is hot in cache: `c_block` points at
+`C_t[row0, col0]`, the block is `rows x cols` with row stride `ldc`. Blocks partition every
+`C_t`; calls may come from several threads at once (distinct blocks).
+
+Algorithm: A and B are packed (once per call, into one 64-byte aligned `malloc` scratch) into
+panels of MR rows / NR columns over all of K (`gemm_pack`); C is cut into blocks of about
+MC x NC; each block runs K blocks of KC steps over its MR x NR register tiles
+(`gemm_microkernel`). Problems of at least `PARALLEL_MIN_FLOPS` pack and compute on the
+artifact's thread pool (`tensorc_parallel_for`, `tensorc_num_threads` from
+`support/threadpool.c`, which must be linked in), the others on the calling thread. The code is
+reentrant: all state is on the stack or in the per-call scratch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import llvmlite.ir as ir
+
+from tensorc.codegen.cpu.gemm_microkernel import (
+    DTYPE_BYTES,
+    I32,
+    I64,
+    PTR,
+    VOID,
+    GemmTiles,
+    TargetInfo,
+    choose_tiles,
+    counted_loop,
+    declare,
+    element_ptr,
+    emit_tile_kernel,
+    i64,
+    internal_function,
+    min_i64,
+    scalar_type,
+)
+from tensorc.codegen.cpu.gemm_pack import emit_pack_a, emit_pack_b
+
+__all__ = [
+    "OUT_OF_MEMORY",
+    "PARALLEL_MIN_FLOPS",
+    "GemmTiles",
+    "TargetInfo",
+    "batched_gemm_type",
+    "choose_tiles",
+    "emit_batched_gemm",
+    "emit_gemm",
+    "epilogue_type",
+    "gemm_type",
+]
+
+OUT_OF_MEMORY = 3
+# Below this many flops (2*batch*M*N*K) the threads cost more than they save.
+PARALLEL_MIN_FLOPS = 4.0e6
+# Parallel problems are cut into at least this many C blocks per thread.
+BLOCKS_PER_THREAD = 4
+SCRATCH_ALIGN = 64
+
+
+EPILOGUE_TYPE = ir.FunctionType(VOID, [PTR, I64, I64, I64, I64, I64, PTR, I64])
+EPILOGUE_PTR = ir.PointerType(EPILOGUE_TYPE)
+
+
+def epilogue_type(dtype: str) -> ir.FunctionType:
+    """`void (ptr ctx, i64 batch, i64 row0, i64 rows, i64 col0, i64 cols, T* c, i64 ldc)`."""
+    scalar_type(dtype)
+    return EPILOGUE_TYPE
+
+
+def gemm_type(dtype: str) -> ir.FunctionType:
+    scalar_type(dtype)
+    return ir.FunctionType(
+        I32, [I64, I64, I64, PTR, I64, I64, PTR, I64, I64, PTR, I64, EPILOGUE_PTR, PTR]
+    )
+
+
+def batched_gemm_type(dtype: str) -> ir.FunctionType:
+    scalar_type(dtype)
+    return ir.FunctionType(
+        I32,
+        [I64, I64, I64, I64, PTR, I64, I64, I64, PTR, I64, I64, I64, PTR, I64, I64, EPILOGUE_PTR,
+         PTR],
+    )
+
+
+GEMM_ARGS = ("m", "n", "k", "a", "lda_row", "lda_col", "b", "ldb_row", "ldb_col", "c", "ldc",
+             "epilogue", "epilogue_ctx")
+BATCHED_ARGS = ("batch", "m", "n", "k", "a", "a_batch_stride", "lda_row", "lda_col",
+                "b", "b_batch_stride", "ldb_row", "ldb_col", "c", "c_batch_stride", "ldc",
+                "epilogue", "epilogue_ctx")
+
+
+def emit_gemm(
+    module: ir.Module,
+    name: str,
+    dtype: str,
+    target: TargetInfo,
+    tiles: GemmTiles | None = None,
+    linkage: str = "",
+) -> ir.Function:
+    """`i32 name(M, N, K, A, lda_row, lda_col, B, ldb_row, ldb_col, C, ldc, epilogue, ctx)`
+    (see the module documentation); its batched core is the internal `name.batched`."""
+    core = emit_batched_gemm(module, f"{name}.batched", dtype, target, tiles, "internal")
+    function = ir.Function(module, gemm_type(dtype), name=name)
+    _name_args(function, GEMM_ARGS)
+    if linkage:
+        function.linkage = linkage
+    function.attributes.add("nounwind")
+    m, n, k, a, lda_row, lda_col, b, ldb_row, ldb_col, c, ldc, epilogue, context = function.args
+    builder = ir.IRBuilder(function.append_basic_block("entry"))
+    zero = i64(0)
+    status = builder.call(core, [i64(1), m, n, k, a, zero, lda_row, lda_col, b, zero, ldb_row,
+                                 ldb_col, c, zero, ldc, epilogue, context])
+    builder.ret(status)
+    return function
+
+
+def emit_batched_gemm(
+    module: ir.Module,
+    name: str,
+    dtype: str,
+    target: TargetInfo,
+    tiles: GemmTiles | None = None,
+    linkage: str = "",
+) -> ir.Function:
+    """`i32 name(batch, M, N, K, A, a_batch_stride, lda_row, lda_col, B, b_batch_stride,
+    ldb_row, ldb_col, C, c_batch_stride, ldc, epilogue, ctx)` (see the module documentation).
+    Its helpers are internal functions named `name.*`."""
+    tiles = tiles or choose_tiles(dtype, target)
+    if tiles.dtype != dtype or tiles.lanes != target.lanes(dtype):
+        raise ValueError(f"tiles {tiles} do not fit {dtype} on {target}")
+    tile = emit_tile_kernel(module, name, tiles, target)
+    pack_task = _emit_pack_task(module, name, tiles)
+    compute_task = _emit_compute_task(module, name, tiles, tile)
+    function = ir.Function(module, batched_gemm_type(dtype), name=name)
+    _name_args(function, BATCHED_ARGS)
+    if linkage:
+        function.linkage = linkage
+    function.attributes.add("nounwind")
+    _emit_driver(module, function, tiles, pack_task, compute_task)
+    return function
+
+
+def _name_args(function: ir.Function, names: tuple[str, ...]) -> None:
+    for arg, arg_name in zip(function.args, names):
+        arg.name = arg_name
+
+
+# -- the shared state of one call ------------------------------------------------------------
+
+CONTEXT_FIELDS: tuple[tuple[str, ir.Type], ...] = (
+    ("m", I64), ("n", I64), ("k", I64),
+    ("a", PTR), ("a_batch_stride", I64), ("lda_row", I64), ("lda_col", I64),
+    ("b", PTR), ("b_batch_stride", I64), ("ldb_row", I64), ("ldb_col", I64),
+    ("c", PTR), ("c_batch_stride", I64), ("ldc", I64),
+    ("epilogue", EPILOGUE_PTR), ("epilogue_ctx", PTR),
+    ("a_packed", PTR), ("b_packed", PTR),
+    ("a_panels", I64), ("b_panels", I64),          # panels per packed batch
+    ("a_pack_batches", I64), ("b_pack_batches", I64),
+    ("m_blocks", I64), ("n_blocks", I64),          # C blocks per batch
+    ("kc", I64),                                   # K block (0 when K == 0)
+)  # fmt: skip
+CONTEXT_TYPE = ir.LiteralStructType([field_type for _, field_type in CONTEXT_FIELDS])
+CONTEXT_INDEX = {field_name: index for index, (field_name, _) in enumerate(CONTEXT_FIELDS)}
+TASK_TYPE = ir.FunctionType(VOID, [PTR, I64, I64])
+
+
+def _field_ptr(builder: ir.IRBuilder, context: ir.Value, field: str) -> ir.Value:
+    """The field's address; `context` is an opaque pointer (a task's argument) or the typed
+    pointer of the driver's `alloca` (llvmlite then types the result by the field)."""
+    indices = [ir.Constant(I32, 0), ir.Constant(I32, CONTEXT_INDEX[field])]
+    if context.type.is_opaque:
+        return builder.gep(context, indices, inbounds=True, source_etype=CONTEXT_TYPE)
+    return builder.gep(context, indices, inbounds=True)
+
+
+def _load_fields(builder: ir.IRBuilder, context: ir.Value) -> dict[str, ir.Value]:
+    fields = {}
+    for field, field_type in CONTEXT_FIELDS:
+        loaded = builder.load(_field_ptr(builder, context, field), typ=field_type)
+        loaded.name = field
+        fields[field] = loaded
+    return fields
+
+
+def _ceil_div(builder: ir.IRBuilder, a: ir.Value, b: ir.Value) -> ir.Value:
+    return builder.sdiv(builder.add(a, builder.sub(b, i64(1))), b)
+
+
+def _new_task(module: ir.Module, name: str) -> tuple[ir.Function, ir.IRBuilder]:
+    function = internal_function(module, name, TASK_TYPE)
+    for arg, arg_name in zip(function.args, ("context", "begin", "end")):
+        arg.name = arg_name
+    return function, ir.IRBuilder(function.append_basic_block("entry"))
+
+
+# -- packing ---------------------------------------------------------------------------------
+
+
+def _emit_pack_task(module: ir.Module, prefix: str, tiles: GemmTiles) -> ir.Function:
+    """`prefix.pack_task(ctx, begin, end)`: packs panels [begin, end); the A panels of every
+    packed batch come first, then the B panels."""
+    pack_a = emit_pack_a(module, prefix, tiles)
+    pack_b = emit_pack_b(module, prefix, tiles)
+    etype = scalar_type(tiles.dtype)
+    function, builder = _new_task(module, f"{prefix}.pack_task")
+    context, begin, end = function.args
+    f = _load_fields(builder, context)
+    a_tasks = builder.mul(f["a_pack_batches"], f["a_panels"])
+    with counted_loop(builder, begin, end, "panel") as task:
+        with builder.if_else(builder.icmp_signed("<", task, a_tasks)) as (then_a, otherwise_b):
+            with then_a:
+                batch = builder.sdiv(task, f["a_panels"])
+                panel = builder.srem(task, f["a_panels"])
+                row0 = builder.mul(panel, i64(tiles.mr))
+                offset = builder.add(builder.mul(batch, f["a_batch_stride"]),
+                                     builder.mul(row0, f["lda_row"]))
+                source = element_ptr(builder, f["a"], offset, etype)
+                target = element_ptr(builder, f["a_packed"],
+                                     builder.mul(task, builder.mul(i64(tiles.mr), f["k"])), etype)
+                rows = min_i64(builder, i64(tiles.mr), builder.sub(f["m"], row0))
+                builder.call(pack_a, [target, source, f["lda_row"], f["lda_col"], rows, f["k"]])
+            with otherwise_b:
+                index = builder.sub(task, a_tasks)
+                batch = builder.sdiv(index, f["b_panels"])
+                panel = builder.srem(index, f["b_panels"])
+                col0 = builder.mul(panel, i64(tiles.nr))
+                offset = builder.add(builder.mul(batch, f["b_batch_stride"]),
+                                     builder.mul(col0, f["ldb_col"]))
+                source = element_ptr(builder, f["b"], offset, etype)
+                target = element_ptr(builder, f["b_packed"],
+                                     builder.mul(index, builder.mul(i64(tiles.nr), f["k"])), etype)
+                cols = min_i64(builder, i64(tiles.nr), builder.sub(f["n"], col0))
+                builder.call(pack_b, [target, source, f["ldb_row"], f["ldb_col"], cols, f["k"]])
+    builder.ret_void()
+    return function
+
+
+# -- computing C blocks ----------------------------------------------------------------------
+
+
+@dataclass
+class _Block:
+    """One C block of one batch: panels [i0, i1) x [j0, j1) and the bases of its operands."""
+
+    batch: ir.Value
+    i0: ir.Value
+    i1: ir.Value
+    j0: ir.Value
+    j1: ir.Value
+    a_base: ir.Value
+    b_base: ir.Value
+    c_base: ir.Value
+
+
+def _emit_compute_task(
+    module: ir.Module, prefix: str, tiles: GemmTiles, tile: ir.Function
+) -> ir.Function:
+    """`prefix.compute_task(ctx, begin, end)`: C blocks [begin, end) (batch-major, then block
+    rows, then block columns), each over all its K blocks, then its epilogue."""
+    function, builder = _new_task(module, f"{prefix}.compute_task")
+    context, begin, end = function.args
+    f = _load_fields(builder, context)
+    with counted_loop(builder, begin, end, "block") as task:
+        block = _decode_block(builder, tiles, f, task)
+        empty_k = builder.icmp_signed("==", f["k"], i64(0))
+        with builder.if_else(empty_k) as (then_zero, otherwise_multiply):
+            with then_zero:
+                _emit_zero_block(builder, tiles, f, block)
+            with otherwise_multiply:
+                _emit_block_product(builder, tiles, f, block, tile)
+        _emit_epilogue_call(builder, tiles, f, block)
+    builder.ret_void()
+    return function
+
+
+def _decode_block(
+    builder: ir.IRBuilder, tiles: GemmTiles, f: dict[str, ir.Value], task: ir.Value
+) -> _Block:
+    etype = scalar_type(tiles.dtype)
+    column_block = builder.srem(task, f["n_blocks"])
+    rest = builder.sdiv(task, f["n_blocks"])
+    row_block = builder.srem(rest, f["m_blocks"])
+    batch = builder.sdiv(rest, f["m_blocks"])
+
+    def split(block: ir.Value, panels: ir.Value, blocks: ir.Value) -> ir.Value:
+        return builder.sdiv(builder.mul(block, panels), blocks)
+
+    i0 = split(row_block, f["a_panels"], f["m_blocks"])
+    i1 = split(builder.add(row_block, i64(1)), f["a_panels"], f["m_blocks"])
+    j0 = split(column_block, f["b_panels"], f["n_blocks"])
+    j1 = split(builder.add(column_block, i64(1)), f["b_panels"], f["n_blocks"])
+    a_batch = builder.select(builder.icmp_signed("==", f["a_batch_stride"], i64(0)), i64(0), batch)
+    b_batch = builder.select(builder.icmp_signed("==", f["b_batch_stride"], i64(0)), i64(0), batch)
+    a_panel_size = builder.mul(i64(tiles.mr), f["k"])
+    b_panel_size = builder.mul(i64(tiles.nr), f["k"])
+    a_base = element_ptr(builder, f["a_packed"],
+                         builder.mul(builder.mul(a_batch, f["a_panels"]), a_panel_size), etype)
+    b_base = element_ptr(builder, f["b_packed"],
+                         builder.mul(builder.mul(b_batch, f["b_panels"]), b_panel_size), etype)
+    c_base = element_ptr(builder, f["c"], builder.mul(batch, f["c_batch_stride"]), etype)
+    return _Block(batch, i0, i1, j0, j1, a_base, b_base, c_base)
+
+
+def _block_extent(
+    builder: ir.IRBuilder, tiles: GemmTiles, f: dict[str, ir.Value], block: _Block
+) -> tuple[ir.Value, ir.Value, ir.Value, ir.Value]:
+    """(row0, rows, col0, cols) of the block in C."""
+    row0 = builder.mul(block.i0, i64(tiles.mr))
+    row_end = min_i64(builder, builder.mul(block.i1, i64(tiles.mr)), f["m"])
+    col0 = builder.mul(block.j0, i64(tiles.nr))
+    col_end = min_i64(builder, builder.mul(block.j1, i64(tiles.nr)), f["n"])
+    return row0, builder.sub(row_end, row0), col0, builder.sub(col_end, col0)
+
+
+def _emit_block_product(
+    builder: ir.IRBuilder,
+    tiles: GemmTiles,
+    f: dict[str, ir.Value],
+    block: _Block,
+    tile: ir.Function,
+) -> None:
+    """For each K block: for each row panel: for each column panel: one register tile."""
+    etype = scalar_type(tiles.dtype)
+    k_blocks = _ceil_div(builder, f["k"], f["kc"])
+    a_panel_size = builder.mul(i64(tiles.mr), f["k"])
+    b_panel_size = builder.mul(i64(tiles.nr), f["k"])
+    with counted_loop(builder, i64(0), k_blocks, "kb") as k_block:
+        k0 = builder.mul(k_block, f["kc"])
+        depth = min_i64(builder, f["kc"], builder.sub(f["k"], k0))
+        accumulate = builder.icmp_signed("!=", k_block, i64(0))
+        with counted_loop(builder, block.i0, block.i1, "ip") as i:
+            row0 = builder.mul(i, i64(tiles.mr))
+            rows = min_i64(builder, i64(tiles.mr), builder.sub(f["m"], row0))
+            a_offset = builder.add(builder.mul(i, a_panel_size), builder.mul(k0, i64(tiles.mr)))
+            a_panel = element_ptr(builder, block.a_base, a_offset, etype)
+            c_row = element_ptr(builder, block.c_base, builder.mul(row0, f["ldc"]), etype)
+            with counted_loop(builder, block.j0, block.j1, "jp") as j:
+                col0 = builder.mul(j, i64(tiles.nr))
+                cols = min_i64(builder, i64(tiles.nr), builder.sub(f["n"], col0))
+                b_offset = builder.add(builder.mul(j, b_panel_size),
+                                       builder.mul(k0, i64(tiles.nr)))
+                b_panel = element_ptr(builder, block.b_base, b_offset, etype)
+                c_tile = element_ptr(builder, c_row, col0, etype)
+                builder.call(tile, [depth, a_panel, b_panel, c_tile, f["ldc"], accumulate,
+                                    rows, cols])
+
+
+def _emit_zero_block(
+    builder: ir.IRBuilder, tiles: GemmTiles, f: dict[str, ir.Value], block: _Block
+) -> None:
+    """C = 0 over the block (the product of an empty K)."""
+    etype = scalar_type(tiles.dtype)
+    row0, rows, col0, cols = _block_extent(builder, tiles, f, block)
+    corner = element_ptr(builder, block.c_base,
+                         builder.add(builder.mul(row0, f["ldc"]), col0), etype)
+    with counted_loop(builder, i64(0), rows, "zero.row") as row:
+        start = element_ptr(builder, corner, builder.mul(row, f["ldc"]), etype)
+        with counted_loop(builder, i64(0), cols, "zero.col") as col:
+            builder.store(ir.Constant(etype, 0.0), element_ptr(builder, start, col, etype))
+
+
+def _emit_epilogue_call(
+    builder: ir.IRBuilder, tiles: GemmTiles, f: dict[str, ir.Value], block: _Block
+) -> None:
+    etype = scalar_type(tiles.dtype)
+    present = builder.icmp_unsigned("!=", f["epilogue"], ir.Constant(EPILOGUE_PTR, None))
+    with builder.if_then(present, likely=False):
+        row0, rows, col0, cols = _block_extent(builder, tiles, f, block)
+        corner = element_ptr(builder, block.c_base,
+                             builder.add(builder.mul(row0, f["ldc"]), col0), etype)
+        builder.call(f["epilogue"], [f["epilogue_ctx"], block.batch, row0, rows, col0, cols, corner,
+                              f["ldc"]])
+
+
+# -- the entry point -------------------------------------------------------------------------
+
+
+def _emit_driver(
+    module: ir.Module,
+    function: ir.Function,
+    tiles: GemmTiles,
+    pack_task: ir.Function,
+    compute_task: ir.Function,
+) -> None:
+    """Checks, scratch allocation, the context, then packing and computing (serial or on the
+    thread pool), then freeing the scratch."""
+    args = dict(zip(BATCHED_ARGS, function.args))
+    builder = ir.IRBuilder(function.append_basic_block("entry"))
+    context = builder.alloca(CONTEXT_TYPE, name="context")
+    empty = builder.or_(
+        builder.icmp_signed("<=", args["batch"], i64(0)),
+        builder.or_(builder.icmp_signed("<=", args["m"], i64(0)),
+                    builder.icmp_signed("<=", args["n"], i64(0))),
+    )
+    with builder.if_then(empty, likely=False):
+        builder.ret(ir.Constant(I32, 0))
+    layout = _emit_scratch_layout(builder, tiles, args)
+    malloc = declare(module, "malloc", ir.FunctionType(PTR, [I64]))
+    free = declare(module, "free", ir.FunctionType(VOID, [PTR]))
+    scratch = builder.call(malloc, [layout["bytes"]], name="scratch")
+    with builder.if_then(builder.icmp_unsigned("==", scratch, ir.Constant(PTR, None)),
+                         likely=False):
+        builder.ret(ir.Constant(I32, OUT_OF_MEMORY))
+    a_packed = _align_pointer(builder, scratch)
+    b_packed = element_ptr(builder, a_packed, layout["a_elements"], scalar_type(tiles.dtype))
+    values = {name: args[name] for name, _ in CONTEXT_FIELDS if name in args}
+    values.update(a_packed=a_packed, b_packed=b_packed, kc=_k_block(builder, tiles, args["k"]))
+    values.update({name: layout[name] for name in
+                   ("a_panels", "b_panels", "a_pack_batches", "b_pack_batches")})
+    parallel = _is_parallel(builder, args)
+    m_blocks, n_blocks = _c_blocks(module, builder, tiles, args, layout, parallel)
+    values.update(m_blocks=m_blocks, n_blocks=n_blocks)
+    for name, value in values.items():
+        builder.store(value, _field_ptr(builder, context, name))
+    pack_tasks = builder.select(builder.icmp_signed(">", args["k"], i64(0)),
+                                layout["pack_tasks"], i64(0))
+    tasks = builder.mul(args["batch"], builder.mul(m_blocks, n_blocks))
+    _emit_run(module, builder, parallel, pack_task, context, pack_tasks)
+    _emit_run(module, builder, parallel, compute_task, context, tasks)
+    builder.call(free, [scratch])
+    builder.ret(ir.Constant(I32, 0))
+
+
+def _emit_scratch_layout(
+    builder: ir.IRBuilder, tiles: GemmTiles, args: dict[str, ir.Value]
+) -> dict[str, ir.Value]:
+    batch, k = args["batch"], args["k"]
+    a_panels = _ceil_div(builder, args["m"], i64(tiles.mr))
+    b_panels = _ceil_div(builder, args["n"], i64(tiles.nr))
+    a_pack_batches = builder.select(
+        builder.icmp_signed("==", args["a_batch_stride"], i64(0)), i64(1), batch)
+    b_pack_batches = builder.select(
+        builder.icmp_signed("==", args["b_batch_stride"], i64(0)), i64(1), batch)
+    a_tasks = builder.mul(a_pack_batches, a_panels)
+    b_tasks = builder.mul(b_pack_batches, b_panels)
+    # B starts 64-byte aligned too: A's part is rounded up to whole 64-byte lines.
+    line = SCRATCH_ALIGN // DTYPE_BYTES[tiles.dtype]
+    a_used = builder.mul(a_tasks, builder.mul(i64(tiles.mr), k))
+    a_elements = builder.mul(_ceil_div(builder, a_used, i64(line)), i64(line))
+    b_elements = builder.mul(b_tasks, builder.mul(i64(tiles.nr), k))
+    element_bytes = i64(DTYPE_BYTES[tiles.dtype])
+    payload = builder.mul(builder.add(a_elements, b_elements), element_bytes)
+    return {
+        "a_panels": a_panels,
+        "b_panels": b_panels,
+        "a_pack_batches": a_pack_batches,
+        "b_pack_batches": b_pack_batches,
+        "a_elements": a_elements,
+        "pack_tasks": builder.add(a_tasks, b_tasks),
+        "bytes": builder.add(payload, i64(SCRATCH_ALIGN)),
+    }
+
+
+def _align_pointer(builder: ir.IRBuilder, pointer: ir.Value) -> ir.Value:
+    address = builder.ptrtoint(pointer, I64)
+    padding = builder.and_(builder.neg(address), i64(SCRATCH_ALIGN - 1))
+    return builder.gep(pointer, [padding], inbounds=True, source_etype=ir.IntType(8))
+
+
+def _k_block(builder: ir.IRBuilder, tiles: GemmTiles, k: ir.Value) -> ir.Value:
+    """K split into ceil(K / KC) equal blocks (0 when K is 0)."""
+    blocks = _ceil_div(builder, k, i64(tiles.kc))
+    safe_blocks = builder.select(builder.icmp_signed(">", blocks, i64(0)), blocks, i64(1))
+    return _ceil_div(builder, k, safe_blocks)
+
+
+def _is_parallel(builder: ir.IRBuilder, args: dict[str, ir.Value]) -> ir.Value:
+    flops = ir.Constant(ir.DoubleType(), 2.0)
+    for name in ("batch", "m", "n", "k"):
+        flops = builder.fmul(flops, builder.sitofp(args[name], ir.DoubleType()))
+    return builder.fcmp_ordered(">=", flops, ir.Constant(ir.DoubleType(), PARALLEL_MIN_FLOPS))
+
+
+def _c_blocks(
+    module: ir.Module,
+    builder: ir.IRBuilder,
+    tiles: GemmTiles,
+    args: dict[str, ir.Value],
+    layout: dict[str, ir.Value],
+    parallel: ir.Value,
+) -> tuple[ir.Value, ir.Value]:
+    """(m_blocks, n_blocks): blocks of about MC x NC, cut finer (columns first) when a parallel
+    problem has fewer than BLOCKS_PER_THREAD blocks per thread."""
+    a_panels, b_panels = layout["a_panels"], layout["b_panels"]
+    m_blocks = _ceil_div(builder, a_panels, i64(tiles.mc // tiles.mr))
+    n_blocks = _ceil_div(builder, b_panels, i64(tiles.nc // tiles.nr))
+    num_threads = declare(module, "tensorc_num_threads", ir.FunctionType(I32, []))
+    before = builder.block
+    with builder.if_then(parallel):
+        threads = builder.sext(builder.call(num_threads, []), I64)
+        wanted = builder.mul(threads, i64(BLOCKS_PER_THREAD))
+        per_row = builder.mul(args["batch"], m_blocks)
+        finer_n = _at_least(builder, n_blocks,
+                            min_i64(builder, b_panels, _ceil_div(builder, wanted, per_row)))
+        per_column = builder.mul(args["batch"], finer_n)
+        finer_m = _at_least(builder, m_blocks,
+                            min_i64(builder, a_panels, _ceil_div(builder, wanted, per_column)))
+        inside = builder.block
+    chosen_m = builder.phi(I64, "m_blocks")
+    chosen_m.add_incoming(m_blocks, before)
+    chosen_m.add_incoming(finer_m, inside)
+    chosen_n = builder.phi(I64, "n_blocks")
+    chosen_n.add_incoming(n_blocks, before)
+    chosen_n.add_incoming(finer_n, inside)
+    return chosen_m, chosen_n
+
+
+def _at_least(builder: ir.IRBuilder, floor: ir.Value, value: ir.Value) -> ir.Value:
+    return builder.select(builder.icmp_signed("<", value, floor), floor, value)
+
+
+def _emit_run(
+    module: ir.Module,
+    builder: ir.IRBuilder,
+    parallel: ir.Value,
+    task: ir.Function,
+    context: ir.Value,
+    count: ir.Value,
+) -> None:
+    parallel_for = declare(module, "tensorc_parallel_for",
+                           ir.FunctionType(VOID, [PTR, PTR, I64, I64]))
+    with builder.if_else(parallel) as (then_threads, otherwise_serial):
+        with then_threads:
+            builder.call(parallel_for, [task, context, count, i64(1)])
+        with otherwise_serial:
+            builder.call(task, [context, i64(0), count])

@@ -1,0 +1,415 @@
+"""`kernel.generic` -> a loop nest in an outlined function, run through the thread pool.
+
+Addressing. Every operand and result is a contiguous row-major buffer, so an affine map
+becomes an element offset `base + sum_d coef_d * i_d` where `coef_d = sum_axis c_{axis,d} *
+stride_axis` (`AffineMap` coefficients times row-major strides) and `base` collects the maps'
+constant offsets (slices, reversals). Coefficients that are compile-time constants (the
+innermost axis's stride 1, broadcasts' 0) are emitted as constants, so inner loops have unit
+or zero strides that LLVM's vectoriser sees.
+
+Loop collapsing. Adjacent domain dims of one iterator kind are merged into one loop when, for
+every access, `coef_outer == coef_inner * size_inner` (they walk memory as one dim would) and
+no `kernel.index` reads them: an elementwise kernel over `[N, M]` is one flat loop of `N*M`.
+
+The nest, for parallel loops P and reduction loops R (`kernel.generic`'s semantics):
+
+    for p in P[0][begin:end], P[1:]:                  # P[0] is split across threads
+        acc = identity;  for r in R: acc = combine(acc, reduce(inputs at p, r))
+        parallel epilogue: out[p] = compute(inputs at p, acc)
+        row epilogue:      hoisted = row-invariant compute ops
+                           for r in R: out[p, r] = compute(inputs at p, r, acc, hoisted)
+
+Reassociation. Float `add`/`mul` accumulations carry the `reassoc` fast-math flag and nothing
+else: LLVM may split a sum into vector lanes and unrolled partial sums, so a reduction's
+rounding differs from a left-to-right sum by normal floating-point error (tests allow for
+it). `max`/`min` use `llvm.maximum`/`llvm.minimum` (NaN-propagating, vectorisable unflagged).
+
+Threads. The kernel is outlined as `void K(ptr dims, ptr buffers..., i64 begin, i64 end)`
+with `noalias` buffers (an op's result never shares memory with its operands) and a task
+wrapper `void K.task(ptr ctx, i64 begin, i64 end)` for `tensorc_parallel_for`, whose grain
+makes a chunk worth at least `PARALLEL_MIN_WORK` body-op evaluations: small kernels run on
+the calling thread without touching the pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import llvmlite.ir as ir
+
+from tensorc.codegen.cpu.irutil import (
+    I64,
+    PTR,
+    VOID,
+    counted_loop,
+    declare,
+    element_pointer,
+    intrinsic,
+    load_element,
+    register_type,
+    store_element,
+)
+from tensorc.codegen.cpu.scalar import ScalarLowering, constant
+from tensorc.codegen.cpu.sizes import SizeEmitter
+from tensorc.ir.affine import AffineMap
+from tensorc.ir.core import Block, Operation, Value
+from tensorc.ir.dialects.kernel import (
+    PARALLEL,
+    GenericOp,
+    IndexOp,
+    YieldOp,
+    combiner_identity,
+    row_invariant_ops,
+)
+from tensorc.ir.dims import DimExpr, prod
+from tensorc.ir.dtypes import DType
+from tensorc.ir.types import TensorType
+
+PARALLEL_MIN_WORK = 1 << 15
+_EXPENSIVE_OPS = frozenset(
+    {"tc.exp", "tc.log", "tc.log1p", "tc.expm1", "tc.sin", "tc.cos", "tc.tanh", "tc.erf",
+     "tc.sigmoid", "tc.softplus", "tc.gelu", "tc.pow", "tc.div", "tc.floordiv", "tc.mod",
+     "tc.sqrt", "tc.rsqrt"}
+)  # fmt: skip
+_EXPENSIVE_WEIGHT = 8
+
+
+# ----- addressing ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Access:
+    """How a kernel walks one operand or result: offsets per domain dim (see module doc)."""
+
+    tensor: TensorType
+    coefficient_terms: tuple[tuple[tuple[int, int], ...], ...]  # per dim: (coef, axis) pairs
+    coefficients: tuple[DimExpr, ...]  # per dim: sum of coef * stride (structural)
+    offset_terms: tuple[tuple[DimExpr, int], ...]  # (offset, axis) pairs
+
+    @property
+    def dtype(self) -> DType:
+        return self.tensor.dtype
+
+    @staticmethod
+    def of(tensor: TensorType, amap: AffineMap) -> Access:
+        shape = tensor.shape
+        strides = [prod(shape[axis + 1 :]) for axis in range(len(shape))]
+        forms = amap.linear_forms()
+        terms: list[list[tuple[int, int]]] = [[] for _ in range(amap.num_dims)]
+        for axis, form in enumerate(forms):
+            for dim, coefficient in form.coefficients:
+                terms[dim].append((coefficient, axis))
+        coefficients = tuple(
+            sum((c * strides[axis] for c, axis in dim_terms), DimExpr.const(0))
+            for dim_terms in terms
+        )
+        offsets = tuple((form.offset, axis) for axis, form in enumerate(forms) if form.offset != 0)
+        return Access(tensor, tuple(tuple(t) for t in terms), coefficients, offsets)
+
+    def coefficient(self, sizes: SizeEmitter, dim: int) -> ir.Value:
+        expr = self.coefficients[dim]
+        if expr.is_const:
+            return I64(expr.value or 0)
+        strides = sizes.strides(self.tensor.shape)
+        total: ir.Value | None = None
+        for coefficient, axis in self.coefficient_terms[dim]:
+            term = strides[axis]
+            if coefficient != 1:
+                term = sizes.builder.mul(term, I64(coefficient))
+            total = term if total is None else sizes.builder.add(total, term)
+        return total if total is not None else I64(0)
+
+    def base(self, sizes: SizeEmitter) -> ir.Value:
+        strides = sizes.strides(self.tensor.shape)
+        total: ir.Value | None = None
+        for offset, axis in self.offset_terms:
+            term = sizes.builder.mul(sizes.value(offset), strides[axis])
+            total = term if total is None else sizes.builder.add(total, term)
+        return total if total is not None else I64(0)
+
+
+@dataclass
+class Loop:
+    """One loop of the nest: consecutive domain dims of one kind, merged."""
+
+    dims: list[int]
+    kind: str
+
+    @property
+    def innermost(self) -> int:
+        return self.dims[-1]
+
+
+def plan_loops(op: GenericOp, accesses: Sequence[Access]) -> list[Loop]:
+    """The domain dims grouped into loops (see Loop collapsing in the module doc)."""
+    indexed = {
+        body_op.dim
+        for block in (op.reduce_block, op.compute_block)
+        for body_op in block.ops
+        if isinstance(body_op, IndexOp)
+    }
+    sizes = op.domain_sizes
+    loops: list[Loop] = []
+    for dim, kind in enumerate(op.iterators):
+        if loops and loops[-1].kind == kind and _mergeable(
+            loops[-1].innermost, dim, sizes, accesses, indexed
+        ):
+            loops[-1].dims.append(dim)
+        else:
+            loops.append(Loop([dim], kind))
+    return loops
+
+
+def _mergeable(
+    outer: int, inner: int, sizes: Sequence[DimExpr], accesses: Sequence[Access], indexed: set
+) -> bool:
+    if outer in indexed or inner in indexed:
+        return False
+    return all(a.coefficients[outer] == a.coefficients[inner] * sizes[inner] for a in accesses)
+
+
+def body_cost(op: GenericOp) -> int:
+    """A rough count of scalar operations per domain point (for the parallel grain)."""
+    cost = 1
+    for block in (op.reduce_block, op.compute_block):
+        for body_op in block.ops:
+            cost += _EXPENSIVE_WEIGHT if body_op.name in _EXPENSIVE_OPS else 1
+    return cost
+
+
+# ----- the outlined kernel ------------------------------------------------------------------
+
+
+class KernelLowering:
+    """Emits one `kernel.generic` as `name` (the loop nest) and `name.task` (the pool task)."""
+
+    def __init__(self, module: ir.Module, name: str, op: GenericOp, symbols: Sequence[str]):
+        self.module = module
+        self.name = name
+        self.op = op
+        self.symbols = list(symbols)
+        self.inputs = [Access.of(v.type, m) for v, m in zip(op.inputs, op.input_maps)]
+        self.outputs = [Access.of(r.type, m) for r, m in zip(op.results, op.output_maps)]
+        self.accesses = self.inputs + self.outputs
+        self.loops = plan_loops(op, self.accesses)
+        self.parallel_loops = [loop for loop in self.loops if loop.kind == PARALLEL]
+        self.reduction_loops = [loop for loop in self.loops if loop.kind != PARALLEL]
+
+    # ----- the caller's side --------------------------------------------------------------
+    def emit_launch(
+        self,
+        builder: ir.IRBuilder,
+        sizes: SizeEmitter,
+        dims: ir.Value,
+        buffers: Sequence[ir.Value],
+        context: ir.Value,
+    ) -> None:
+        """Run the kernel over its domain from the entry point; `context` is a stack array of
+        `len(buffers) + 1` pointers."""
+        task = self.emit()
+        for position, pointer in enumerate([dims, *buffers]):
+            slot = builder.gep(context, [I64(position)], inbounds=True, source_etype=PTR)
+            builder.store(pointer, slot, align=8)
+        if self.parallel_loops:
+            count = self._loop_size(sizes, self.parallel_loops[0])
+            inner = [loop for loop in self.loops if loop is not self.parallel_loops[0]]
+        else:
+            count, inner = I64(1), self.loops
+        work = I64(body_cost(self.op))
+        for loop in inner:
+            work = sizes.builder.mul(work, self._loop_size(sizes, loop))
+        smax = intrinsic(self.module, "llvm.smax", I64, 2)
+        work = sizes.builder.call(smax, [work, I64(1)])
+        grain = sizes.builder.add(sizes.builder.udiv(I64(PARALLEL_MIN_WORK), work), I64(1))
+        parallel_for = declare(self.module, "tensorc_parallel_for", VOID, [PTR, PTR, I64, I64])
+        builder.call(parallel_for, [task, context, count, grain])
+
+    def _loop_size(self, sizes: SizeEmitter, loop: Loop) -> ir.Value:
+        return sizes.product(self.op.domain_sizes[d] for d in loop.dims)
+
+    # ----- the outlined functions ---------------------------------------------------------
+    def emit(self) -> ir.Function:
+        kernel = self._emit_kernel()
+        task = ir.Function(self.module, ir.FunctionType(VOID, [PTR, I64, I64]), f"{self.name}.task")
+        task.linkage = "internal"
+        context, begin, end = task.args
+        builder = ir.IRBuilder(task.append_basic_block("entry"))
+        pointers = []
+        for position in range(len(self.accesses) + 1):
+            slot = builder.gep(context, [I64(position)], inbounds=True, source_etype=PTR)
+            pointers.append(builder.load(slot, typ=PTR, align=8))
+        builder.call(kernel, [*pointers, begin, end])
+        builder.ret_void()
+        return task
+
+    def _emit_kernel(self) -> ir.Function:
+        params = [PTR] * (len(self.accesses) + 1) + [I64, I64]
+        function = ir.Function(self.module, ir.FunctionType(VOID, params), self.name)
+        function.linkage = "internal"
+        function.attributes.add("alwaysinline")
+        dims, *buffers = function.args[: len(self.accesses) + 1]
+        begin, end = function.args[-2:]
+        for position, argument in enumerate(buffers):
+            argument.add_attribute("noalias")
+            if position < len(self.inputs):
+                argument.add_attribute("readonly")
+        prologue = function.append_basic_block("entry")
+        start = function.append_basic_block("start")
+        self.prologue = ir.IRBuilder(prologue)
+        self.sizes = SizeEmitter(self.prologue, dims, self.symbols)
+        self.builder = ir.IRBuilder(start)
+        self.buffers = list(buffers)
+        self.indices: dict[int, ir.Value] = {}
+        self.scalars = ScalarLowering(self.builder, self.sizes, self.indices.__getitem__)
+        self.loop_sizes = [self._loop_size(self.sizes, loop) for loop in self.loops]
+        self.steps = [
+            [access.coefficient(self.sizes, loop.innermost) for loop in self.loops]
+            for access in self.accesses
+        ]
+        offsets = [access.base(self.sizes) for access in self.accesses]
+        self.accumulators = [
+            self.prologue.alloca(register_type(t.dtype), name=f"acc{j}")
+            for j, t in enumerate(self.op.accumulator_types)
+        ]
+        self._parallel(0, offsets, begin, end)
+        self.builder.ret_void()
+        self.prologue.branch(start)
+        return function
+
+    # ----- the nest -----------------------------------------------------------------------
+    def _parallel(
+        self, level: int, offsets: list[ir.Value], begin: ir.Value, end: ir.Value
+    ) -> None:
+        if level == len(self.parallel_loops):
+            self._point(offsets)
+            return
+        loop_position = self.loops.index(self.parallel_loops[level])
+        start, stop = (begin, end) if level == 0 else (I64(0), self.loop_sizes[loop_position])
+        with counted_loop(self.builder, start, stop, f"p{level}") as index:
+            inner = self._advance(offsets, loop_position, index)
+            self._parallel(level + 1, inner, begin, end)
+
+    def _reduction(self, level: int, offsets: list[ir.Value], body) -> None:
+        if level == len(self.reduction_loops):
+            body(offsets)
+            return
+        loop_position = self.loops.index(self.reduction_loops[level])
+        with counted_loop(
+            self.builder, I64(0), self.loop_sizes[loop_position], f"r{level}"
+        ) as index:
+            self._reduction(level + 1, self._advance(offsets, loop_position, index), body)
+
+    def _advance(self, offsets: list[ir.Value], loop_position: int, index: ir.Value) -> list:
+        for dim in self.loops[loop_position].dims:
+            self.indices[dim] = index  # unmerged whenever kernel.index reads it
+        innermost = self.loops[loop_position].innermost
+        advanced = []
+        for access, offset, steps in zip(self.accesses, offsets, self.steps):
+            coefficient = access.coefficients[innermost]
+            if coefficient == 0:
+                advanced.append(offset)
+                continue
+            term = index if coefficient == 1 else self.builder.mul(index, steps[loop_position])
+            advanced.append(self.builder.add(offset, term))
+        return advanced
+
+    def _point(self, offsets: list[ir.Value]) -> None:
+        op = self.op
+        values: dict[int, ir.Value] = {}
+        if op.has_reduction:
+            self._accumulate(offsets)
+            compute_args = op.compute_block.args[len(op.inputs) :]
+            for arg, slot, acc_type in zip(compute_args, self.accumulators, op.accumulator_types):
+                values[id(arg)] = self.builder.load(slot, typ=register_type(acc_type.dtype))
+        if not op.is_row_epilogue:
+            outputs = self._block(op.compute_block, op.compute_block.ops, values, offsets)
+            self._store(outputs, offsets)
+            return
+        hoisted = row_invariant_ops(op)
+        hoisted_ids = {id(o) for o in hoisted}
+        self._block(op.compute_block, hoisted, values, offsets)
+        varying = [o for o in op.compute_block.ops if id(o) not in hoisted_ids]
+
+        def epilogue(inner: list[ir.Value]) -> None:
+            row_values = dict(values)
+            outputs = self._block(op.compute_block, varying, row_values, inner)
+            self._store(outputs, inner)
+
+        self._reduction(0, offsets, epilogue)
+
+    def _accumulate(self, offsets: list[ir.Value]) -> None:
+        op = self.op
+        for slot, kind, acc_type in zip(self.accumulators, op.reductions, op.accumulator_types):
+            identity = combiner_identity(kind, acc_type.dtype)
+            self.builder.store(constant(acc_type.dtype, identity), slot)
+
+        def step(inner: list[ir.Value]) -> None:
+            values = self._block(op.reduce_block, op.reduce_block.ops, {}, inner)
+            for slot, kind, value, acc_type in zip(
+                self.accumulators, op.reductions, values, op.accumulator_types
+            ):
+                dtype = acc_type.dtype
+                current = self.builder.load(slot, typ=register_type(dtype))
+                self.builder.store(combine(self.builder, kind, dtype, current, value), slot)
+
+        self._reduction(0, offsets, step)
+
+    def _block(
+        self,
+        block: Block,
+        ops: Sequence[Operation],
+        values: dict[int, ir.Value],
+        offsets: list[ir.Value],
+    ) -> list[ir.Value]:
+        """Emit `ops` of `block`; returns the yielded values when the yield is among them."""
+        yielded: list[ir.Value] = []
+        for body_op in ops:
+            operands = [self._operand(block, v, values, offsets) for v in body_op.operands]
+            if isinstance(body_op, YieldOp):
+                yielded = operands
+                continue
+            values[id(body_op.result)] = self.scalars.emit(body_op, operands)
+        return yielded
+
+    def _operand(
+        self, block: Block, value: Value, values: dict[int, ir.Value], offsets: list[ir.Value]
+    ) -> ir.Value:
+        if id(value) in values:
+            return values[id(value)]
+        position = block.args.index(value)  # an input not loaded yet
+        access = self.inputs[position]
+        pointer = element_pointer(self.builder, self.buffers[position], offsets[position],
+                                  access.dtype)
+        loaded = load_element(self.builder, pointer, access.dtype)
+        values[id(value)] = loaded
+        return loaded
+
+    def _store(self, outputs: list[ir.Value], offsets: list[ir.Value]) -> None:
+        first = len(self.inputs)
+        for index, (value, access) in enumerate(zip(outputs, self.outputs)):
+            pointer = element_pointer(
+                self.builder, self.buffers[first + index], offsets[first + index], access.dtype
+            )
+            store_element(self.builder, value, pointer, access.dtype)
+
+
+def combine(
+    builder: ir.IRBuilder, kind: str, dtype: DType, accumulator: ir.Value, value: ir.Value
+) -> ir.Value:
+    """One step of a reduction (`reassoc` on float add/mul: see the module doc)."""
+    if dtype.is_bool:
+        return builder.or_(accumulator, value) if kind == "max" else builder.and_(accumulator, value)
+    if dtype.is_float:
+        if kind == "add":
+            return builder.fadd(accumulator, value, flags=("reassoc",))
+        if kind == "mul":
+            return builder.fmul(accumulator, value, flags=("reassoc",))
+        function = intrinsic(builder.module, f"llvm.{kind}imum", accumulator.type, 2)
+        return builder.call(function, [accumulator, value])
+    if kind == "add":
+        return builder.add(accumulator, value)
+    if kind == "mul":
+        return builder.mul(accumulator, value)
+    function = intrinsic(builder.module, f"llvm.s{kind}", accumulator.type, 2)
+    return builder.call(function, [accumulator, value])
