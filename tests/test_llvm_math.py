@@ -58,7 +58,8 @@ def _emit_kernel(module: ir.Module, name: str, emit: Callable, arity: int, eleme
     i = b.phi(i64)
     i.add_incoming(ir.Constant(i64, 0), entry)
     b.cbranch(b.icmp_signed("<", i, vector_end), vector_body, scalar_head)
-    body(vector_body, i, ir.VectorType(element, width), element.get_abi_alignment(_LAYOUT))
+    align = 8 if isinstance(element, ir.DoubleType) else 4
+    body(vector_body, i, ir.VectorType(element, width), align)
     i.add_incoming(b.add(i, ir.Constant(i64, width)), vector_body)
     b.branch(vector_head)
 
@@ -66,7 +67,7 @@ def _emit_kernel(module: ir.Module, name: str, emit: Callable, arity: int, eleme
     j = b.phi(i64)
     j.add_incoming(i, vector_head)
     b.cbranch(b.icmp_signed("<", j, n), scalar_body, done)
-    body(scalar_body, j, element, element.get_abi_alignment(_LAYOUT))
+    body(scalar_body, j, element, align)
     j.add_incoming(b.add(j, ir.Constant(i64, 1)), scalar_body)
     b.branch(scalar_head)
 
@@ -82,9 +83,6 @@ def _target_machine() -> llvm.TargetMachine:
     return target.create_target_machine(
         cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(), opt=3,
         reloc="pic", codemodel="default")
-
-
-_LAYOUT = None  # filled lazily: ir types need a target data only for alignment queries
 
 
 @dataclass
@@ -112,9 +110,7 @@ class CompiledKernels:
 
 def compile_kernels(dtype: str, names: list[str] | None = None) -> CompiledKernels:
     """Compile one kernel per math function (`names`, default all) for `dtype`."""
-    global _LAYOUT
     machine = _target_machine()
-    _LAYOUT = machine.target_data
     element = DTYPES[dtype]
     module = ir.Module(name=f"math_{dtype}")
     module.triple = llvm.get_process_triple()

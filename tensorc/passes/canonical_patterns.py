@@ -118,11 +118,6 @@ def make_splat(
     return rewriter.create(anchor, tc_shape.BroadcastToOp, [scalar], tensor_type)
 
 
-def same_operand_types(op: Operation) -> bool:
-    first = op.operands[0].type
-    return all(operand.type == first for operand in op.operands)
-
-
 # ----- commutative ops ------------------------------------------------------------------------
 
 

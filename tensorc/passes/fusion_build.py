@@ -130,7 +130,8 @@ def build_kernel(group: Group) -> kernel.GenericOp:
     if reduction is None:
         reduce_emitter.finish([])
     else:
-        scalars = [reduce_emitter.value(value, amap) for value, amap in reduction.inputs]
+        operands = zip(reduction.op.operands, reduction.input_maps)
+        scalars = [reduce_emitter.value(value, amap) for value, amap in operands]
         reduce_emitter.finish([reduction.reduce_scalar(reduce_emitter, scalars)])
     accumulators = op.compute_block.args[len(reads) :]
     compute_emitter = BlockEmitter(op.compute_block, group, positions, accumulators)

@@ -181,8 +181,8 @@ class Group:
         self.members.append(op)
         self.infos[id(op)] = info
         if isinstance(info, Reduction):
-            for value, amap in info.inputs:
-                self._demand(value, Demand(amap, REDUCE))
+            for operand, amap in zip(op.operands, info.input_maps):
+                self._demand(operand, Demand(amap, REDUCE))
             return
         for operand, operand_map in zip(op.operands, info.operand_maps):
             for demand in list(self.demands_of(op.result)):

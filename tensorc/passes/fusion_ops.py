@@ -64,13 +64,14 @@ class Pointwise:
 
 @dataclass
 class Reduction:
-    """`result[result_map(p)] = finish(combine over r of reduce(inputs at input_maps(p, r)))`
-    over its own domain (parallel dims first)."""
+    """`result[result_map(p)] = finish(combine over r of reduce(operands at input_maps(p, r)))`
+    over its own domain (parallel dims first); `input_maps[k]` reads `op.operands[k]` (by
+    position: fusion may redirect an operand to a copy after describing the op)."""
 
     op: Operation
     domain: tuple[DimExpr, ...]
     num_parallel: int
-    inputs: list[tuple[Value, AffineMap]]
+    input_maps: list[AffineMap]
     result_map: AffineMap
     combiner: str
     accumulator: DType
@@ -276,7 +277,7 @@ def _describe_reduction(op: Operation) -> Pointwise | Reduction:
         op=op,
         domain=domain,
         num_parallel=len(parallel),
-        inputs=[(op.x, input_map)],
+        input_maps=[input_map],
         result_map=result_map,
         combiner=combiner,
         accumulator=accumulator_dtype(combiner, source.dtype),
@@ -295,9 +296,9 @@ def _describe_matmul(op: Operation) -> Reduction | None:
         op=op,
         domain=domain,
         num_parallel=batch + 2,
-        inputs=[
-            (op.lhs, AffineMap.projection(batch + 3, batch_dims + [m, k])),
-            (op.rhs, AffineMap.projection(batch + 3, batch_dims + [k, n])),
+        input_maps=[
+            AffineMap.projection(batch + 3, batch_dims + [m, k]),
+            AffineMap.projection(batch + 3, batch_dims + [k, n]),
         ],
         result_map=AffineMap.projection(batch + 3, batch_dims + [m, n]),
         combiner="add",

@@ -160,9 +160,10 @@ def emit_batched_gemm(
     tiles = tiles or choose_tiles(dtype, target)
     if tiles.dtype != dtype or tiles.lanes != target.lanes(dtype):
         raise ValueError(f"tiles {tiles} do not fit {dtype} on {target}")
-    tile = emit_tile_kernel(module, name, tiles, target)
+    tile_packed = emit_tile_kernel(module, name, tiles, target, packed_a=True)
+    tile_direct = emit_tile_kernel(module, name, tiles, target, packed_a=False)
     pack_task = _emit_pack_task(module, name, tiles)
-    compute_task = _emit_compute_task(module, name, tiles, tile)
+    compute_task = _emit_compute_task(module, name, tiles, tile_packed, tile_direct)
     function = ir.Function(module, batched_gemm_type(dtype), name=name)
     _name_args(function, BATCHED_ARGS)
     if linkage:
@@ -185,9 +186,10 @@ CONTEXT_FIELDS: tuple[tuple[str, ir.Type], ...] = (
     ("b", PTR), ("b_batch_stride", I64), ("ldb_row", I64), ("ldb_col", I64),
     ("c", PTR), ("c_batch_stride", I64), ("ldc", I64),
     ("epilogue", EPILOGUE_PTR), ("epilogue_ctx", PTR),
+    ("a_direct", I64),                             # 1: row-major A is read in place
     ("a_packed", PTR), ("b_packed", PTR),
     ("a_panels", I64), ("b_panels", I64),          # panels per packed batch
-    ("a_pack_batches", I64), ("b_pack_batches", I64),
+    ("a_pack_batches", I64), ("b_pack_batches", I64),  # 0 A batches when A is direct
     ("m_blocks", I64), ("n_blocks", I64),          # C blocks per batch
     ("kc", I64),                                   # K block (0 when K == 0)
 )  # fmt: skip
@@ -285,7 +287,11 @@ class _Block:
 
 
 def _emit_compute_task(
-    module: ir.Module, prefix: str, tiles: GemmTiles, tile: ir.Function
+    module: ir.Module,
+    prefix: str,
+    tiles: GemmTiles,
+    tile_packed: ir.Function,
+    tile_direct: ir.Function,
 ) -> ir.Function:
     """`prefix.compute_task(ctx, begin, end)`: C blocks [begin, end) (batch-major, then block
     rows, then block columns), each over all its K blocks, then its epilogue."""
@@ -299,7 +305,12 @@ def _emit_compute_task(
             with then_zero:
                 _emit_zero_block(builder, tiles, f, block)
             with otherwise_multiply:
-                _emit_block_product(builder, tiles, f, block, tile)
+                direct = builder.icmp_signed("!=", f["a_direct"], i64(0))
+                with builder.if_else(direct) as (then_direct, otherwise_packed):
+                    with then_direct:
+                        _emit_block_product(builder, tiles, f, block, tile_direct, False)
+                    with otherwise_packed:
+                        _emit_block_product(builder, tiles, f, block, tile_packed, True)
         _emit_epilogue_call(builder, tiles, f, block)
     builder.ret_void()
     return function
@@ -325,8 +336,12 @@ def _decode_block(
     b_batch = builder.select(builder.icmp_signed("==", f["b_batch_stride"], i64(0)), i64(0), batch)
     a_panel_size = builder.mul(i64(tiles.mr), f["k"])
     b_panel_size = builder.mul(i64(tiles.nr), f["k"])
-    a_base = element_ptr(builder, f["a_packed"],
-                         builder.mul(builder.mul(a_batch, f["a_panels"]), a_panel_size), etype)
+    a_packed_base = element_ptr(
+        builder, f["a_packed"], builder.mul(builder.mul(a_batch, f["a_panels"]), a_panel_size),
+        etype)
+    a_direct_base = element_ptr(builder, f["a"], builder.mul(batch, f["a_batch_stride"]), etype)
+    direct = builder.icmp_signed("!=", f["a_direct"], i64(0))
+    a_base = builder.select(direct, a_direct_base, a_packed_base)
     b_base = element_ptr(builder, f["b_packed"],
                          builder.mul(builder.mul(b_batch, f["b_panels"]), b_panel_size), etype)
     c_base = element_ptr(builder, f["c"], builder.mul(batch, f["c_batch_stride"]), etype)
@@ -350,8 +365,10 @@ def _emit_block_product(
     f: dict[str, ir.Value],
     block: _Block,
     tile: ir.Function,
+    packed_a: bool,
 ) -> None:
-    """For each K block: for each row panel: for each column panel: one register tile."""
+    """For each K block: for each row panel: for each column panel: one register tile.
+    `block.a_base` is the batch's packed A (`packed_a`) or row-major A itself."""
     etype = scalar_type(tiles.dtype)
     k_blocks = _ceil_div(builder, f["k"], f["kc"])
     a_panel_size = builder.mul(i64(tiles.mr), f["k"])
@@ -363,7 +380,11 @@ def _emit_block_product(
         with counted_loop(builder, block.i0, block.i1, "ip") as i:
             row0 = builder.mul(i, i64(tiles.mr))
             rows = min_i64(builder, i64(tiles.mr), builder.sub(f["m"], row0))
-            a_offset = builder.add(builder.mul(i, a_panel_size), builder.mul(k0, i64(tiles.mr)))
+            if packed_a:
+                a_offset = builder.add(builder.mul(i, a_panel_size),
+                                       builder.mul(k0, i64(tiles.mr)))
+            else:
+                a_offset = builder.add(builder.mul(row0, f["lda_row"]), k0)
             a_panel = element_ptr(builder, block.a_base, a_offset, etype)
             c_row = element_ptr(builder, block.c_base, builder.mul(row0, f["ldc"]), etype)
             with counted_loop(builder, block.j0, block.j1, "jp") as j:
@@ -373,8 +394,8 @@ def _emit_block_product(
                                        builder.mul(k0, i64(tiles.nr)))
                 b_panel = element_ptr(builder, block.b_base, b_offset, etype)
                 c_tile = element_ptr(builder, c_row, col0, etype)
-                builder.call(tile, [depth, a_panel, b_panel, c_tile, f["ldc"], accumulate,
-                                    rows, cols])
+                builder.call(tile, [depth, a_panel, f["lda_row"], b_panel, c_tile, f["ldc"],
+                                    accumulate, rows, cols])
 
 
 def _emit_zero_block(
@@ -426,7 +447,8 @@ def _emit_driver(
     )
     with builder.if_then(empty, likely=False):
         builder.ret(ir.Constant(I32, 0))
-    layout = _emit_scratch_layout(builder, tiles, args)
+    a_direct = builder.icmp_signed("==", args["lda_col"], i64(1))
+    layout = _emit_scratch_layout(builder, tiles, args, a_direct)
     malloc = declare(module, "malloc", ir.FunctionType(PTR, [I64]))
     free = declare(module, "free", ir.FunctionType(VOID, [PTR]))
     scratch = builder.call(malloc, [layout["bytes"]], name="scratch")
@@ -436,7 +458,8 @@ def _emit_driver(
     a_packed = _align_pointer(builder, scratch)
     b_packed = element_ptr(builder, a_packed, layout["a_elements"], scalar_type(tiles.dtype))
     values = {name: args[name] for name, _ in CONTEXT_FIELDS if name in args}
-    values.update(a_packed=a_packed, b_packed=b_packed, kc=_k_block(builder, tiles, args["k"]))
+    values.update(a_packed=a_packed, b_packed=b_packed, kc=_k_block(builder, tiles, args["k"]),
+                  a_direct=builder.zext(a_direct, I64))
     values.update({name: layout[name] for name in
                    ("a_panels", "b_panels", "a_pack_batches", "b_pack_batches")})
     parallel = _is_parallel(builder, args)
@@ -454,13 +477,14 @@ def _emit_driver(
 
 
 def _emit_scratch_layout(
-    builder: ir.IRBuilder, tiles: GemmTiles, args: dict[str, ir.Value]
+    builder: ir.IRBuilder, tiles: GemmTiles, args: dict[str, ir.Value], a_direct: ir.Value
 ) -> dict[str, ir.Value]:
     batch, k = args["batch"], args["k"]
     a_panels = _ceil_div(builder, args["m"], i64(tiles.mr))
     b_panels = _ceil_div(builder, args["n"], i64(tiles.nr))
     a_pack_batches = builder.select(
         builder.icmp_signed("==", args["a_batch_stride"], i64(0)), i64(1), batch)
+    a_pack_batches = builder.select(a_direct, i64(0), a_pack_batches)
     b_pack_batches = builder.select(
         builder.icmp_signed("==", args["b_batch_stride"], i64(0)), i64(1), batch)
     a_tasks = builder.mul(a_pack_batches, a_panels)

@@ -235,30 +235,36 @@ def internal_function(module: ir.Module, name: str, fnty: ir.FunctionType) -> ir
 
 # -- micro-kernels ---------------------------------------------------------------------------
 
-TILE_ARGS = ("kc", "a", "b", "c", "ldc", "accumulate", "rows", "cols")
+TILE_ARGS = ("kc", "a", "a_row_stride", "b", "c", "ldc", "accumulate", "rows", "cols")
+MICRO_ARGS = ("kc", "a", "a_row_stride", "b", "c", "ldc", "accumulate", "cols")
 
 
 def tile_kernel_type() -> ir.FunctionType:
-    """`void tile(i64 kc, ptr a, ptr b, ptr c, i64 ldc, i1 accumulate, i64 rows, i64 cols)`."""
-    return ir.FunctionType(VOID, [I64, PTR, PTR, PTR, I64, I1, I64, I64])
+    """`void tile(i64 kc, ptr a, i64 a_row_stride, ptr b, ptr c, i64 ldc, i1 accumulate,
+    i64 rows, i64 cols)`."""
+    return ir.FunctionType(VOID, [I64, PTR, I64, PTR, PTR, I64, I1, I64, I64])
 
 
 def emit_tile_kernel(
-    module: ir.Module, prefix: str, tiles: GemmTiles, target: TargetInfo
+    module: ir.Module, prefix: str, tiles: GemmTiles, target: TargetInfo, packed_a: bool
 ) -> ir.Function:
-    """The tile dispatcher `prefix.tile` (see `tile_kernel_type`) and its micro-kernels."""
-    kernels = {rows: _emit_micro_kernel(module, prefix, tiles, target, rows)
+    """The tile dispatcher `prefix.tile.packed` or `prefix.tile.direct` (`tile_kernel_type`)
+    and its micro-kernels. Packed: `a` is an A panel (`a_row_stride` is ignored); direct: `a`
+    is row-major A itself (row `r` at `a + r * a_row_stride`, unit stride along K)."""
+    layout = "packed" if packed_a else "direct"
+    kernels = {rows: _emit_micro_kernel(module, f"{prefix}.{layout}", tiles, target, rows,
+                                        packed_a)
                for rows in tiles.row_pieces}
-    function = internal_function(module, f"{prefix}.tile", tile_kernel_type())
+    function = internal_function(module, f"{prefix}.tile.{layout}", tile_kernel_type())
     for arg, name in zip(function.args, TILE_ARGS):
         arg.name = name
-    kc, a, b, c, ldc, accumulate, rows, cols = function.args
+    kc, a, a_row_stride, b, c, ldc, accumulate, rows, cols = function.args
     builder = ir.IRBuilder(function.append_basic_block("entry"))
     full = builder.append_basic_block("full")
     partial = builder.append_basic_block("partial")
     builder.cbranch(builder.icmp_signed("==", rows, i64(tiles.mr)), full, partial)
     builder.position_at_end(full)
-    builder.call(kernels[tiles.mr], [kc, a, b, c, ldc, accumulate, cols])
+    builder.call(kernels[tiles.mr], [kc, a, a_row_stride, b, c, ldc, accumulate, cols])
     builder.ret_void()
     builder.position_at_end(partial)
     etype = scalar_type(tiles.dtype)
@@ -266,9 +272,11 @@ def emit_tile_kernel(
         present = builder.icmp_signed("!=", builder.and_(rows, i64(piece)), i64(0))
         with builder.if_then(present):
             first_row = builder.and_(rows, i64(~(2 * piece - 1)))
-            piece_a = element_ptr(builder, a, first_row, etype)
+            a_offset = first_row if packed_a else builder.mul(first_row, a_row_stride)
+            piece_a = element_ptr(builder, a, a_offset, etype)
             piece_c = element_ptr(builder, c, builder.mul(first_row, ldc), etype)
-            builder.call(kernels[piece], [kc, piece_a, b, piece_c, ldc, accumulate, cols])
+            builder.call(kernels[piece], [kc, piece_a, a_row_stride, b, piece_c, ldc,
+                                          accumulate, cols])
     builder.ret_void()
     return function
 
@@ -282,35 +290,47 @@ class _MicroContext:
     etype: ir.Type
     vtype: ir.VectorType
     fma: ir.Function | None
+    a_rows: list[ir.Value]  # the start of each row of A
+    a_k_stride: int
 
 
 def _emit_micro_kernel(
-    module: ir.Module, prefix: str, tiles: GemmTiles, target: TargetInfo, rows: int
+    module: ir.Module,
+    prefix: str,
+    tiles: GemmTiles,
+    target: TargetInfo,
+    rows: int,
+    packed_a: bool,
 ) -> ir.Function:
-    """`void micro(i64 kc, ptr a, ptr b, ptr c, i64 ldc, i1 accumulate, i64 cols)` for `rows`."""
+    """`void micro(i64 kc, ptr a, i64 a_row_stride, ptr b, ptr c, i64 ldc, i1 accumulate,
+    i64 cols)` for `rows` rows."""
     etype = scalar_type(tiles.dtype)
     vtype = ir.VectorType(etype, tiles.lanes)
-    fnty = ir.FunctionType(VOID, [I64, PTR, PTR, PTR, I64, I1, I64])
+    fnty = ir.FunctionType(VOID, [I64, PTR, I64, PTR, PTR, I64, I1, I64])
     function = internal_function(module, f"{prefix}.micro{rows}", fnty)
     function.attributes.add("noinline")
-    for arg, name in zip(function.args, ("kc", "a", "b", "c", "ldc", "accumulate", "cols")):
+    for arg, name in zip(function.args, MICRO_ARGS):
         arg.name = name
-    for pointer in function.args[1:4]:
+    kc, a, a_row_stride, b, c, ldc, accumulate, cols = function.args
+    for pointer in (a, b, c):
         pointer.add_attribute("noalias")
     fma = None
     if target.has_fma:
         fma = declare(module, f"llvm.fma.{vector_suffix(vtype)}", ir.FunctionType(vtype, [vtype] * 3))
     builder = ir.IRBuilder(function.append_basic_block("entry"))
-    context = _MicroContext(builder, tiles, target, rows, etype, vtype, fma)
-    kc, a, b, c, ldc, accumulate, cols = function.args
-    accumulators = _emit_k_loops(context, kc, a, b)
+    if packed_a:
+        a_rows = [element_ptr(builder, a, i64(r), etype) for r in range(rows)]
+    else:
+        a_rows = [element_ptr(builder, a, builder.mul(i64(r), a_row_stride), etype)
+                  for r in range(rows)]
+    a_k_stride = tiles.mr if packed_a else 1
+    context = _MicroContext(builder, tiles, target, rows, etype, vtype, fma, a_rows, a_k_stride)
+    accumulators = _emit_k_loops(context, kc, b)
     _emit_store(context, module, accumulators, c, ldc, accumulate, cols)
     return function
 
 
-def _emit_k_loops(
-    context: _MicroContext, kc: ir.Value, a: ir.Value, b: ir.Value
-) -> list[list[ir.Value]]:
+def _emit_k_loops(context: _MicroContext, kc: ir.Value, b: ir.Value) -> list[list[ir.Value]]:
     """The unrolled main K loop, then the remainder loop; returns the final accumulators."""
     builder, tiles = context.builder, context.tiles
     zero = ir.Constant(context.vtype, None)
@@ -319,10 +339,10 @@ def _emit_k_loops(
         builder.mul(builder.sdiv(kc, i64(tiles.unroll)), i64(tiles.unroll)))
     entry = builder.block
     k_main, after_main = _emit_accumulating_loop(
-        context, "k.main", entry, i64(0), main_stop, initial, tiles.unroll, a, b
+        context, "k.main", entry, i64(0), main_stop, initial, tiles.unroll, b
     )
     _, final = _emit_accumulating_loop(
-        context, "k.rest", builder.block, k_main, kc, after_main, 1, a, b
+        context, "k.rest", builder.block, k_main, kc, after_main, 1, b
     )
     return final
 
@@ -335,7 +355,6 @@ def _emit_accumulating_loop(
     stop: ir.Value,
     accumulators: list[list[ir.Value]],
     steps: int,
-    a: ir.Value,
     b: ir.Value,
 ) -> tuple[ir.Value, list[list[ir.Value]]]:
     """A K loop with the accumulators as phis; returns (the exit k, the exit accumulators)."""
@@ -356,7 +375,7 @@ def _emit_accumulating_loop(
     updated: list[list[ir.Value]] = [list(row) for row in phis]
     for step in range(steps):
         step_k = builder.add(k, i64(step), flags=("nsw",)) if step else k
-        updated = _emit_k_step(context, step_k, a, b, updated)
+        updated = _emit_k_step(context, step_k, b, updated)
     next_k = builder.add(k, i64(steps), flags=("nsw",))
     k.add_incoming(next_k, builder.block)
     for phi_row, value_row in zip(phis, updated):
@@ -370,7 +389,6 @@ def _emit_accumulating_loop(
 def _emit_k_step(
     context: _MicroContext,
     k: ir.Value,
-    a: ir.Value,
     b: ir.Value,
     accumulators: list[list[ir.Value]],
 ) -> list[list[ir.Value]]:
@@ -382,10 +400,10 @@ def _emit_k_step(
         index = builder.add(b_row, i64(v * tiles.lanes))
         pointer = element_ptr(builder, b, index, context.etype)
         b_vectors.append(builder.load(pointer, typ=vtype, align=vector_align))
-    a_row = builder.mul(k, i64(tiles.mr))
+    a_offset = builder.mul(k, i64(context.a_k_stride)) if context.a_k_stride != 1 else k
     result = []
-    for r, row in enumerate(accumulators):
-        pointer = element_ptr(builder, a, builder.add(a_row, i64(r)), context.etype)
+    for row, a_row in zip(accumulators, context.a_rows):
+        pointer = element_ptr(builder, a_row, a_offset, context.etype)
         broadcast = splat(builder, builder.load(pointer, typ=context.etype), vtype)
         result.append([_multiply_add(context, broadcast, bv, acc)
                        for bv, acc in zip(b_vectors, row)])

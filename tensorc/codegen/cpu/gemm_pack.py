@@ -179,3 +179,85 @@ def _emit_pack_b_general(
             value = builder.select(builder.icmp_signed("<", col, cols), value, zero)
             builder.store(value, element_ptr(builder, dst, builder.add(out, col), etype))
     builder.ret_void()
+
+
+ROWS_ARGS = ("dst", "src", "ld", "extent", "k_begin", "k_end", "k")
+
+
+def pack_rows_type() -> ir.FunctionType:
+    """`void pack_rows(ptr dst, ptr src, i64 ld, i64 extent, i64 k_begin, i64 k_end, i64 k)`."""
+    return ir.FunctionType(VOID, [PTR, PTR, I64, I64, I64, I64, I64])
+
+
+def emit_pack_rows(module: ir.Module, name: str, tiles: GemmTiles, width: int) -> ir.Function:
+    """`name`: K steps [k_begin, k_end) of every panel of one operand whose panel dimension is
+    contiguous (row-major B, or a transposed A): element (step, x) is `src[step * ld + x]`,
+    x < extent, and panel p (of `width` elements per step, `k` steps) starts at
+    `dst + p * width * k`. Reads each source row once, front to back (the hardware prefetches
+    it), writing one stream per panel; the last partial panel is padded with zeros."""
+    function = internal_function(module, name, pack_rows_type())
+    for arg, arg_name in zip(function.args, ROWS_ARGS):
+        arg.name = arg_name
+    dst, src, ld, extent, k_begin, k_end, k = function.args
+    dst.add_attribute("noalias")
+    src.add_attribute("noalias")
+    etype = scalar_type(tiles.dtype)
+    builder = ir.IRBuilder(function.append_basic_block("entry"))
+    full_panels = builder.sdiv(extent, i64(width))
+    panel_size = builder.mul(k, i64(width))
+    edge = builder.icmp_signed("!=", builder.srem(extent, i64(width)), i64(0))
+    with counted_loop(builder, k_begin, k_end, "k") as step:
+        row = element_ptr(builder, src, builder.mul(step, ld), etype)
+        step_offset = builder.mul(step, i64(width))
+        with counted_loop(builder, i64(0), full_panels, "panel") as panel:
+            source = element_ptr(builder, row, builder.mul(panel, i64(width)), etype)
+            offset = builder.add(builder.mul(panel, panel_size), step_offset)
+            _copy_width(builder, tiles, width, element_ptr(builder, dst, offset, etype), source)
+        with builder.if_then(edge):
+            first = builder.mul(full_panels, i64(width))
+            offset = builder.add(builder.mul(full_panels, panel_size), step_offset)
+            _copy_partial(builder, tiles, width, element_ptr(builder, dst, offset, etype), row,
+                          first, extent)
+    builder.ret_void()
+    return function
+
+
+def _copy_width(
+    builder: ir.IRBuilder, tiles: GemmTiles, width: int, target: ir.Value, source: ir.Value
+) -> None:
+    """`width` contiguous elements: whole vectors when `width` is a multiple of the vector
+    length (the target is then vector aligned), else scalars (the SLP vectoriser merges them)."""
+    etype = scalar_type(tiles.dtype)
+    element_align = DTYPE_BYTES[tiles.dtype]
+    if width % tiles.lanes == 0:
+        vtype = ir.VectorType(etype, tiles.lanes)
+        for start in range(0, width, tiles.lanes):
+            value = builder.load(element_ptr(builder, source, i64(start), etype), typ=vtype,
+                                 align=element_align)
+            builder.store(value, element_ptr(builder, target, i64(start), etype),
+                          align=element_align * tiles.lanes)
+        return
+    for w in range(width):
+        value = builder.load(element_ptr(builder, source, i64(w), etype), typ=etype)
+        builder.store(value, element_ptr(builder, target, i64(w), etype))
+
+
+def _copy_partial(
+    builder: ir.IRBuilder,
+    tiles: GemmTiles,
+    width: int,
+    target: ir.Value,
+    row: ir.Value,
+    first: ir.Value,
+    extent: ir.Value,
+) -> None:
+    """Elements [first, extent) of `row`, then zeros up to `width`."""
+    etype = scalar_type(tiles.dtype)
+    last = builder.sub(extent, i64(1))
+    zero = ir.Constant(etype, 0.0)
+    for w in range(width):
+        index = builder.add(first, i64(w))
+        value = builder.load(element_ptr(builder, row, min_i64(builder, index, last), etype),
+                             typ=etype)
+        value = builder.select(builder.icmp_signed("<", index, extent), value, zero)
+        builder.store(value, element_ptr(builder, target, i64(w), etype))

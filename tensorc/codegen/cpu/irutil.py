@@ -144,7 +144,16 @@ def constant_bytes(module: ir.Module, name: str, data: bytes, align: int = 64) -
     variable.unnamed_addr = True
     variable.align = align
     variable.initializer = ir.Constant(array_type, payload)
+    variable.type = PTR  # an opaque pointer, like every other buffer address
     return variable
+
+
+def stack_array(builder: ir.IRBuilder, array_type: ir.Type, name: str, align: int = 8) -> ir.Value:
+    """An `alloca` of `array_type`, as an opaque pointer (llvmlite types allocas)."""
+    slot = builder.alloca(array_type, name=name)
+    slot.align = align
+    slot.type = PTR
+    return slot
 
 
 def c_string(module: ir.Module, name: str, text: str) -> ir.GlobalVariable:

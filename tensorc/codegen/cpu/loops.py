@@ -152,7 +152,7 @@ def plan_loops(op: GenericOp, accesses: Sequence[Access]) -> list[Loop]:
     sizes = op.domain_sizes
     loops: list[Loop] = []
     for dim, kind in enumerate(op.iterators):
-        if loops and loops[-1].kind == kind and _mergeable(
+        if loops and loops[-1].kind == kind and mergeable(
             loops[-1].innermost, dim, sizes, accesses, indexed
         ):
             loops[-1].dims.append(dim)
@@ -161,9 +161,10 @@ def plan_loops(op: GenericOp, accesses: Sequence[Access]) -> list[Loop]:
     return loops
 
 
-def _mergeable(
+def mergeable(
     outer: int, inner: int, sizes: Sequence[DimExpr], accesses: Sequence[Access], indexed: set
 ) -> bool:
+    """Whether domain dims `outer` and `outer + 1 == inner` can be one loop."""
     if outer in indexed or inner in indexed:
         return False
     return all(a.coefficients[outer] == a.coefficients[inner] * sizes[inner] for a in accesses)
@@ -250,10 +251,9 @@ class KernelLowering:
         function.attributes.add("alwaysinline")
         dims, *buffers = function.args[: len(self.accesses) + 1]
         begin, end = function.args[-2:]
-        for position, argument in enumerate(buffers):
+        for argument in buffers:
             argument.add_attribute("noalias")
-            if position < len(self.inputs):
-                argument.add_attribute("readonly")
+            argument.add_attribute("captures(none)")
         prologue = function.append_basic_block("entry")
         start = function.append_basic_block("start")
         self.prologue = ir.IRBuilder(prologue)
@@ -399,7 +399,9 @@ def combine(
 ) -> ir.Value:
     """One step of a reduction (`reassoc` on float add/mul: see the module doc)."""
     if dtype.is_bool:
-        return builder.or_(accumulator, value) if kind == "max" else builder.and_(accumulator, value)
+        if kind == "max":
+            return builder.or_(accumulator, value)
+        return builder.and_(accumulator, value)
     if dtype.is_float:
         if kind == "add":
             return builder.fadd(accumulator, value, flags=("reassoc",))

@@ -19,7 +19,6 @@ Body float arithmetic carries no fast-math flags: fused kernels round like the u
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 
 import llvmlite.ir as ir
@@ -29,10 +28,6 @@ from tensorc.codegen.cpu.mathfns import emit_math
 from tensorc.codegen.cpu.sizes import SizeEmitter
 from tensorc.ir.core import Operation
 from tensorc.ir.dtypes import DType
-
-_SQRT_HALF = math.sqrt(0.5)
-_GELU_TANH_SCALE = 2.0 * math.sqrt(2.0 / math.pi)
-_GELU_CUBIC = 0.044715
 
 _MATH_UNARY = {
     "tc.exp": "exp",
@@ -163,7 +158,8 @@ class ScalarLowering:
         if name == "tc.neg":
             return b.sub(zero, x)
         if name == "tc.abs":
-            function = declare(b.module, f"llvm.abs.i{value_type.width}", value_type, [value_type, I1])
+            name = f"llvm.abs.i{value_type.width}"
+            function = declare(b.module, name, value_type, [value_type, I1])
             return b.call(function, [x, I1(0)])
         if name == "tc.sign":
             positive = b.zext(b.icmp_signed(">", x, zero), value_type)
@@ -212,10 +208,11 @@ class ScalarLowering:
         negative = b.icmp_signed("<", exponent, zero)
         odd = b.trunc(exponent, I1)
         minus_one_powered = b.select(odd, ir.Constant(value_type, -1), one)
+        base_minus_one = b.icmp_signed("==", base, ir.Constant(value_type, -1))
         reciprocal = b.select(
             b.icmp_signed("==", base, one),
             one,
-            b.select(b.icmp_signed("==", base, ir.Constant(value_type, -1)), minus_one_powered, zero),
+            b.select(base_minus_one, minus_one_powered, zero),
         )
         return b.select(negative, reciprocal, result)
 
@@ -263,29 +260,12 @@ class ScalarLowering:
             sign = b.select(b.fcmp_ordered("==", x, zero), zero, sign)
             return b.select(b.fcmp_ordered(">", x, zero), one, sign)
         if name == "tc.rsqrt":
-            return b.fdiv(one, emit_math(b, "sqrt", x))
+            return emit_math(b, "rsqrt", x)
         if name == "tc.softplus":
-            fabs = intrinsic(b.module, "llvm.fabs", value_type)
-            tail = emit_math(b, "log1p", emit_math(b, "exp", b.fneg(b.call(fabs, [x]))))
-            positive = b.select(b.fcmp_ordered("<", x, zero), zero, x)
-            return b.fadd(positive, tail)
+            return emit_math(b, "softplus", x)
         if name == "tc.gelu":
-            return self._gelu(x, bool(op.attr("approximate", False)))
+            return emit_math(b, "gelu_tanh" if op.attr("approximate", False) else "gelu", x)
         raise UnsupportedError(f"{name} on floats is not lowered by the CPU backend")
-
-    def _gelu(self, x: ir.Value, approximate: bool) -> ir.Value:
-        """The forms `decompose` uses: `x * sigmoid(2*sqrt(2/pi)*(x + 0.044715*x^3))`, and
-        `0.5*x*erfc(-x*sqrt(1/2))` (no cancellation for negative x)."""
-        b = self.builder
-        value_type = x.type
-        if approximate:
-            cube = b.fmul(b.fmul(x, x), x)
-            inner = b.fadd(x, b.fmul(ir.Constant(value_type, _GELU_CUBIC), cube))
-            scaled = b.fmul(ir.Constant(value_type, _GELU_TANH_SCALE), inner)
-            return b.fmul(x, emit_math(b, "sigmoid", scaled))
-        scaled = b.fmul(b.fneg(x), ir.Constant(value_type, _SQRT_HALF))
-        half_x = b.fmul(ir.Constant(value_type, 0.5), x)
-        return b.fmul(half_x, emit_math(b, "erfc", scaled))
 
     def _float_divmod(self, name: str, a: ir.Value, b_: ir.Value) -> ir.Value:
         """NumPy's `npy_divmod` / `npy_floor_divide` / `npy_remainder`."""

@@ -1,0 +1,161 @@
+"""The CPU backend's build: optimised tensorc IR -> LLVM IR -> object code -> artifact.
+
+    build = CpuBuild.create(module, source_text, opt_level=2)   # runs the backend pipeline
+    build.llvm_ir()        # the optimised LLVM IR text        (--emit=llvm)
+    build.assembly()       # host assembly                     (--emit=asm)
+    build.object_code()    # an ELF object, without the manifest and the pool (--emit=obj)
+    build.header()         # the C header                      (--emit=header)
+    build.write_shared_object("model.so")                     # (--emit=so), atomically
+
+LLVM runs its default pipeline at -O3 for tensorc -O1..-O3 (loop and SLP vectorisers on) and
+at -O1 for tensorc -O0 (cheap; still promotes the loop variables to registers), tuned for the
+host CPU and its features (`artifact.host_target`), which the manifest records.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import llvmlite.binding as llvm
+import llvmlite.ir as llvm_ir
+
+from tensorc.codegen.artifact import (
+    BuildError,
+    NativeTarget,
+    build_shared_object,
+    emit_object,
+    host_target,
+    make_manifest,
+)
+from tensorc.codegen.cpu.gemm import TargetInfo
+from tensorc.codegen.cpu.lower import entry_symbol, lower_module
+from tensorc.codegen.cpu.pipeline import prepare_for_lowering
+from tensorc.codegen.header import emit_c_header
+from tensorc.ir.dialects.func import Module
+from tensorc.ir.signature import function_signature
+from tensorc.passes import Instrumentation
+
+SUPPORT_DIR = Path(__file__).resolve().parent.parent / "support"
+THREAD_POOL_SOURCE = SUPPORT_DIR / "threadpool.c"
+
+
+def llvm_opt_level(opt_level: int) -> int:
+    return 1 if opt_level == 0 else 3
+
+
+@dataclass
+class CpuBuild:
+    """One module compiled for this machine's CPU (see the module documentation)."""
+
+    module: Module
+    source_text: str
+    opt_level: int
+    target: NativeTarget
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @staticmethod
+    def create(
+        module: Module,
+        source_text: str,
+        opt_level: int = 2,
+        options: dict[str, Any] | None = None,
+        instrumentation: Instrumentation | None = None,
+    ) -> CpuBuild:
+        prepare_for_lowering(module, opt_level, instrumentation=instrumentation)
+        manifest_options = {"opt_level": opt_level, **(options or {})}
+        return CpuBuild(module, source_text, opt_level, host_target(), manifest_options)
+
+    # ----- IR -----------------------------------------------------------------------------
+    @cached_property
+    def unoptimized(self) -> llvm_ir.Module:
+        features = [f for f in self.target.features.split(",") if f]
+        gemm_target = TargetInfo.from_features(self.target.triple, features)
+        module = lower_module(self.module, gemm_target)
+        module.triple = self.target.triple
+        return module
+
+    @cached_property
+    def optimized(self) -> llvm.ModuleRef:
+        machine = self.target.target_machine(llvm_opt_level(self.opt_level))
+        parsed = llvm.parse_assembly(str(self.unoptimized))
+        parsed.triple = self.target.triple
+        parsed.data_layout = str(machine.target_data)
+        parsed.verify()
+        level = llvm_opt_level(self.opt_level)
+        tuning = llvm.create_pipeline_tuning_options(speed_level=level)
+        tuning.loop_vectorization = level >= 2
+        tuning.slp_vectorization = level >= 2
+        passes = llvm.create_pass_builder(machine, tuning)
+        passes.getModulePassManager().run(parsed, passes)
+        return parsed
+
+    def llvm_ir(self) -> str:
+        return str(self.optimized)
+
+    def assembly(self) -> str:
+        machine = self.target.target_machine(llvm_opt_level(self.opt_level))
+        return machine.emit_assembly(self.optimized)
+
+    def object_code(self) -> bytes:
+        return self._object
+
+    @cached_property
+    def _object(self) -> bytes:
+        return emit_object(self.optimized, self.target, opt_level=None)
+
+    # ----- artifact -----------------------------------------------------------------------
+    @cached_property
+    def manifest(self) -> dict[str, Any]:
+        functions = []
+        for function in self.module.functions:
+            signature = function_signature(function)
+            signature["symbol"] = entry_symbol(function)
+            signature["symbols"] = list(function.symbols)
+            functions.append(signature)
+        return make_manifest(
+            functions=functions,
+            source_text=self.source_text,
+            target=self.target,
+            options=self.options,
+        )
+
+    def header(self) -> str:
+        return emit_c_header(self.manifest)
+
+    def write_shared_object(self, path: str | os.PathLike[str]) -> Path:
+        """Link the artifact at `path` (atomically: a temporary file, then a rename)."""
+        return build_shared_object(
+            [self.object_code(), thread_pool_object()],
+            self.manifest,
+            path,
+            target=self.target,
+            opt_level=None,
+        )
+
+
+_POOL_OBJECT: bytes | None = None
+
+
+def thread_pool_object() -> bytes:
+    """`threadpool.c` compiled once per process (it is the same for every artifact)."""
+    global _POOL_OBJECT
+    if _POOL_OBJECT is None:
+        source = THREAD_POOL_SOURCE.read_bytes()
+        compiler = os.environ.get("CC") or "cc"
+        with tempfile.TemporaryDirectory(prefix="tensorc-pool-") as workdir:
+            source_path = Path(workdir) / "threadpool.c"
+            object_path = Path(workdir) / "threadpool.o"
+            source_path.write_bytes(source)
+            command = [compiler, "-O2", "-fPIC", "-std=gnu11", "-fno-ident", "-c",
+                       str(source_path), "-o", str(object_path)]
+            completed = subprocess.run(command, capture_output=True, text=True, check=False)
+            if completed.returncode != 0:
+                raise BuildError(f"compiling threadpool.c failed:\n{completed.stderr.strip()}")
+            _POOL_OBJECT = object_path.read_bytes()
+    return _POOL_OBJECT
