@@ -14,6 +14,7 @@ from tensorc.driver import (
     CompileOptions,
     Source,
     compile_to_ir,
+    emit_native,
     write_atomically,
 )
 from tensorc.ir.printer import print_module
@@ -167,9 +168,9 @@ def _run_pipeline(args: argparse.Namespace, opt_level: int | None):
 
 
 def _statistics(module) -> dict[str, int]:
-    ops = sum(1 for _ in module.walk())
-    kernels = sum(1 for op in module.walk() if op.name.startswith("kernel.") and op.regions)
-    return {"ops": ops, "kernels": kernels}
+    from tensorc.passes.fusion import count_kernels
+
+    return {"ops": sum(1 for _ in module.walk()), "kernels": count_kernels(module)}
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -190,15 +191,44 @@ def cmd_opt(args: argparse.Namespace) -> int:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    if args.emit != "ir":
+    if args.emit != "ir" and args.target == "cuda":
         raise UsageError(
-            f"--emit={args.emit} needs the {args.target} backend, which this version of tensorc "
-            "does not have yet; --emit=ir works"
+            f"--emit={args.emit} needs the cuda backend, which is not built yet in this version "
+            "of tensorc; --target=cpu and --emit=ir work"
         )
+    if args.emit == "ptx":
+        raise UsageError("--emit=ptx is for --target=cuda; the cpu target emits so, llvm, asm, "
+                         "obj, header or ir")
     if not args.output:
         raise UsageError("compile needs -o OUT")
-    module = _run_pipeline(args, args.opt_level)
-    write_atomically(args.output, print_module(module, args.print_locations))
+    if args.emit == "ir":
+        module = _run_pipeline(args, args.opt_level)
+        write_atomically(args.output, print_module(module, args.print_locations))
+        return EXIT_OK
+    return _compile_native(args)
+
+
+def _compile_native(args: argparse.Namespace) -> int:
+    from tensorc.codegen.artifact import BuildError
+    from tensorc.codegen.cpu.irutil import UnsupportedError
+
+    _check_pass_names(args)
+    options = CompileOptions(
+        target="cpu",
+        opt_level=args.opt_level,
+        pipeline=args.passes,
+        verify_each=not args.no_verify,
+        instrumentation=_instrumentation(args),
+    )
+    options.passes()  # a malformed pipeline is a usage error, reported before any parsing
+    try:
+        manager = emit_native(_load(args.file), options, args.emit, args.output)
+    except UnsupportedError as error:
+        return _program_error(error)
+    except (BuildError, OSError) as error:
+        return _program_error(f"cannot build {args.output}: {error}")
+    if args.timing:
+        sys.stderr.write(manager.timing_report())
     return EXIT_OK
 
 

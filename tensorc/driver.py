@@ -2,9 +2,18 @@
 
     stage     what comes out
     ir        the optimised IR text (`--emit=ir`)
-    llvm/asm/obj/so/header/ptx   native code (the CPU and CUDA backends)
+    header    the artifact's C header (needs only the signatures)
+    llvm      the CPU backend's optimised LLVM IR
+    asm/obj   host assembly / an ELF object of the generated code
+    so        the artifact: an ELF shared object with the manifest (SPEC section 5)
+    ptx       (the CUDA backend, not built yet)
 
 Each rung returns early when it is the one asked for, as in the MLIR Toy driver.
+
+`compile(..., target="cpu")` keeps the artifacts it builds in an on-disk cache
+(`TENSORC_CACHE_DIR`, default `~/.cache/tensorc`), keyed by the source text, the options,
+the compiler (its version and a digest of its own sources) and the host CPU; a hit loads the
+cached artifact without importing llvmlite.
 """
 
 from __future__ import annotations
@@ -15,7 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tensorc.ir.diagnostics import DiagnosticError, render_diagnostic
+from tensorc.ir.core import VerifyError
+from tensorc.ir.diagnostics import Diagnostic, DiagnosticError, render_diagnostic
 from tensorc.ir.dialects.func import Module
 from tensorc.ir.parser import parse_module
 from tensorc.ir.verifier import verify_module
@@ -23,6 +33,7 @@ from tensorc.passes import Instrumentation, ModulePass, PassManager, parse_pipel
 
 TARGETS = ("cpu", "cuda", "interp")
 EMIT_KINDS = ("so", "ir", "llvm", "ptx", "asm", "obj", "header")
+NATIVE_EMIT_KINDS = ("so", "llvm", "asm", "obj", "header")
 
 
 class CompileError(Exception):
@@ -86,13 +97,22 @@ def parse_source(source: Source) -> Module:
     try:
         if source.is_ir:
             module = parse_module(source.text, source.filename)
-            verify_module(module)
+            _verify_parsed(module)
             return module
         from tensorc.frontend import compile_source
 
         return compile_source(source.text, source.filename)
     except DiagnosticError as error:
         raise CompileError(error, {source.filename: source.text}) from None
+
+
+def _verify_parsed(module: Module) -> None:
+    """Verifier failures in hand-written IR are program errors at the op's location."""
+    try:
+        verify_module(module)
+    except VerifyError as error:
+        loc = error.op.loc if error.op is not None else None
+        raise DiagnosticError([Diagnostic(f"invalid IR: {error}", loc)]) from None
 
 
 def optimize(module: Module, options: CompileOptions) -> PassManager:
@@ -136,14 +156,97 @@ def compile(
         raise ValueError(f"opt_level must be an int from 0 to 3; got {opt_level!r}")
     source = Source.load(source_or_path)
     options = CompileOptions(target=target, opt_level=opt_level, pipeline=passes)
+    if target == "cpu":
+        return _compile_cpu(source, options)
     module, _ = compile_to_ir(source, options)
     if target == "interp":
         from tensorc.interp.module import InterpModule
 
         return InterpModule(module)
     raise NotImplementedError(
-        f"the {target} backend is not built yet in this version; use target='interp'"
+        f"the {target} backend is not built yet in this version; use target='interp' or 'cpu'"
     )
+
+
+# ----- the CPU backend ------------------------------------------------------------------------
+
+
+def _compile_cpu(source: Source, options: CompileOptions):
+    """Build (or find in the cache) the artifact and load it."""
+    import tensorc_runtime
+
+    from tensorc.codegen.cpu.cache import artifact_key, artifact_path
+
+    key_options = {
+        "target": "cpu",
+        "opt_level": options.opt_level,
+        "passes": options.pipeline,
+        "ir": source.is_ir,
+    }
+    path = artifact_path(artifact_key(source.text, key_options, compiler_version()))
+    if path.is_file():
+        try:
+            return tensorc_runtime.load(path)
+        except tensorc_runtime.ArtifactError:
+            pass  # a damaged entry: build it again
+    module, _ = compile_to_ir(source, options)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    native_build(module, source, options).write_shared_object(path)
+    return tensorc_runtime.load(path)
+
+
+_COMPILER_VERSION: str | None = None
+
+
+def compiler_version() -> str:
+    """`tensorc.__version__` plus a digest of the compiler's own sources, so that a changed
+    compiler never reuses an artifact the old one cached."""
+    global _COMPILER_VERSION
+    if _COMPILER_VERSION is None:
+        import hashlib
+
+        from tensorc import __version__
+
+        package = Path(__file__).resolve().parent
+        digest = hashlib.sha256()
+        for path in sorted(package.rglob("*")):
+            if path.suffix in (".py", ".c", ".lark", ".tc") and "__pycache__" not in path.parts:
+                digest.update(str(path.relative_to(package)).encode() + b"\0")
+                digest.update(path.read_bytes())
+        _COMPILER_VERSION = f"{__version__}+{digest.hexdigest()[:16]}"
+    return _COMPILER_VERSION
+
+
+def native_build(module: Module, source: Source, options: CompileOptions):
+    """The CPU backend's build of an optimised module (`tensorc.codegen.cpu.backend`)."""
+    from tensorc.codegen.cpu.backend import CpuBuild
+
+    extra = {"passes": options.pipeline} if options.pipeline is not None else {}
+    return CpuBuild.create(
+        module, source.text, options.opt_level, extra, options.instrumentation
+    )
+
+
+def emit_native(
+    source: Source, options: CompileOptions, kind: str, output: str | os.PathLike[str]
+) -> PassManager:
+    """The `kind` rung of the emit ladder for the CPU target, written atomically to `output`;
+    returns the pass manager of the IR pipeline (for `--timing`)."""
+    if kind not in NATIVE_EMIT_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(NATIVE_EMIT_KINDS)}; got {kind!r}")
+    module, manager = compile_to_ir(source, options)
+    build = native_build(module, source, options)
+    if kind == "header":
+        write_atomically(output, build.header())
+    elif kind == "llvm":
+        write_atomically(output, build.llvm_ir())
+    elif kind == "asm":
+        write_atomically(output, build.assembly())
+    elif kind == "obj":
+        write_atomically(output, build.object_code())
+    else:
+        build.write_shared_object(output)
+    return manager
 
 
 def function_names(module: Module) -> Sequence[str]:

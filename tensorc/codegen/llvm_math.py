@@ -123,6 +123,17 @@ class MathEmitter:
         """An emitter for another element type with the same lane count."""
         return MathEmitter(self.builder, self.shaped(element))
 
+    def widened(self, x: ir.Value) -> tuple[MathEmitter, ir.Value]:
+        """(a double emitter, x in double): x itself for double, fpext for float."""
+        if self.is_double:
+            return self, x
+        wide = self.retyped(ir.DoubleType())
+        return wide, self.builder.fpext(x, wide.type)
+
+    def narrowed(self, value: ir.Value) -> ir.Value:
+        """A double `value` (from `widened`) rounded back to this emitter's type."""
+        return value if self.is_double else self.builder.fptrunc(value, self.type)
+
     @property
     def is_double(self) -> bool:
         return self.fmt is F64
@@ -361,20 +372,21 @@ def exp_reduce(m: MathEmitter, x: ir.Value) -> tuple[ir.Value, ir.Value]:
     return n, m.fma(minus_n, c2, m.fma(minus_n, c1, x))
 
 
-def expm1_kernel(m: MathEmitter, r: ir.Value) -> ir.Value:
-    """expm1(r) for |r| <= 0.35, to about one ulp relative."""
-    if not m.is_double:
+def expm1_kernel(m: MathEmitter, r: ir.Value, float_accuracy: bool = False) -> ir.Value:
+    """expm1(r) for |r| <= 0.35, to about one ulp relative (of float if `float_accuracy`)."""
+    if float_accuracy or not m.is_double:
         return m.fma(m.mul(r, r), m.poly(r, EXPF_P), r)
     r2 = m.mul(r, r)
     rp = m.mul(r, m.poly(r2, EXP_P))
     return m.div(m.add(rp, rp), m.sub(m.poly(r2, EXP_Q), rp))
 
 
-def exp_value(m: MathEmitter, x: ir.Value) -> ir.Value:
-    """exp(x) for any x (NaN in, NaN out)."""
+def exp_value(m: MathEmitter, x: ir.Value, float_accuracy: bool = False) -> ir.Value:
+    """exp(x) for any x (NaN in, NaN out); `float_accuracy` uses the float polynomial (cheaper,
+    for double arithmetic that only needs float results)."""
     low, high = EXP_DOMAIN[m.fmt]
     n, r = exp_reduce(m, m.clamp(x, low, high))
-    y = m.add(1.0, expm1_kernel(m, r))
+    y = m.add(1.0, expm1_kernel(m, r, float_accuracy))
     return m.keep_nan(x, m.scale(y, m.to_int(n)))
 
 

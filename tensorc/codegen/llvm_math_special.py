@@ -81,68 +81,77 @@ def emit_softplus(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
 
 
 # ---------------------------------------------------------------------------------------------
-# erf and erfc. Near 0: erf(x) = x P(x^2). Elsewhere erfc(s) = exp(-s^2) R(s) with R a
-# polynomial in w = (s - k)/(s + k) (the variable of Schonfelder's Chebyshev expansions, 1978),
-# minimax for relative error, fitted with mpmath (Remez exchange, coefficients rounded one at a
-# time and the rest refitted) for this module: float on [0.5, 10.2] (k = 2, degree 9, relative
-# error 1.9e-8 with the rounded coefficients), double on [0.5, 27.3] (k = 4, degree 21,
-# 2e-18 before rounding). exp(-s^2) takes s^2 as a double word.
+# erf and GELU, computed in double (float inputs are widened, and rounded once at the end).
+# Near 0: erf(x) = x P(x^2). Elsewhere erfc(s) = exp(-s^2) R(s), R a polynomial in
+# w = (s - k)/(s + k) (the variable of Schonfelder's Chebyshev expansions, 1978). The float
+# fits are minimax for relative error, the double one for R(s) (1 + 2s), which keeps its
+# Horner evaluation well conditioned; all fitted with mpmath (Remez exchange) for this module.
 
-ERF_SMALL_LIMIT = {F32: 0.5, F64: 0.5}
+ERF_SMALL_LIMIT = 0.5
 ERF_SATURATION = {F32: 4.0, F64: 6.0}  # erf rounds to +-1 beyond
-ERFC_UNDERFLOW = {F32: 10.2, F64: 27.3}  # erfc is below half the smallest subnormal beyond
+ERFC_UNDERFLOW = 27.3  # erfc(s) is below half the smallest double subnormal beyond
 TWO_OVER_SQRT_PI = 1.1283791670955126
-# erf(x)/x = 2/sqrt(pi) + z P(z), z = x^2 <= 1/4: minimax (mpmath Remez, this module), the
-# leading coefficient split into a float hi + lo; relative error 1.6e-9.
-ERFF_LEADING = (1.128379225730896, -5.8635382771399236e-08)
-ERFF_P = (0.004729321226477623, -0.026763634756207466, 0.11282944679260254,
-          -0.37612617015838623)
-# Cephes ndtr.c: erf(x) = x T(x^2)/U(x^2) for |x| <= 1 (used below 0.5).
+# erf(x)/x = P(x^2) on |x| <= 1/2, relative error 1.4e-9 (float accuracy).
+ERF_P_FLOAT = (0.004717989930535253, -0.026757184200212523, 0.11282822808816574,
+               -0.3761260857279334, 1.1283791655673516)
+# Cephes ndtr.c: erf(x) = x T(x^2)/U(x^2) for |x| <= 1 (used below 1/2).
 ERF_T = (9.60497373987051638749e0, 9.00260197203842689217e1, 2.23200534594684319226e3,
          7.00332514112805075473e3, 5.55923013010394962768e4)
 ERF_U = (1.0, 3.35617141647503099647e1, 5.21357949780152679795e2, 4.59432382970980127987e3,
          2.26290000613890934246e4, 4.92673942608635921086e4)
-ERFC_K = {F32: 2.0, F64: 4.0}
-ERFC_R = {
-    F32: (9.924054756993428e-05, 9.019218850880861e-05, -0.000933877017814666,
-          -0.0008737892494536936, 0.006986246909946203, 0.0037385670002549887,
-          -0.07897766679525375, 0.2416577935218811, -0.42718586325645447, 0.25539568066596985),
-    F64: (),
-}
+# Float accuracy: erfc(s) exp(s^2) = P((s - 2)/(s + 2)) on [0.5, 10.2], relative error 1.5e-9.
+ERFC_K_FLOAT = 2.0
+ERFC_P_FLOAT = (0.00014502169564509926, 6.421863049127564e-05, -0.0009706554774546609,
+                -0.0008538574085945863, 0.006995631651728522, 0.0037338339103794517,
+                -0.0789784709792382, 0.24165814745465358, -0.4271858488753177,
+                0.25539567667796825)
+# Double: erfc(s) exp(s^2) (1 + 2s) = P((s - 4)/(s + 4)) on [0.5, 27.3], relative error
+# 2.0e-18 (4.1e-17 with the coefficients rounded).
+ERFC_K_DOUBLE = 4.0
+ERFC_P_DOUBLE = (-1.0176198513369282e-08, -1.2218367760824973e-08, 1.0472897351045362e-07,
+                 6.700523755620986e-08, -8.21272211141008e-07, 2.995837971759367e-07,
+                 5.707669837964215e-06, -1.1224750456819313e-05, -2.4398533787704815e-05,
+                 0.00015062250249418894, -0.0001992568446685076, -0.000757773450432704,
+                 0.005031969999560969, -0.016197734038026067, 0.037167515535565195,
+                 -0.06633036581362439, 0.09373283499844533, -0.1010390660362532,
+                 0.06809705425469045, 0.015379652102619022, -0.1396211168405625,
+                 1.2329951186255526)
 
 
-def erf_small(m: MathEmitter, x: ir.Value) -> ir.Value:
-    """erf(x) for |x| < 1/2."""
-    z = m.mul(x, x)
-    if m.is_double:
-        return m.mul(x, m.div(m.poly(z, ERF_T), m.poly(z, ERF_U)))
-    leading_hi, leading_lo = ERFF_LEADING
-    tail = m.fma(z, m.poly(z, ERFF_P), leading_lo)
-    return m.fma(x, leading_hi, m.mul(x, tail))
+def erf_small(d: MathEmitter, x: ir.Value, float_accuracy: bool) -> ir.Value:
+    """erf(x) for |x| < 1/2 (d: a double emitter)."""
+    z = d.mul(x, x)
+    if float_accuracy:
+        return d.mul(x, d.poly(z, ERF_P_FLOAT))
+    return d.mul(x, d.div(d.poly(z, ERF_T), d.poly(z, ERF_U)))
 
 
-def erfc_scaled(m: MathEmitter, s: ir.Value) -> ir.Value:
-    """erfc(s) exp(s^2) for 1/2 <= s <= ERFC_UNDERFLOW."""
-    k = ERFC_K[m.fmt]
-    w = m.div(m.sub(s, k), m.add(s, k))
-    return m.poly(w, ERFC_R[m.fmt])
-
-
-def erfc_large(m: MathEmitter, s_hi: ir.Value, s_lo: ir.Value | None = None) -> ir.Value:
-    """erfc(s_hi + s_lo) to a few ulp relative, for 1/2 <= s_hi <= ERFC_UNDERFLOW."""
-    square, square_lo = m.two_prod(s_hi, s_hi)
+def erfc_tail(d: MathEmitter, s: ir.Value, s_lo: ir.Value | None,
+              float_accuracy: bool) -> ir.Value:
+    """erfc(s + s_lo) to about an ulp relative, for 1/2 <= s <= ERFC_UNDERFLOW (d: double).
+    With double accuracy, s^2 is taken as a double word: its rounding would be magnified by
+    s^2 in exp(-s^2)."""
+    k = ERFC_K_FLOAT if float_accuracy else ERFC_K_DOUBLE
+    w = d.div(d.sub(s, k), d.add(s, k))
+    if float_accuracy:
+        return d.mul(exp_value(d, d.neg(d.mul(s, s)), float_accuracy=True),
+                     d.poly(w, ERFC_P_FLOAT))
+    scaled = d.div(d.poly(w, ERFC_P_DOUBLE), d.fma(s, 2.0, 1.0))
+    square, square_lo = d.two_prod(s, s)
     if s_lo is not None:
-        square_lo = m.fma(m.add(s_hi, s_hi), s_lo, square_lo)
-    e = exp_value(m, m.neg(square))
-    e = m.fma(m.neg(e), square_lo, e)
-    return m.mul(e, erfc_scaled(m, s_hi))
+        square_lo = d.fma(d.add(s, s), s_lo, square_lo)
+    e = exp_value(d, d.neg(square))
+    return d.mul(d.fma(d.neg(e), square_lo, e), scaled)
 
 
 def erf_value(m: MathEmitter, x: ir.Value) -> ir.Value:
-    ax = m.abs(x)
-    large = m.sub(1.0, erfc_large(m, m.clamp(ax, 0.5, ERF_SATURATION[m.fmt])))
-    y = m.select(m.lt(ax, ERF_SMALL_LIMIT[m.fmt]), erf_small(m, x), m.flip_sign(large, x))
-    return m.keep_zero(x, m.keep_nan(x, y))
+    d, xd = m.widened(x)
+    float_accuracy = not m.is_double
+    ax = d.abs(xd)
+    tail = erfc_tail(d, d.clamp(ax, 0.5, ERF_SATURATION[m.fmt]), None, float_accuracy)
+    large = d.flip_sign(d.sub(1.0, tail), xd)
+    y = d.select(d.lt(ax, ERF_SMALL_LIMIT), erf_small(d, xd, float_accuracy), large)
+    return m.keep_zero(x, m.keep_nan(x, m.narrowed(y)))
 
 
 def emit_erf(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
@@ -150,28 +159,28 @@ def emit_erf(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
     return erf_value(MathEmitter.of(builder, x), x)
 
 
-# ---------------------------------------------------------------------------------------------
-# GELU
-
-INV_SQRT2 = {F32: (0.70710677, 1.2101617e-08), F64: (0.7071067811865476, -4.833646656726457e-17)}
+INV_SQRT2 = (0.7071067811865476, -4.833646656726457e-17)  # 1/sqrt(2) as a double word
 # gelu(x) rounds to -0 below these (the result is under half the smallest subnormal).
 GELU_UNDERFLOW = {F32: -14.357, F64: -38.513}
 SQRT_2_OVER_PI = 0.7978845608028654  # both constants of the tanh form are these doubles
 GELU_TANH_CUBIC = 0.044715
+GELU_TANH_LIMIT = 1e10  # the result is x or -0 well before this
 
 
 def gelu_value(m: MathEmitter, x: ir.Value) -> ir.Value:
-    """0.5 x erfc(-x/sqrt 2), with -x/sqrt 2 as a double word so that the tail of erfc for
-    x < 0 keeps its relative accuracy."""
-    hi, lo = INV_SQRT2[m.fmt]
-    s_hi, s_lo = m.two_prod(x, -hi)
-    s_lo = m.fma(x, -lo, s_lo)
-    abs_s = m.abs(s_hi)
-    tail = erfc_large(m, m.clamp(abs_s, 0.5, ERFC_UNDERFLOW[m.fmt]), m.flip_sign(s_lo, s_hi))
-    far = m.select(m.gt(s_hi, 0.0), tail, m.sub(2.0, tail))
-    near = m.sub(1.0, m.fma(s_lo, TWO_OVER_SQRT_PI, erf_small(m, s_hi)))
-    erfc_s = m.select(m.lt(abs_s, ERF_SMALL_LIMIT[m.fmt]), near, far)
-    y = m.mul(m.mul(x, 0.5), erfc_s)
+    """0.5 x erfc(-x/sqrt 2). For double, -x/sqrt 2 is a double word so that erfc keeps its
+    relative accuracy in the tail (x < 0)."""
+    d, xd = m.widened(x)
+    float_accuracy = not m.is_double
+    s, s_lo = d.two_prod(xd, -INV_SQRT2[0])
+    s_lo = d.fma(xd, -INV_SQRT2[1], s_lo)
+    abs_s = d.abs(s)
+    abs_s_lo = None if float_accuracy else d.flip_sign(s_lo, s)
+    tail = erfc_tail(d, d.clamp(abs_s, 0.5, ERFC_UNDERFLOW), abs_s_lo, float_accuracy)
+    far = d.select(d.gt(s, 0.0), tail, d.sub(2.0, tail))
+    near = d.sub(1.0, d.fma(s_lo, TWO_OVER_SQRT_PI, erf_small(d, s, float_accuracy)))
+    erfc_s = d.select(d.lt(abs_s, ERF_SMALL_LIMIT), near, far)
+    y = m.narrowed(d.mul(d.mul(xd, 0.5), erfc_s))
     y = m.select(m.lt(x, GELU_UNDERFLOW[m.fmt]), -0.0, y)
     return m.keep_nan(x, y)
 
@@ -183,9 +192,9 @@ def emit_gelu(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
 
 def _gelu_tanh_argument(m: MathEmitter, x: ir.Value) -> tuple[ir.Value, ir.Value]:
     """v = 2u = 2 sqrt(2/pi) (x + 0.044715 x^3) as a double word (hi, lo) in x's type."""
+    x = m.clamp(x, -GELU_TANH_LIMIT, GELU_TANH_LIMIT)  # keeps x^3 finite (NaN is dropped)
     if not m.is_double:
-        d = m.retyped(ir.DoubleType())
-        xd = m.builder.fpext(x, d.type)
+        d, xd = m.widened(x)
         cubic = d.fma(d.mul(d.mul(xd, xd), GELU_TANH_CUBIC), xd, xd)
         v = d.mul(cubic, 2.0 * SQRT_2_OVER_PI)
         v_hi = m.builder.fptrunc(v, m.type)

@@ -15,8 +15,6 @@ host CPU and its features (`artifact.host_target`), which the manifest records.
 from __future__ import annotations
 
 import os
-import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -26,16 +24,20 @@ import llvmlite.binding as llvm
 import llvmlite.ir as llvm_ir
 
 from tensorc.codegen.artifact import (
-    BuildError,
     NativeTarget,
     build_shared_object,
     emit_object,
     host_target,
     make_manifest,
 )
-from tensorc.codegen.cpu.gemm import TargetInfo
 from tensorc.codegen.cpu.lower import entry_symbol, lower_module
 from tensorc.codegen.cpu.pipeline import prepare_for_lowering
+from tensorc.codegen.cpu.support import (
+    GEMM_DTYPES,
+    gemm_object,
+    gemm_symbol,
+    thread_pool_object,
+)
 from tensorc.codegen.header import emit_c_header
 from tensorc.ir.dialects.func import Module
 from tensorc.ir.signature import function_signature
@@ -74,9 +76,7 @@ class CpuBuild:
     # ----- IR -----------------------------------------------------------------------------
     @cached_property
     def unoptimized(self) -> llvm_ir.Module:
-        features = [f for f in self.target.features.split(",") if f]
-        gemm_target = TargetInfo.from_features(self.target.triple, features)
-        module = lower_module(self.module, gemm_target)
+        module = lower_module(self.module)
         module.triple = self.target.triple
         return module
 
@@ -130,32 +130,13 @@ class CpuBuild:
 
     def write_shared_object(self, path: str | os.PathLike[str]) -> Path:
         """Link the artifact at `path` (atomically: a temporary file, then a rename)."""
+        objects = [self.object_code(), thread_pool_object()]
+        if any(gemm_symbol(dtype) in self.unoptimized.globals for dtype in GEMM_DTYPES):
+            objects.append(gemm_object(self.target))
         return build_shared_object(
-            [self.object_code(), thread_pool_object()],
+            objects,
             self.manifest,
             path,
             target=self.target,
             opt_level=None,
         )
-
-
-_POOL_OBJECT: bytes | None = None
-
-
-def thread_pool_object() -> bytes:
-    """`threadpool.c` compiled once per process (it is the same for every artifact)."""
-    global _POOL_OBJECT
-    if _POOL_OBJECT is None:
-        source = THREAD_POOL_SOURCE.read_bytes()
-        compiler = os.environ.get("CC") or "cc"
-        with tempfile.TemporaryDirectory(prefix="tensorc-pool-") as workdir:
-            source_path = Path(workdir) / "threadpool.c"
-            object_path = Path(workdir) / "threadpool.o"
-            source_path.write_bytes(source)
-            command = [compiler, "-O2", "-fPIC", "-std=gnu11", "-fno-ident", "-c",
-                       str(source_path), "-o", str(object_path)]
-            completed = subprocess.run(command, capture_output=True, text=True, check=False)
-            if completed.returncode != 0:
-                raise BuildError(f"compiling threadpool.c failed:\n{completed.stderr.strip()}")
-            _POOL_OBJECT = object_path.read_bytes()
-    return _POOL_OBJECT

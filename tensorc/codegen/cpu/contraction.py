@@ -2,8 +2,9 @@
 
     acc[b, m, n] = sum_k A[b, m, k] * B[b, k, n];   out[b, m, n] = compute(inputs, acc)
 
-The result buffer is the GEMM's C: the batched GEMM (one per dtype and module, internal
-`tensorc.gemm.f32`) writes `A @ B` into it block by block and, while a block is hot in cache,
+The result buffer is the GEMM's C: the batched GEMM (`tensorc_gemm_f32`, from the support
+object every artifact links, `support.py`) writes `A @ B` into it block by block and,
+while a block is hot in cache,
 calls the kernel's epilogue on it, which evaluates the compute block (bias, activation...) at
 every point of the block and stores the result in place. A compute block that only yields the
 accumulator needs no epilogue.
@@ -23,13 +24,7 @@ from collections.abc import Sequence
 
 import llvmlite.ir as ir
 
-from tensorc.codegen.cpu.gemm import (
-    EPILOGUE_PTR,
-    EPILOGUE_TYPE,
-    TargetInfo,
-    batched_gemm_type,
-    emit_batched_gemm,
-)
+from tensorc.codegen.cpu.gemm import EPILOGUE_PTR, EPILOGUE_TYPE
 from tensorc.codegen.cpu.irutil import (
     I64,
     PTR,
@@ -41,6 +36,7 @@ from tensorc.codegen.cpu.irutil import (
 from tensorc.codegen.cpu.loops import Access, KernelLowering, mergeable
 from tensorc.codegen.cpu.scalar import ScalarLowering
 from tensorc.codegen.cpu.sizes import SizeEmitter
+from tensorc.codegen.cpu.support import declare_gemm
 from tensorc.ir.dialects.kernel import Contraction, GenericOp, YieldOp, match_contraction
 
 
@@ -77,11 +73,9 @@ class ContractionLowering(KernelLowering):
         op: GenericOp,
         symbols: Sequence[str],
         contraction: Contraction,
-        target: TargetInfo,
     ) -> None:
         super().__init__(module, name, op, symbols)
         self.contraction = contraction
-        self.target = target
         rank = contraction.batch_rank
         self.batch_dims = list(range(rank))
         self.m_dim, self.n_dim, self.k_dim = rank, rank + 1, rank + 2
@@ -129,14 +123,7 @@ class ContractionLowering(KernelLowering):
         return builder.call(self._gemm(), arguments)
 
     def _gemm(self) -> ir.Function:
-        dtype = self.contraction.accumulator.value
-        name = f"tensorc.gemm.{dtype}"
-        existing = self.module.globals.get(name)
-        if existing is not None:
-            return existing
-        function = emit_batched_gemm(self.module, name, dtype, self.target, linkage="internal")
-        assert function.function_type == batched_gemm_type(dtype)
-        return function
+        return declare_gemm(self.module, self.contraction.accumulator.value)
 
     # ----- the epilogue -------------------------------------------------------------------
     def _emit_epilogue(self) -> ir.Function | None:

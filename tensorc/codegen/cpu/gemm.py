@@ -65,7 +65,7 @@ from tensorc.codegen.cpu.gemm_microkernel import (
     min_i64,
     scalar_type,
 )
-from tensorc.codegen.cpu.gemm_pack import emit_pack_a, emit_pack_b
+from tensorc.codegen.cpu.gemm_pack import emit_pack_a, emit_pack_b, emit_pack_rows
 
 __all__ = [
     "OUT_OF_MEMORY",
@@ -86,6 +86,8 @@ PARALLEL_MIN_FLOPS = 4.0e6
 # Parallel problems are cut into at least this many C blocks per thread.
 BLOCKS_PER_THREAD = 4
 SCRATCH_ALIGN = 64
+# K steps per pack task when a whole row of panels is copied at once.
+PACK_ROWS = 32
 
 
 EPILOGUE_TYPE = ir.FunctionType(VOID, [PTR, I64, I64, I64, I64, I64, PTR, I64])
@@ -190,6 +192,8 @@ CONTEXT_FIELDS: tuple[tuple[str, ir.Type], ...] = (
     ("a_packed", PTR), ("b_packed", PTR),
     ("a_panels", I64), ("b_panels", I64),          # panels per packed batch
     ("a_pack_batches", I64), ("b_pack_batches", I64),  # 0 A batches when A is direct
+    ("a_pack_rows", I64), ("b_pack_rows", I64),    # 1: pack by chunks of K rows
+    ("a_pack_tasks", I64), ("b_pack_tasks", I64),  # pack tasks per packed batch
     ("m_blocks", I64), ("n_blocks", I64),          # C blocks per batch
     ("kc", I64),                                   # K block (0 when K == 0)
 )  # fmt: skip
@@ -230,43 +234,87 @@ def _new_task(module: ir.Module, name: str) -> tuple[ir.Function, ir.IRBuilder]:
 # -- packing ---------------------------------------------------------------------------------
 
 
+@dataclass
+class _PackedOperand:
+    """How one operand is packed, seen from inside the pack task."""
+
+    width: int                # MR (A) or NR (B)
+    source: ir.Value
+    batch_stride: ir.Value
+    across: ir.Value          # stride between the elements of one panel step (rows of A)
+    along_k: ir.Value         # stride along K
+    extent: ir.Value          # M or N
+    packed: ir.Value
+    panels: ir.Value
+    by_rows: ir.Value         # i1: tasks are chunks of K rows (`pack_rows`), else panels
+    tasks_per_batch: ir.Value
+    pack_panel: ir.Function
+    pack_rows: ir.Function
+    panel_strides_swapped: bool  # pack_b takes (along_k, across), pack_a (across, along_k)
+
+
 def _emit_pack_task(module: ir.Module, prefix: str, tiles: GemmTiles) -> ir.Function:
-    """`prefix.pack_task(ctx, begin, end)`: packs panels [begin, end); the A panels of every
-    packed batch come first, then the B panels."""
+    """`prefix.pack_task(ctx, begin, end)`: pack tasks [begin, end). A's tasks (of every
+    packed batch) come first, then B's; a task is one panel, or `PACK_ROWS` K steps of all
+    panels when the panel dimension is contiguous."""
     pack_a = emit_pack_a(module, prefix, tiles)
     pack_b = emit_pack_b(module, prefix, tiles)
-    etype = scalar_type(tiles.dtype)
+    rows_a = emit_pack_rows(module, f"{prefix}.pack_rows_a", tiles, tiles.mr)
+    rows_b = emit_pack_rows(module, f"{prefix}.pack_rows_b", tiles, tiles.nr)
     function, builder = _new_task(module, f"{prefix}.pack_task")
     context, begin, end = function.args
     f = _load_fields(builder, context)
-    a_tasks = builder.mul(f["a_pack_batches"], f["a_panels"])
-    with counted_loop(builder, begin, end, "panel") as task:
+    nonzero = builder.icmp_signed
+
+    operand_a = _PackedOperand(
+        tiles.mr, f["a"], f["a_batch_stride"], f["lda_row"], f["lda_col"], f["m"],
+        f["a_packed"], f["a_panels"], nonzero("!=", f["a_pack_rows"], i64(0)),
+        f["a_pack_tasks"], pack_a, rows_a, False)
+    operand_b = _PackedOperand(
+        tiles.nr, f["b"], f["b_batch_stride"], f["ldb_col"], f["ldb_row"], f["n"],
+        f["b_packed"], f["b_panels"], nonzero("!=", f["b_pack_rows"], i64(0)),
+        f["b_pack_tasks"], pack_b, rows_b, True)
+    a_tasks = builder.mul(f["a_pack_batches"], f["a_pack_tasks"])
+    with counted_loop(builder, begin, end, "task") as task:
         with builder.if_else(builder.icmp_signed("<", task, a_tasks)) as (then_a, otherwise_b):
             with then_a:
-                batch = builder.sdiv(task, f["a_panels"])
-                panel = builder.srem(task, f["a_panels"])
-                row0 = builder.mul(panel, i64(tiles.mr))
-                offset = builder.add(builder.mul(batch, f["a_batch_stride"]),
-                                     builder.mul(row0, f["lda_row"]))
-                source = element_ptr(builder, f["a"], offset, etype)
-                target = element_ptr(builder, f["a_packed"],
-                                     builder.mul(task, builder.mul(i64(tiles.mr), f["k"])), etype)
-                rows = min_i64(builder, i64(tiles.mr), builder.sub(f["m"], row0))
-                builder.call(pack_a, [target, source, f["lda_row"], f["lda_col"], rows, f["k"]])
+                _emit_pack_one(builder, tiles, f, operand_a, task)
             with otherwise_b:
-                index = builder.sub(task, a_tasks)
-                batch = builder.sdiv(index, f["b_panels"])
-                panel = builder.srem(index, f["b_panels"])
-                col0 = builder.mul(panel, i64(tiles.nr))
-                offset = builder.add(builder.mul(batch, f["b_batch_stride"]),
-                                     builder.mul(col0, f["ldb_col"]))
-                source = element_ptr(builder, f["b"], offset, etype)
-                target = element_ptr(builder, f["b_packed"],
-                                     builder.mul(index, builder.mul(i64(tiles.nr), f["k"])), etype)
-                cols = min_i64(builder, i64(tiles.nr), builder.sub(f["n"], col0))
-                builder.call(pack_b, [target, source, f["ldb_row"], f["ldb_col"], cols, f["k"]])
+                _emit_pack_one(builder, tiles, f, operand_b, builder.sub(task, a_tasks))
     builder.ret_void()
     return function
+
+
+def _emit_pack_one(
+    builder: ir.IRBuilder,
+    tiles: GemmTiles,
+    f: dict[str, ir.Value],
+    operand: _PackedOperand,
+    task: ir.Value,
+) -> None:
+    etype = scalar_type(tiles.dtype)
+    batch = builder.sdiv(task, operand.tasks_per_batch)
+    index = builder.srem(task, operand.tasks_per_batch)
+    source = element_ptr(builder, operand.source, builder.mul(batch, operand.batch_stride), etype)
+    panel_size = builder.mul(i64(operand.width), f["k"])
+    packed = element_ptr(builder, operand.packed,
+                         builder.mul(builder.mul(batch, operand.panels), panel_size), etype)
+    with builder.if_else(operand.by_rows) as (then_rows, otherwise_panel):
+        with then_rows:
+            k_begin = builder.mul(index, i64(PACK_ROWS))
+            k_end = min_i64(builder, builder.add(k_begin, i64(PACK_ROWS)), f["k"])
+            builder.call(operand.pack_rows, [packed, source, operand.along_k, operand.extent,
+                                             k_begin, k_end, f["k"]])
+        with otherwise_panel:
+            first = builder.mul(index, i64(operand.width))
+            panel_source = element_ptr(builder, source, builder.mul(first, operand.across), etype)
+            panel_target = element_ptr(builder, packed, builder.mul(index, panel_size), etype)
+            count = min_i64(builder, i64(operand.width), builder.sub(operand.extent, first))
+            strides = [operand.across, operand.along_k]
+            if operand.panel_strides_swapped:
+                strides.reverse()
+            builder.call(operand.pack_panel, [panel_target, panel_source, *strides, count,
+                                              f["k"]])
 
 
 # -- computing C blocks ----------------------------------------------------------------------
@@ -461,7 +509,8 @@ def _emit_driver(
     values.update(a_packed=a_packed, b_packed=b_packed, kc=_k_block(builder, tiles, args["k"]),
                   a_direct=builder.zext(a_direct, I64))
     values.update({name: layout[name] for name in
-                   ("a_panels", "b_panels", "a_pack_batches", "b_pack_batches")})
+                   ("a_panels", "b_panels", "a_pack_batches", "b_pack_batches", "a_pack_rows",
+                    "b_pack_rows", "a_pack_tasks", "b_pack_tasks")})
     parallel = _is_parallel(builder, args)
     m_blocks, n_blocks = _c_blocks(module, builder, tiles, args, layout, parallel)
     values.update(m_blocks=m_blocks, n_blocks=n_blocks)
@@ -487,13 +536,17 @@ def _emit_scratch_layout(
     a_pack_batches = builder.select(a_direct, i64(0), a_pack_batches)
     b_pack_batches = builder.select(
         builder.icmp_signed("==", args["b_batch_stride"], i64(0)), i64(1), batch)
-    a_tasks = builder.mul(a_pack_batches, a_panels)
-    b_tasks = builder.mul(b_pack_batches, b_panels)
+    # Contiguous panel dimension (transposed A, row-major B): tasks are chunks of K rows.
+    a_pack_rows = builder.icmp_signed("==", args["lda_row"], i64(1))
+    b_pack_rows = builder.icmp_signed("==", args["ldb_col"], i64(1))
+    row_chunks = _ceil_div(builder, k, i64(PACK_ROWS))
+    a_pack_tasks = builder.select(a_pack_rows, row_chunks, a_panels)
+    b_pack_tasks = builder.select(b_pack_rows, row_chunks, b_panels)
     # B starts 64-byte aligned too: A's part is rounded up to whole 64-byte lines.
     line = SCRATCH_ALIGN // DTYPE_BYTES[tiles.dtype]
-    a_used = builder.mul(a_tasks, builder.mul(i64(tiles.mr), k))
+    a_used = builder.mul(builder.mul(a_pack_batches, a_panels), builder.mul(i64(tiles.mr), k))
     a_elements = builder.mul(_ceil_div(builder, a_used, i64(line)), i64(line))
-    b_elements = builder.mul(b_tasks, builder.mul(i64(tiles.nr), k))
+    b_elements = builder.mul(builder.mul(b_pack_batches, b_panels), builder.mul(i64(tiles.nr), k))
     element_bytes = i64(DTYPE_BYTES[tiles.dtype])
     payload = builder.mul(builder.add(a_elements, b_elements), element_bytes)
     return {
@@ -501,8 +554,13 @@ def _emit_scratch_layout(
         "b_panels": b_panels,
         "a_pack_batches": a_pack_batches,
         "b_pack_batches": b_pack_batches,
+        "a_pack_rows": builder.zext(a_pack_rows, I64),
+        "b_pack_rows": builder.zext(b_pack_rows, I64),
+        "a_pack_tasks": a_pack_tasks,
+        "b_pack_tasks": b_pack_tasks,
         "a_elements": a_elements,
-        "pack_tasks": builder.add(a_tasks, b_tasks),
+        "pack_tasks": builder.add(builder.mul(a_pack_batches, a_pack_tasks),
+                                  builder.mul(b_pack_batches, b_pack_tasks)),
         "bytes": builder.add(payload, i64(SCRATCH_ALIGN)),
     }
 

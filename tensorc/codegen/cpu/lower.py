@@ -31,7 +31,6 @@ import llvmlite.ir as ir
 
 from tensorc.codegen.cpu.buffers import ARENA_ALIGNMENT, BufferPlan, StorageKind, plan_buffers
 from tensorc.codegen.cpu.contraction import ContractionLowering, gemm_contraction
-from tensorc.codegen.cpu.gemm import TargetInfo
 from tensorc.codegen.cpu.irutil import (
     I8,
     I32,
@@ -67,13 +66,10 @@ def entry_symbol(function: FuncOp) -> str:
     return f"tensorc_{function.sym_name}"
 
 
-def lower_module(
-    module: Module, gemm_target: TargetInfo | None = None, name: str = "tensorc"
-) -> ir.Module:
+def lower_module(module: Module, name: str = "tensorc") -> ir.Module:
     """One LLVM module with an entry point per function of `module` (already prepared by
-    `pipeline.prepare_for_lowering`); contractions use GEMMs tuned for `gemm_target`
-    (default: this machine)."""
-    state = ModuleState(ir.Module(name=name), gemm_target or TargetInfo.host())
+    `pipeline.prepare_for_lowering`)."""
+    state = ModuleState(ir.Module(name=name))
     for function in module.functions:
         FunctionLowering(state, function).lower()
     return state.module
@@ -82,9 +78,8 @@ def lower_module(
 class ModuleState:
     """What the functions of one LLVM module share: the error helper and message strings."""
 
-    def __init__(self, module: ir.Module, gemm_target: TargetInfo) -> None:
+    def __init__(self, module: ir.Module) -> None:
         self.module = module
-        self.gemm_target = gemm_target
         self._messages: dict[str, ir.GlobalVariable] = {}
 
     def message(self, text: str) -> ir.GlobalVariable:
@@ -315,9 +310,7 @@ class FunctionLowering:
             kernel = KernelLowering(self.module, name, op, self.symbols)
             kernel.emit_launch(self.builder, self.sizes, self.dims, buffers, context)
             return
-        gemm = ContractionLowering(
-            self.module, name, op, self.symbols, contraction, self.state.gemm_target
-        )
+        gemm = ContractionLowering(self.module, name, op, self.symbols, contraction)
         status = gemm.emit_launch(self.builder, self.sizes, self.dims, buffers, context)
         failed = self.builder.icmp_signed("!=", status, I32(0))
         self.fail_if(failed, 3, position, "out of memory for a matrix product", [])
