@@ -355,8 +355,9 @@ EXP_Q = (3.00198505138664455042e-6, 2.52448340349684104192e-3, 2.272655482081550
 # ln2 = C1 + C2 with few bits in C1, so x - n*C1 is exact (Cephes expf.c / exp.c).
 EXP_LN2_SPLIT = {F32: (0.693359375, -2.12194440e-4),
                  F64: (6.93145751953125e-1, 1.42860682030941723212e-6)}
-# Clamps: below `low` exp rounds to 0, above `high` it overflows to inf.
-EXP_DOMAIN = {F32: (-104.0, 89.0), F64: (-746.0, 710.0)}
+# Clamps: well below `low` exp rounds to 0 (also after `exp_parts` callers multiply by a
+# factor up to 2^15), above `high` it overflows to inf.
+EXP_DOMAIN = {F32: (-115.0, 89.0), F64: (-760.0, 710.0)}
 # expm1 rounds to -1 below this.
 EXPM1_LOW = -45.0
 # fdlibm ln2_hi (32 significant bits, so n * LN2_HI is exact) and ln2_lo.
@@ -381,13 +382,19 @@ def expm1_kernel(m: MathEmitter, r: ir.Value, float_accuracy: bool = False) -> i
     return m.div(m.add(rp, rp), m.sub(m.poly(r2, EXP_Q), rp))
 
 
-def exp_value(m: MathEmitter, x: ir.Value, float_accuracy: bool = False) -> ir.Value:
-    """exp(x) for any x (NaN in, NaN out); `float_accuracy` uses the float polynomial (cheaper,
-    for double arithmetic that only needs float results)."""
+def exp_parts(m: MathEmitter, x: ir.Value,
+              float_accuracy: bool = False) -> tuple[ir.Value, ir.Value]:
+    """(y, n) with exp(x) = y 2^n, y in [0.7, 1.5] and n an integer value, so that callers can
+    multiply y by other factors before `m.scale`, which rounds only once into the subnormals.
+    `float_accuracy` uses the float polynomial (for double arithmetic with float results)."""
     low, high = EXP_DOMAIN[m.fmt]
     n, r = exp_reduce(m, m.clamp(x, low, high))
-    y = m.add(1.0, expm1_kernel(m, r, float_accuracy))
-    return m.keep_nan(x, m.scale(y, m.to_int(n)))
+    return m.add(1.0, expm1_kernel(m, r, float_accuracy)), m.to_int(n)
+
+
+def exp_value(m: MathEmitter, x: ir.Value, float_accuracy: bool = False) -> ir.Value:
+    """exp(x) for any x (NaN in, NaN out)."""
+    return m.keep_nan(x, m.scale(*exp_parts(m, x, float_accuracy)))
 
 
 def expm1_value(m: MathEmitter, x: ir.Value) -> ir.Value:
@@ -404,8 +411,10 @@ def expm1_value(m: MathEmitter, x: ir.Value) -> ir.Value:
     return m.keep_zero(x, m.keep_nan(x, m.select(big, huge, moderate)))
 
 
-def exp_double_word(m: MathEmitter, y_hi: ir.Value, y_lo: ir.Value) -> ir.Value:
-    """exp(y_hi + y_lo) for a double-word argument (|y_lo| <= ulp(y_hi)); double only."""
+def exp_double_word_parts(m: MathEmitter, y_hi: ir.Value,
+                          y_lo: ir.Value) -> tuple[ir.Value, ir.Value]:
+    """(y, n) as `exp_parts`, for the double-word argument y_hi + y_lo (|y_lo| <= ulp(y_hi));
+    double only. NaN in y_hi is not propagated."""
     low, high = EXP_DOMAIN[m.fmt]
     x = m.clamp(y_hi, low, high)
     tail = m.select(m.eq(x, y_hi), y_lo, 0.0)
@@ -415,7 +424,12 @@ def exp_double_word(m: MathEmitter, y_hi: ir.Value, y_lo: ir.Value) -> ir.Value:
     r, r_tail = m.fast_two_sum(r_hi, m.fma(minus_n, LN2_LO, tail))
     p = expm1_kernel(m, r)
     t = m.add(p, m.fma(p, r_tail, r_tail))  # (1 + p)(1 + r_tail) - 1
-    return m.keep_nan(y_hi, m.scale(m.add(1.0, t), m.to_int(n)))
+    return m.add(1.0, t), m.to_int(n)
+
+
+def exp_double_word(m: MathEmitter, y_hi: ir.Value, y_lo: ir.Value) -> ir.Value:
+    """exp(y_hi + y_lo) (double only)."""
+    return m.keep_nan(y_hi, m.scale(*exp_double_word_parts(m, y_hi, y_lo)))
 
 
 def emit_exp(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:

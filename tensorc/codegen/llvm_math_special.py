@@ -13,6 +13,7 @@ from llvmlite import ir
 from tensorc.codegen.llvm_math import (
     F32,
     F64,
+    EXP_DOMAIN,
     MathEmitter,
     emit_abs,
     emit_ceil,
@@ -24,7 +25,8 @@ from tensorc.codegen.llvm_math import (
     emit_pow,
     emit_rsqrt,
     emit_sqrt,
-    exp_double_word,
+    exp_double_word_parts,
+    exp_parts,
     exp_value,
     log1p_value,
 )
@@ -127,28 +129,29 @@ def erf_small(d: MathEmitter, x: ir.Value, float_accuracy: bool) -> ir.Value:
 
 
 def erfc_tail(d: MathEmitter, s: ir.Value, s_lo: ir.Value | None,
-              float_accuracy: bool) -> ir.Value:
-    """erfc(s + s_lo) to about an ulp relative, for 1/2 <= s <= ERFC_UNDERFLOW (d: double).
-    With double accuracy, s^2 is taken as a double word: its rounding would be magnified by
-    s^2 in exp(-s^2)."""
+              float_accuracy: bool) -> tuple[ir.Value, ir.Value]:
+    """(y, n) with erfc(s + s_lo) = y 2^n to about an ulp relative, for 1/2 <= s <=
+    ERFC_UNDERFLOW (d: a double emitter). With double accuracy, s^2 is taken as a double
+    word: its rounding would be magnified by s^2 in exp(-s^2)."""
     k = ERFC_K_FLOAT if float_accuracy else ERFC_K_DOUBLE
     w = d.div(d.sub(s, k), d.add(s, k))
     if float_accuracy:
-        return d.mul(exp_value(d, d.neg(d.mul(s, s)), float_accuracy=True),
-                     d.poly(w, ERFC_P_FLOAT))
+        y, n = exp_parts(d, d.neg(d.mul(s, s)), float_accuracy=True)
+        return d.mul(y, d.poly(w, ERFC_P_FLOAT)), n
     scaled = d.div(d.poly(w, ERFC_P_DOUBLE), d.fma(s, 2.0, 1.0))
     square, square_lo = d.two_prod(s, s)
     if s_lo is not None:
         square_lo = d.fma(d.add(s, s), s_lo, square_lo)
-    e = exp_value(d, d.neg(square))
-    return d.mul(d.fma(d.neg(e), square_lo, e), scaled)
+    y, n = exp_parts(d, d.neg(square))
+    return d.mul(d.fma(d.neg(y), square_lo, y), scaled), n
 
 
 def erf_value(m: MathEmitter, x: ir.Value) -> ir.Value:
     d, xd = m.widened(x)
     float_accuracy = not m.is_double
     ax = d.abs(xd)
-    tail = erfc_tail(d, d.clamp(ax, 0.5, ERF_SATURATION[m.fmt]), None, float_accuracy)
+    tail = d.scale(*erfc_tail(d, d.clamp(ax, 0.5, ERF_SATURATION[m.fmt]), None,
+                               float_accuracy))
     large = d.flip_sign(d.sub(1.0, tail), xd)
     y = d.select(d.lt(ax, ERF_SMALL_LIMIT), erf_small(d, xd, float_accuracy), large)
     return m.keep_zero(x, m.keep_nan(x, m.narrowed(y)))
@@ -169,18 +172,23 @@ GELU_TANH_LIMIT = 1e10  # the result is x or -0 well before this
 
 def gelu_value(m: MathEmitter, x: ir.Value) -> ir.Value:
     """0.5 x erfc(-x/sqrt 2). For double, -x/sqrt 2 is a double word so that erfc keeps its
-    relative accuracy in the tail (x < 0)."""
+    relative accuracy in the tail (x < 0), where the product is scaled into the subnormals
+    last."""
     d, xd = m.widened(x)
     float_accuracy = not m.is_double
+    half_x = d.mul(xd, 0.5)
     s, s_lo = d.two_prod(xd, -INV_SQRT2[0])
     s_lo = d.fma(xd, -INV_SQRT2[1], s_lo)
     abs_s = d.abs(s)
     abs_s_lo = None if float_accuracy else d.flip_sign(s_lo, s)
-    tail = erfc_tail(d, d.clamp(abs_s, 0.5, ERFC_UNDERFLOW), abs_s_lo, float_accuracy)
-    far = d.select(d.gt(s, 0.0), tail, d.sub(2.0, tail))
-    near = d.sub(1.0, d.fma(s_lo, TWO_OVER_SQRT_PI, erf_small(d, s, float_accuracy)))
-    erfc_s = d.select(d.lt(abs_s, ERF_SMALL_LIMIT), near, far)
-    y = m.narrowed(d.mul(d.mul(xd, 0.5), erfc_s))
+    tail, exponent = erfc_tail(d, d.clamp(abs_s, 0.5, ERFC_UNDERFLOW), abs_s_lo,
+                               float_accuracy)
+    far_negative = d.scale(d.mul(half_x, tail), exponent)
+    far_positive = d.mul(half_x, d.sub(2.0, d.scale(tail, exponent)))
+    erf_s = d.fma(s_lo, TWO_OVER_SQRT_PI, erf_small(d, s, float_accuracy))
+    near = d.mul(half_x, d.sub(1.0, erf_s))
+    y = d.select(d.gt(s, 0.0), far_negative, far_positive)
+    y = m.narrowed(d.select(d.lt(abs_s, ERF_SMALL_LIMIT), near, y))
     y = m.select(m.lt(x, GELU_UNDERFLOW[m.fmt]), -0.0, y)
     return m.keep_nan(x, y)
 
@@ -214,19 +222,23 @@ def _gelu_tanh_argument(m: MathEmitter, x: ir.Value) -> tuple[ir.Value, ir.Value
 
 def gelu_tanh_value(m: MathEmitter, x: ir.Value) -> ir.Value:
     """x sigmoid(2u): x/(1 + e) for u >= 0 and x e/(1 + e) below, e = exp(-|2u|) taken from
-    a double-word 2u (its rounding would otherwise be magnified by |2u| for x < 0)."""
+    a double-word 2u (its rounding would otherwise be magnified by |2u| for x < 0) and
+    scaled into the subnormals last."""
     v_hi, v_lo = _gelu_tanh_argument(m, x)
     negative = m.lt(v_hi, 0.0)
     a_hi = m.neg(m.abs(v_hi))
     a_lo = m.select(negative, v_lo, m.neg(v_lo))
     if m.is_double:
-        e = exp_double_word(m, a_hi, a_lo)
+        y, exponent = exp_double_word_parts(m, a_hi, a_lo)
     else:
-        e = exp_value(m, a_hi)
-        e = m.fma(e, a_lo, e)
-    y = m.div(m.select(negative, m.mul(x, e), x), m.add(1.0, e))
-    y = m.select(m.eq(x, -math.inf), -0.0, y)
-    return m.keep_nan(x, y)
+        y, exponent = exp_parts(m, a_hi)
+        y = m.fma(y, a_lo, y)
+    denominator = m.add(1.0, m.scale(y, exponent))
+    below = m.scale(m.div(m.mul(x, y), denominator), exponent)
+    below = m.select(m.lt(a_hi, EXP_DOMAIN[m.fmt][0]), -0.0, below)
+    result = m.select(negative, below, m.div(x, denominator))
+    result = m.select(m.eq(x, -math.inf), -0.0, result)
+    return m.keep_nan(x, result)
 
 
 def emit_gelu_tanh(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:

@@ -191,6 +191,7 @@ CONTEXT_FIELDS: tuple[tuple[str, ir.Type], ...] = (
     ("a_direct", I64),                             # 1: row-major A is read in place
     ("a_packed", PTR), ("b_packed", PTR),
     ("a_panels", I64), ("b_panels", I64),          # panels per packed batch
+    ("a_panel_size", I64), ("b_panel_size", I64),  # elements from one panel to the next
     ("a_pack_batches", I64), ("b_pack_batches", I64),  # 0 A batches when A is direct
     ("a_pack_rows", I64), ("b_pack_rows", I64),    # 1: pack by chunks of K rows
     ("a_pack_tasks", I64), ("b_pack_tasks", I64),  # pack tasks per packed batch
@@ -239,6 +240,7 @@ class _PackedOperand:
     """How one operand is packed, seen from inside the pack task."""
 
     width: int                # MR (A) or NR (B)
+    panel_size: ir.Value
     source: ir.Value
     batch_stride: ir.Value
     across: ir.Value          # stride between the elements of one panel step (rows of A)
@@ -267,11 +269,11 @@ def _emit_pack_task(module: ir.Module, prefix: str, tiles: GemmTiles) -> ir.Func
     nonzero = builder.icmp_signed
 
     operand_a = _PackedOperand(
-        tiles.mr, f["a"], f["a_batch_stride"], f["lda_row"], f["lda_col"], f["m"],
+        tiles.mr, f["a_panel_size"], f["a"], f["a_batch_stride"], f["lda_row"], f["lda_col"], f["m"],
         f["a_packed"], f["a_panels"], nonzero("!=", f["a_pack_rows"], i64(0)),
         f["a_pack_tasks"], pack_a, rows_a, False)
     operand_b = _PackedOperand(
-        tiles.nr, f["b"], f["b_batch_stride"], f["ldb_col"], f["ldb_row"], f["n"],
+        tiles.nr, f["b_panel_size"], f["b"], f["b_batch_stride"], f["ldb_col"], f["ldb_row"], f["n"],
         f["b_packed"], f["b_panels"], nonzero("!=", f["b_pack_rows"], i64(0)),
         f["b_pack_tasks"], pack_b, rows_b, True)
     a_tasks = builder.mul(f["a_pack_batches"], f["a_pack_tasks"])
@@ -296,7 +298,7 @@ def _emit_pack_one(
     batch = builder.sdiv(task, operand.tasks_per_batch)
     index = builder.srem(task, operand.tasks_per_batch)
     source = element_ptr(builder, operand.source, builder.mul(batch, operand.batch_stride), etype)
-    panel_size = builder.mul(i64(operand.width), f["k"])
+    panel_size = operand.panel_size
     packed = element_ptr(builder, operand.packed,
                          builder.mul(builder.mul(batch, operand.panels), panel_size), etype)
     with builder.if_else(operand.by_rows) as (then_rows, otherwise_panel):
@@ -304,7 +306,7 @@ def _emit_pack_one(
             k_begin = builder.mul(index, i64(PACK_ROWS))
             k_end = min_i64(builder, builder.add(k_begin, i64(PACK_ROWS)), f["k"])
             builder.call(operand.pack_rows, [packed, source, operand.along_k, operand.extent,
-                                             k_begin, k_end, f["k"]])
+                                             k_begin, k_end, panel_size])
         with otherwise_panel:
             first = builder.mul(index, i64(operand.width))
             panel_source = element_ptr(builder, source, builder.mul(first, operand.across), etype)
@@ -382,8 +384,7 @@ def _decode_block(
     j1 = split(builder.add(column_block, i64(1)), f["b_panels"], f["n_blocks"])
     a_batch = builder.select(builder.icmp_signed("==", f["a_batch_stride"], i64(0)), i64(0), batch)
     b_batch = builder.select(builder.icmp_signed("==", f["b_batch_stride"], i64(0)), i64(0), batch)
-    a_panel_size = builder.mul(i64(tiles.mr), f["k"])
-    b_panel_size = builder.mul(i64(tiles.nr), f["k"])
+    a_panel_size, b_panel_size = f["a_panel_size"], f["b_panel_size"]
     a_packed_base = element_ptr(
         builder, f["a_packed"], builder.mul(builder.mul(a_batch, f["a_panels"]), a_panel_size),
         etype)
@@ -419,8 +420,7 @@ def _emit_block_product(
     `block.a_base` is the batch's packed A (`packed_a`) or row-major A itself."""
     etype = scalar_type(tiles.dtype)
     k_blocks = _ceil_div(builder, f["k"], f["kc"])
-    a_panel_size = builder.mul(i64(tiles.mr), f["k"])
-    b_panel_size = builder.mul(i64(tiles.nr), f["k"])
+    a_panel_size, b_panel_size = f["a_panel_size"], f["b_panel_size"]
     with counted_loop(builder, i64(0), k_blocks, "kb") as k_block:
         k0 = builder.mul(k_block, f["kc"])
         depth = min_i64(builder, f["kc"], builder.sub(f["k"], k0))
@@ -510,7 +510,8 @@ def _emit_driver(
                   a_direct=builder.zext(a_direct, I64))
     values.update({name: layout[name] for name in
                    ("a_panels", "b_panels", "a_pack_batches", "b_pack_batches", "a_pack_rows",
-                    "b_pack_rows", "a_pack_tasks", "b_pack_tasks")})
+                    "b_pack_rows", "a_pack_tasks", "b_pack_tasks", "a_panel_size",
+                    "b_panel_size")})
     parallel = _is_parallel(builder, args)
     m_blocks, n_blocks = _c_blocks(module, builder, tiles, args, layout, parallel)
     values.update(m_blocks=m_blocks, n_blocks=n_blocks)
@@ -542,11 +543,15 @@ def _emit_scratch_layout(
     row_chunks = _ceil_div(builder, k, i64(PACK_ROWS))
     a_pack_tasks = builder.select(a_pack_rows, row_chunks, a_panels)
     b_pack_tasks = builder.select(b_pack_rows, row_chunks, b_panels)
-    # B starts 64-byte aligned too: A's part is rounded up to whole 64-byte lines.
+    # Panels are one cache line longer than their data: with K a power of two, panel streams
+    # written side by side would otherwise all map to the same L1 sets.
     line = SCRATCH_ALIGN // DTYPE_BYTES[tiles.dtype]
-    a_used = builder.mul(builder.mul(a_pack_batches, a_panels), builder.mul(i64(tiles.mr), k))
+    a_panel_size = builder.add(builder.mul(i64(tiles.mr), k), i64(line))
+    b_panel_size = builder.add(builder.mul(i64(tiles.nr), k), i64(line))
+    # B starts 64-byte aligned too: A's part is rounded up to whole 64-byte lines.
+    a_used = builder.mul(builder.mul(a_pack_batches, a_panels), a_panel_size)
     a_elements = builder.mul(_ceil_div(builder, a_used, i64(line)), i64(line))
-    b_elements = builder.mul(builder.mul(b_pack_batches, b_panels), builder.mul(i64(tiles.nr), k))
+    b_elements = builder.mul(builder.mul(b_pack_batches, b_panels), b_panel_size)
     element_bytes = i64(DTYPE_BYTES[tiles.dtype])
     payload = builder.mul(builder.add(a_elements, b_elements), element_bytes)
     return {
@@ -554,6 +559,8 @@ def _emit_scratch_layout(
         "b_panels": b_panels,
         "a_pack_batches": a_pack_batches,
         "b_pack_batches": b_pack_batches,
+        "a_panel_size": a_panel_size,
+        "b_panel_size": b_panel_size,
         "a_pack_rows": builder.zext(a_pack_rows, I64),
         "b_pack_rows": builder.zext(b_pack_rows, I64),
         "a_pack_tasks": a_pack_tasks,

@@ -181,30 +181,29 @@ def _emit_pack_b_general(
     builder.ret_void()
 
 
-ROWS_ARGS = ("dst", "src", "ld", "extent", "k_begin", "k_end", "k")
+ROWS_ARGS = ("dst", "src", "ld", "extent", "k_begin", "k_end", "panel_size")
 
 
 def pack_rows_type() -> ir.FunctionType:
-    """`void pack_rows(ptr dst, ptr src, i64 ld, i64 extent, i64 k_begin, i64 k_end, i64 k)`."""
+    """`void pack_rows(ptr dst, ptr src, i64 ld, i64 extent, i64 k_begin, i64 k_end,
+    i64 panel_size)`."""
     return ir.FunctionType(VOID, [PTR, PTR, I64, I64, I64, I64, I64])
 
 
 def emit_pack_rows(module: ir.Module, name: str, tiles: GemmTiles, width: int) -> ir.Function:
     """`name`: K steps [k_begin, k_end) of every panel of one operand whose panel dimension is
     contiguous (row-major B, or a transposed A): element (step, x) is `src[step * ld + x]`,
-    x < extent, and panel p (of `width` elements per step, `k` steps) starts at
-    `dst + p * width * k`. Reads each source row once, front to back (the hardware prefetches
+    x < extent, and panel p (`width` elements per step) starts at `dst + p * panel_size`. Reads each source row once, front to back (the hardware prefetches
     it), writing one stream per panel; the last partial panel is padded with zeros."""
     function = internal_function(module, name, pack_rows_type())
     for arg, arg_name in zip(function.args, ROWS_ARGS):
         arg.name = arg_name
-    dst, src, ld, extent, k_begin, k_end, k = function.args
+    dst, src, ld, extent, k_begin, k_end, panel_size = function.args
     dst.add_attribute("noalias")
     src.add_attribute("noalias")
     etype = scalar_type(tiles.dtype)
     builder = ir.IRBuilder(function.append_basic_block("entry"))
     full_panels = builder.sdiv(extent, i64(width))
-    panel_size = builder.mul(k, i64(width))
     edge = builder.icmp_signed("!=", builder.srem(extent, i64(width)), i64(0))
     with counted_loop(builder, k_begin, k_end, "k") as step:
         row = element_ptr(builder, src, builder.mul(step, ld), etype)

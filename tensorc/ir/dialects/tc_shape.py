@@ -212,13 +212,13 @@ class OneHotOp(Operation):
     num_operands = 1
     traits = PURE
     indices = operand_def(0)
-    n = attr_def(int)
+    n = attr_def((int, DimExpr))
 
     @classmethod
     def infer_result_types(cls, operand_types: Sequence[TensorType], attributes: dict) -> list:
         (idx,) = operand_types
         _require_index(idx, "tc.one_hot")
-        return [TensorType.of(DType.F32, idx.shape + (DimExpr.const(attributes["n"]),))]
+        return [TensorType.of(DType.F32, idx.shape + (DimExpr.of(attributes["n"]),))]
 
 
 @register_op
