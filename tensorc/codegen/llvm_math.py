@@ -348,10 +348,13 @@ LOG2E = 1.4426950408889634
 # Cephes expf.c: expm1(r) = r + r^2 P(r), peak relative error 7.6e-8 on [-0.5, 0.5].
 EXPF_P = (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2,
           1.6666665459e-1, 5.0000001201e-1)
-# Cephes exp.c / unity.c: Pade form expm1(r) = 2 r P(r^2) / (Q(r^2) - r P(r^2)).
-EXP_P = (1.26177193074810590878e-4, 3.02994407707441961300e-2, 9.99999999999999999910e-1)
-EXP_Q = (3.00198505138664455042e-6, 2.52448340349684104192e-3, 2.27265548208155028766e-1,
-         2.00000000000000000009e0)
+# Double: expm1(r) = r + r^2/2 + r^3 Q(r) on [-0.35, 0.35], Q minimax for relative error
+# (5.2e-17), fitted with mpmath (Remez exchange) for this module. (Cephes' Pade form of exp.c
+# is 1.5 ulp for exp but 3.4 ulp as an expm1 kernel.)
+EXPM1_Q = (2.089431804691191e-09, 2.5101317423731054e-08, 2.7557330017164004e-07,
+           2.755726648750226e-06, 2.480158727354907e-05, 0.00019841269864330374,
+           0.001388888888890151, 0.008333333333329805, 0.04166666666666665,
+           0.16666666666666669)
 # ln2 = C1 + C2 with few bits in C1, so x - n*C1 is exact (Cephes expf.c / exp.c).
 EXP_LN2_SPLIT = {F32: (0.693359375, -2.12194440e-4),
                  F64: (6.93145751953125e-1, 1.42860682030941723212e-6)}
@@ -375,26 +378,31 @@ def exp_reduce(m: MathEmitter, x: ir.Value) -> tuple[ir.Value, ir.Value]:
 
 def expm1_kernel(m: MathEmitter, r: ir.Value, float_accuracy: bool = False) -> ir.Value:
     """expm1(r) for |r| <= 0.35, to about one ulp relative (of float if `float_accuracy`)."""
-    if float_accuracy or not m.is_double:
-        return m.fma(m.mul(r, r), m.poly(r, EXPF_P), r)
     r2 = m.mul(r, r)
-    rp = m.mul(r, m.poly(r2, EXP_P))
-    return m.div(m.add(rp, rp), m.sub(m.poly(r2, EXP_Q), rp))
+    if float_accuracy or not m.is_double:
+        return m.fma(r2, m.poly(r, EXPF_P), r)
+    return m.add(r, m.fma(r2, 0.5, m.mul(m.mul(r2, r), m.poly(r, EXPM1_Q))))
 
 
-def exp_parts(m: MathEmitter, x: ir.Value,
+def exp_parts(m: MathEmitter, x: ir.Value, x_lo: ir.Value | None = None,
               float_accuracy: bool = False) -> tuple[ir.Value, ir.Value]:
-    """(y, n) with exp(x) = y 2^n, y in [0.7, 1.5] and n an integer value, so that callers can
-    multiply y by other factors before `m.scale`, which rounds only once into the subnormals.
-    `float_accuracy` uses the float polynomial (for double arithmetic with float results)."""
+    """(p, n) with exp(x + x_lo) = (1 + p) 2^n, |p| <= 0.42 and n an integer value, so that
+    callers can fold 1 + p into other factors (fma(a, p, a) = a (1 + p) in one rounding) before
+    `m.scale`, which rounds only once into the subnormals. `x_lo` is an optional low part
+    (|x_lo| <= ulp(x)); `float_accuracy` uses the float polynomial (double arithmetic that only
+    needs float results). NaN is not propagated."""
     low, high = EXP_DOMAIN[m.fmt]
-    n, r = exp_reduce(m, m.clamp(x, low, high))
-    return m.add(1.0, expm1_kernel(m, r, float_accuracy)), m.to_int(n)
+    clamped = m.clamp(x, low, high)
+    n, r = exp_reduce(m, clamped)
+    if x_lo is not None:
+        r = m.add(r, m.select(m.eq(clamped, x), x_lo, 0.0))
+    return expm1_kernel(m, r, float_accuracy), m.to_int(n)
 
 
 def exp_value(m: MathEmitter, x: ir.Value, float_accuracy: bool = False) -> ir.Value:
     """exp(x) for any x (NaN in, NaN out)."""
-    return m.keep_nan(x, m.scale(*exp_parts(m, x, float_accuracy)))
+    p, n = exp_parts(m, x, float_accuracy=float_accuracy)
+    return m.keep_nan(x, m.scale(m.add(1.0, p), n))
 
 
 def expm1_value(m: MathEmitter, x: ir.Value) -> ir.Value:
@@ -413,8 +421,8 @@ def expm1_value(m: MathEmitter, x: ir.Value) -> ir.Value:
 
 def exp_double_word_parts(m: MathEmitter, y_hi: ir.Value,
                           y_lo: ir.Value) -> tuple[ir.Value, ir.Value]:
-    """(y, n) as `exp_parts`, for the double-word argument y_hi + y_lo (|y_lo| <= ulp(y_hi));
-    double only. NaN in y_hi is not propagated."""
+    """(p, n) as `exp_parts` for a double-word argument, with the reduction kept to double-word
+    accuracy (an argument near 700 leaves r with 42 bits after n ln2_hi); double only."""
     low, high = EXP_DOMAIN[m.fmt]
     x = m.clamp(y_hi, low, high)
     tail = m.select(m.eq(x, y_hi), y_lo, 0.0)
@@ -423,13 +431,13 @@ def exp_double_word_parts(m: MathEmitter, y_hi: ir.Value,
     r_hi = m.fma(minus_n, LN2_HI, x)  # exact: n * LN2_HI has at most 43 bits
     r, r_tail = m.fast_two_sum(r_hi, m.fma(minus_n, LN2_LO, tail))
     p = expm1_kernel(m, r)
-    t = m.add(p, m.fma(p, r_tail, r_tail))  # (1 + p)(1 + r_tail) - 1
-    return m.add(1.0, t), m.to_int(n)
+    return m.add(p, m.fma(p, r_tail, r_tail)), m.to_int(n)  # (1 + p)(1 + r_tail) - 1
 
 
 def exp_double_word(m: MathEmitter, y_hi: ir.Value, y_lo: ir.Value) -> ir.Value:
     """exp(y_hi + y_lo) (double only)."""
-    return m.keep_nan(y_hi, m.scale(*exp_double_word_parts(m, y_hi, y_lo)))
+    p, n = exp_double_word_parts(m, y_hi, y_lo)
+    return m.keep_nan(y_hi, m.scale(m.add(1.0, p), n))
 
 
 def emit_exp(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:

@@ -136,14 +136,15 @@ def erfc_tail(d: MathEmitter, s: ir.Value, s_lo: ir.Value | None,
     k = ERFC_K_FLOAT if float_accuracy else ERFC_K_DOUBLE
     w = d.div(d.sub(s, k), d.add(s, k))
     if float_accuracy:
-        y, n = exp_parts(d, d.neg(d.mul(s, s)), float_accuracy=True)
-        return d.mul(y, d.poly(w, ERFC_P_FLOAT)), n
+        p, n = exp_parts(d, d.neg(d.mul(s, s)), float_accuracy=True)
+        scaled = d.poly(w, ERFC_P_FLOAT)
+        return d.fma(scaled, p, scaled), n
     scaled = d.div(d.poly(w, ERFC_P_DOUBLE), d.fma(s, 2.0, 1.0))
     square, square_lo = d.two_prod(s, s)
     if s_lo is not None:
         square_lo = d.fma(d.add(s, s), s_lo, square_lo)
-    y, n = exp_parts(d, d.neg(square))
-    return d.mul(d.fma(d.neg(y), square_lo, y), scaled), n
+    p, n = exp_parts(d, d.neg(square), d.neg(square_lo))
+    return d.fma(scaled, p, scaled), n
 
 
 def erf_value(m: MathEmitter, x: ir.Value) -> ir.Value:
@@ -221,20 +222,19 @@ def _gelu_tanh_argument(m: MathEmitter, x: ir.Value) -> tuple[ir.Value, ir.Value
 
 
 def gelu_tanh_value(m: MathEmitter, x: ir.Value) -> ir.Value:
-    """x sigmoid(2u): x/(1 + e) for u >= 0 and x e/(1 + e) below, e = exp(-|2u|) taken from
-    a double-word 2u (its rounding would otherwise be magnified by |2u| for x < 0) and
-    scaled into the subnormals last."""
+    """x sigmoid(2u): x/(1 + e) for u >= 0 and x e/(1 + e) below, e = exp(-|2u|) = (1 + p) 2^n
+    from a double-word 2u (its rounding would otherwise be magnified by |2u| for x < 0), with
+    x (1 + p) in one rounding and the 2^n applied last (one rounding into the subnormals)."""
     v_hi, v_lo = _gelu_tanh_argument(m, x)
     negative = m.lt(v_hi, 0.0)
     a_hi = m.neg(m.abs(v_hi))
     a_lo = m.select(negative, v_lo, m.neg(v_lo))
     if m.is_double:
-        y, exponent = exp_double_word_parts(m, a_hi, a_lo)
+        p, exponent = exp_double_word_parts(m, a_hi, a_lo)
     else:
-        y, exponent = exp_parts(m, a_hi)
-        y = m.fma(y, a_lo, y)
-    denominator = m.add(1.0, m.scale(y, exponent))
-    below = m.scale(m.div(m.mul(x, y), denominator), exponent)
+        p, exponent = exp_parts(m, a_hi, a_lo)
+    denominator = m.add(1.0, m.scale(m.add(1.0, p), exponent))
+    below = m.scale(m.div(m.fma(x, p, x), denominator), exponent)
     below = m.select(m.lt(a_hi, EXP_DOMAIN[m.fmt][0]), -0.0, below)
     result = m.select(negative, below, m.div(x, denominator))
     result = m.select(m.eq(x, -math.inf), -0.0, result)
