@@ -50,7 +50,8 @@ def main() -> None:
     for statements in (250, 500, 1000):
         ops, frontend, passes = measure(statements)
         total = frontend + passes
-        print(f"{ops:>8} {frontend:>11.3f} {passes:>8.3f} {total:>8.3f} {1000 * total / ops:>13.3f}")
+        per_1k = 1000 * total / ops
+        print(f"{ops:>8} {frontend:>11.3f} {passes:>8.3f} {total:>8.3f} {per_1k:>13.3f}")
 
 
 if __name__ == "__main__":

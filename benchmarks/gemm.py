@@ -1,6 +1,7 @@
 """GFLOP/s of the generated GEMM (tensorc/codegen/cpu/gemm.py) against NumPy, f32.
 
     python benchmarks/gemm.py [--threads 1 2] [--rounds 7] [--reps 10] [--shapes 1024x1024x1024]
+                              [--tiles mr=14,kc=384]
 
 Shapes are MxNxK (C[M, N] = A[M, K] @ B[K, N], all row-major): 1024^3 and the MLP layer
 256x784x512 by default. Each thread count runs in its own process with TENSORC_NUM_THREADS
@@ -8,6 +9,7 @@ and OPENBLAS_NUM_THREADS (and OMP_NUM_THREADS) set, since both pools read them o
 NumPy and tensorc alternate in blocks of `reps` calls, `rounds` times, with a pause between
 blocks so that neither library's spinning worker threads steal cycles from the other; the
 table gives the median and the best GFLOP/s over all calls, and tensorc / NumPy medians.
+`--tiles` overrides fields of `choose_tiles` (for tuning).
 """
 
 from __future__ import annotations
@@ -29,19 +31,25 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tensorc.codegen.cpu.gemm import TargetInfo, emit_gemm  # noqa: E402
+from tensorc.codegen.cpu.gemm import TargetInfo, choose_tiles, emit_gemm  # noqa: E402
 
 THREAD_POOL_C = ROOT / "tensorc" / "codegen" / "support" / "threadpool.c"
 DEFAULT_SHAPES = ("1024x1024x1024", "256x784x512")
 PAUSE_S = 0.3
 
 
-def build_library(directory: Path) -> ctypes.CDLL:
+def parse_tiles(text: str) -> dict[str, int]:
+    pairs = [item.split("=") for item in text.split(",") if item]
+    return {name.strip(): int(value) for name, value in pairs}
+
+
+def build_library(directory: Path, tiles: str) -> ctypes.CDLL:
     """The f32 GEMM as `gemm` in a shared object, compiled like an artifact (O3, PIC)."""
     llvm.initialize_native_target()
     llvm.initialize_native_asmprinter()
     module = ir.Module(name="gemm_benchmark")
-    emit_gemm(module, "gemm", "f32", TargetInfo.host())
+    target = TargetInfo.host()
+    emit_gemm(module, "gemm", "f32", target, choose_tiles("f32", target, **parse_tiles(tiles)))
     triple = llvm.get_process_triple()
     machine = llvm.Target.from_triple(triple).create_target_machine(
         cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(), opt=3,
@@ -108,9 +116,9 @@ def measure_shape(library: ctypes.CDLL, shape: tuple[int, int, int], rounds: int
     return {name: [flops / t / 1e9 for t in values] for name, values in times.items()}
 
 
-def run_worker(shapes: list[str], rounds: int, reps: int) -> None:
+def run_worker(shapes: list[str], rounds: int, reps: int, tiles: str) -> None:
     with tempfile.TemporaryDirectory(prefix="tensorc-gemm-bench-") as directory:
-        library = build_library(Path(directory))
+        library = build_library(Path(directory), tiles)
         results = {}
         for text in shapes:
             shape = tuple(int(part) for part in text.split("x"))
@@ -118,12 +126,12 @@ def run_worker(shapes: list[str], rounds: int, reps: int) -> None:
     print(json.dumps(results))
 
 
-def run_threads(threads: int, shapes: list[str], rounds: int, reps: int) -> dict:
+def run_threads(threads: int, shapes: list[str], rounds: int, reps: int, tiles: str) -> dict:
     env = dict(os.environ)
     for name in ("TENSORC_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
         env[name] = str(threads)
     command = [sys.executable, __file__, "--worker", "--rounds", str(rounds), "--reps",
-               str(reps), "--shapes", *shapes]
+               str(reps), "--tiles", tiles, "--shapes", *shapes]
     output = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
     return json.loads(output.stdout.strip().splitlines()[-1])
 
@@ -134,15 +142,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--reps", type=int, default=10)
     parser.add_argument("--shapes", nargs="+", default=list(DEFAULT_SHAPES))
+    parser.add_argument("--tiles", default="", help="e.g. mr=14,kc=384 (choose_tiles fields)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.worker:
-        run_worker(options.shapes, options.rounds, options.reps)
+        run_worker(options.shapes, options.rounds, options.reps, options.tiles)
         return
     print(f"{'shape MxNxK':>16} {'threads':>7} {'tensorc med':>11} {'best':>7} "
           f"{'numpy med':>9} {'best':>7} {'ratio':>6}")
     for threads in options.threads:
-        results = run_threads(threads, options.shapes, options.rounds, options.reps)
+        results = run_threads(threads, options.shapes, options.rounds, options.reps,
+                              options.tiles)
         for shape, rates in results.items():
             ours, theirs = np.median(rates["tensorc"]), np.median(rates["numpy"])
             print(f"{shape:>16} {threads:>7} {ours:>11.1f} {max(rates['tensorc']):>7.1f} "

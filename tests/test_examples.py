@@ -42,8 +42,8 @@ def loss(x: f32[N, 64], y: i32[N], w1: f32[64, H], b1: f32[H], w2: f32[H, 10], b
     return mean(cross_entropy(h @ w2 + b2, y))
 }
 
-def grads(x: f32[N, 64], y: i32[N], w1: f32[64, H], b1: f32[H], w2: f32[H, 10], b2: f32[10])
-        -> (f32[64, H], f32[H], f32[H, 10], f32[10]) {
+def grads(x: f32[N, 64], y: i32[N], w1: f32[64, H], b1: f32[H], w2: f32[H, 10],
+          b2: f32[10]) -> (f32[64, H], f32[H], f32[H, 10], f32[10]) {
     return grad(loss(x, y, w1, b1, w2, b2), [w1, b1, w2, b2])
 }
 """
