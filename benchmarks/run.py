@@ -1,0 +1,305 @@
+"""tensorc against NumPy and PyTorch on the CPU workloads of the CPU-backend issue, in one run.
+
+    python benchmarks/run.py [--target cpu] [--repeat 30] [--only gelu,softmax]
+
+Prints, per workload, the median time per call of each engine, a throughput (GB/s for memory
+bound work, GFLOP/s for matmul), and tensorc's speed ratio to each peer (> 1 means tensorc is
+faster). PyTorch is used when installed (`pip install torch==2.13.0`, CPU build). Targets from
+the issue are printed next to tensorc's figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import tensorc
+
+try:  # optional peer
+    import torch
+except ImportError:  # pragma: no cover - depends on the machine
+    torch = None
+
+Runner = Callable[[], object]
+
+
+@dataclass
+class Workload:
+    name: str
+    source: str
+    function: str
+    make_inputs: Callable[[np.random.Generator], list]
+    numpy_impl: Callable[..., object]
+    torch_impl: Callable[..., object] | None
+    bytes_moved: Callable[[list], float] | None = None
+    flops: Callable[[list], float] | None = None
+    target: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def _softmax_np(x):
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _layer_norm_np(x, g, b):
+    mean = x.mean(axis=-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + 1e-5) * g + b
+
+
+def _gelu_tanh_np(x):
+    return 0.5 * x * (1 + np.tanh(np.float32(0.7978845608) * (x + np.float32(0.044715) * x**3)))
+
+
+MLP_STEP = """
+def train_step(x: f32[N, 784], y: i32[N], w1: f32[784, 512], b1: f32[512],
+               w2: f32[512, 10], b2: f32[10], lr: f32
+               ) -> (f32[784, 512], f32[512], f32[512, 10], f32[10], f32) {
+    h = relu(x @ w1 + b1)
+    loss = mean(cross_entropy(h @ w2 + b2, y))
+    g1, gb1, g2, gb2 = grad(loss, [w1, b1, w2, b2])
+    return w1 - lr * g1, b1 - lr * gb1, w2 - lr * g2, b2 - lr * gb2, loss
+}
+"""
+
+
+def _mlp_inputs(rng):
+    return [
+        rng.standard_normal((256, 784), dtype=np.float32),
+        rng.integers(0, 10, 256).astype(np.int32),
+        (rng.standard_normal((784, 512), dtype=np.float32) * 0.05),
+        np.zeros(512, np.float32),
+        (rng.standard_normal((512, 10), dtype=np.float32) * 0.05),
+        np.zeros(10, np.float32),
+        np.float32(0.1),
+    ]
+
+
+def _mlp_numpy(x, y, w1, b1, w2, b2, lr):
+    pre = x @ w1 + b1
+    h = np.maximum(pre, 0)
+    z = h @ w2 + b2
+    p = _softmax_np(z)
+    n = x.shape[0]
+    loss = -np.log(p[np.arange(n), y]).mean()
+    dz = p
+    dz[np.arange(n), y] -= 1
+    dz /= n
+    g2, gb2 = h.T @ dz, dz.sum(0)
+    dh = (dz @ w2.T) * (pre > 0)
+    g1, gb1 = x.T @ dh, dh.sum(0)
+    return w1 - lr * g1, b1 - lr * gb1, w2 - lr * g2, b2 - lr * gb2, loss
+
+
+def _mlp_torch(x, y, w1, b1, w2, b2, lr):
+    params = [w1.requires_grad_(), b1.requires_grad_(), w2.requires_grad_(), b2.requires_grad_()]
+    h = torch.relu(x @ w1 + b1)
+    loss = torch.nn.functional.cross_entropy(h @ w2 + b2, y.long())
+    grads = torch.autograd.grad(loss, params)
+    with torch.no_grad():
+        return [p - lr * g for p, g in zip(params, grads)] + [loss.detach()]
+
+
+def workloads() -> list[Workload]:
+    t = torch
+    return [
+        Workload(
+            "gelu_tanh 16M",
+            "def f(x: f32[N]) -> f32[N] { return gelu(x, approximate=true) }",
+            "f",
+            lambda r: [r.standard_normal(16 * 2**20, dtype=np.float32)],
+            _gelu_tanh_np,
+            (lambda x: t.nn.functional.gelu(x, approximate="tanh")) if t else None,
+            bytes_moved=lambda a: 2 * a[0].nbytes,
+            target="<= 5 ms",
+        ),
+        Workload(
+            "relu(x*a+b) 4096^2",
+            "def f(x: f32[N, M], a: f32[M], b: f32[M]) -> f32[N, M] { return relu(x * a + b) }",
+            "f",
+            lambda r: [
+                r.standard_normal((4096, 4096), dtype=np.float32),
+                r.standard_normal(4096, dtype=np.float32),
+                r.standard_normal(4096, dtype=np.float32),
+            ],
+            lambda x, a, b: np.maximum(x * a + b, 0),
+            (lambda x, a, b: t.relu(x * a + b)) if t else None,
+            bytes_moved=lambda a: 2 * a[0].nbytes,
+            target="<= 4 ms",
+        ),
+        Workload(
+            "softmax 4096x1024",
+            "def f(x: f32[N, M]) -> f32[N, M] { return softmax(x, axis=-1) }",
+            "f",
+            lambda r: [r.standard_normal((4096, 1024), dtype=np.float32)],
+            _softmax_np,
+            (lambda x: t.softmax(x, dim=-1)) if t else None,
+            bytes_moved=lambda a: 2 * a[0].nbytes,
+            target="<= 1.0 ms",
+        ),
+        Workload(
+            "layer_norm 4096x1024",
+            "def f(x: f32[N, M], g: f32[M], b: f32[M]) -> f32[N, M] { return layer_norm(x, g, b) }",
+            "f",
+            lambda r: [
+                r.standard_normal((4096, 1024), dtype=np.float32),
+                r.standard_normal(1024, dtype=np.float32),
+                r.standard_normal(1024, dtype=np.float32),
+            ],
+            _layer_norm_np,
+            (lambda x, g, b: t.nn.functional.layer_norm(x, (x.shape[-1],), g, b)) if t else None,
+            bytes_moved=lambda a: 2 * a[0].nbytes,
+            target="<= 0.6 ms",
+        ),
+        Workload(
+            "matmul 1024^3",
+            "def f(a: f32[M, K], b: f32[K, N]) -> f32[M, N] { return a @ b }",
+            "f",
+            lambda r: [
+                r.standard_normal((1024, 1024), dtype=np.float32),
+                r.standard_normal((1024, 1024), dtype=np.float32),
+            ],
+            np.matmul,
+            (lambda a, b: a @ b) if t else None,
+            flops=lambda a: 2.0 * a[0].shape[0] * a[0].shape[1] * a[1].shape[1],
+            target=">= 0.95x numpy GFLOP/s",
+        ),
+        Workload(
+            "matmul 256x784x512",
+            "def f(a: f32[M, K], b: f32[K, N]) -> f32[M, N] { return a @ b }",
+            "f",
+            lambda r: [
+                r.standard_normal((256, 784), dtype=np.float32),
+                r.standard_normal((784, 512), dtype=np.float32),
+            ],
+            np.matmul,
+            (lambda a, b: a @ b) if t else None,
+            flops=lambda a: 2.0 * a[0].shape[0] * a[0].shape[1] * a[1].shape[1],
+            target=">= 0.95x numpy GFLOP/s",
+        ),
+        Workload(
+            "MLP train step b=256",
+            MLP_STEP,
+            "train_step",
+            _mlp_inputs,
+            _mlp_numpy,
+            _mlp_torch if t else None,
+            target="<= fastest peer",
+        ),
+        Workload(
+            "x+1 on 8 elements",
+            "def f(x: f32[N]) -> f32[N] { return x + 1.0 }",
+            "f",
+            lambda r: [r.standard_normal(8, dtype=np.float32)],
+            lambda x: x + np.float32(1),
+            (lambda x: x + 1) if t else None,
+            target="<= 1.5 us",
+        ),
+    ]
+
+
+def median_time(function: Runner, repeat: int) -> float:
+    function()  # warm up (first-touch, caches, lazy thread pools)
+    budget = time.perf_counter() + 3.0
+    inner = 1
+    started = time.perf_counter()
+    function()
+    single = time.perf_counter() - started
+    if single < 1e-3:
+        inner = max(1, int(1e-3 / max(single, 1e-7)))
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        for _ in range(inner):
+            function()
+        samples.append((time.perf_counter() - started) / inner)
+        if time.perf_counter() > budget and len(samples) >= 5:
+            break
+    return statistics.median(samples)
+
+
+def _format_time(seconds: float) -> str:
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:8.2f} us"
+    return f"{seconds * 1e3:8.3f} ms"
+
+
+def _throughput(workload: Workload, inputs: list, seconds: float) -> str:
+    if workload.flops:
+        return f"{workload.flops(inputs) / seconds / 1e9:7.1f} GFLOP/s"
+    if workload.bytes_moved:
+        return f"{workload.bytes_moved(inputs) / seconds / 1e9:7.1f} GB/s"
+    return ""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--target", default="cpu")
+    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--only", default="", help="comma-separated name prefixes")
+    args = parser.parse_args()
+    wanted = [w for w in args.only.split(",") if w]
+    rng = np.random.default_rng(0)
+    print(
+        f"machine: {platform.machine()} {platform.processor() or ''} cores={os.cpu_count()}; "
+        f"numpy {np.__version__}; torch {torch.__version__ if torch else 'absent'}; "
+        f"tensorc {tensorc.__version__} target={args.target}"
+    )
+    header = f"{'workload':24} {'engine':8} {'time':>11} {'throughput':>16} {'tensorc x':>10}"
+    print(header)
+    print("-" * len(header))
+    for workload in workloads():
+        if wanted and not any(workload.name.startswith(w) for w in wanted):
+            continue
+        inputs = workload.make_inputs(rng)
+        started = time.perf_counter()
+        module = tensorc.compile(workload.source, target=args.target)
+        compile_seconds = time.perf_counter() - started
+        function = getattr(module, workload.function)
+        ours = median_time(lambda f=function, a=inputs: f(*a), args.repeat)
+        rows = [("tensorc", ours)]
+        rows.append(
+            (
+                "numpy",
+                median_time(
+                    lambda a=inputs, w=workload: w.numpy_impl(
+                        *[x.copy() if isinstance(x, np.ndarray) else x for x in a]
+                    ),
+                    args.repeat,
+                ),
+            )
+        )
+        if workload.torch_impl is not None:
+            torch_inputs = [torch.from_numpy(np.array(x)) for x in inputs]
+            with torch.inference_mode(mode=workload.function != "train_step"):
+                rows.append(
+                    (
+                        "torch",
+                        median_time(
+                            lambda a=torch_inputs, w=workload: w.torch_impl(*a), args.repeat
+                        ),
+                    )
+                )
+        for engine, seconds in rows:
+            ratio = "" if engine == "tensorc" else f"{seconds / ours:9.2f}x"
+            note = (
+                f"  target {workload.target}; compile {compile_seconds:.2f} s"
+                if engine == "tensorc"
+                else ""
+            )
+            print(
+                f"{workload.name:24} {engine:8} {_format_time(seconds):>11} "
+                f"{_throughput(workload, inputs, seconds):>16} {ratio:>10}{note}"
+            )
+
+
+if __name__ == "__main__":
+    main()
