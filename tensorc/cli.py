@@ -192,10 +192,7 @@ def cmd_opt(args: argparse.Namespace) -> int:
 
 def cmd_compile(args: argparse.Namespace) -> int:
     if args.emit != "ir" and args.target == "cuda":
-        raise UsageError(
-            f"--emit={args.emit} needs the cuda backend, which is not built yet in this version "
-            "of tensorc; --target=cpu and --emit=ir work"
-        )
+        return _compile_cuda(args)
     if args.emit == "ptx":
         raise UsageError("--emit=ptx is for --target=cuda; the cpu target emits so, llvm, asm, "
                          "obj, header or ir")
@@ -226,6 +223,54 @@ def _compile_native(args: argparse.Namespace) -> int:
     except UnsupportedError as error:
         return _program_error(error)
     except (BuildError, OSError) as error:
+        return _program_error(f"cannot build {args.output}: {error}")
+    if args.timing:
+        sys.stderr.write(manager.timing_report())
+    return EXIT_OK
+
+
+def _compile_cuda(args: argparse.Namespace) -> int:
+    """`--target=cuda`: `--emit=so|ptx|llvm` (`-o -` writes PTX or NVVM IR to stdout)."""
+    from tensorc.codegen.artifact import BuildError
+    from tensorc.codegen.cpu.irutil import UnsupportedError
+    from tensorc.codegen.cuda.ptxas import PtxasError
+    from tensorc.codegen.cuda.target import check_arch
+    from tensorc.driver import CUDA_EMIT_KINDS, emit_cuda
+
+    if args.emit not in CUDA_EMIT_KINDS:
+        raise UsageError(f"--target=cuda emits {', '.join(CUDA_EMIT_KINDS)} or ir, "
+                         f"not {args.emit}")
+    try:
+        check_arch(args.arch)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if not args.output:
+        raise UsageError("compile needs -o OUT")
+    if args.output == "-" and args.emit == "so":
+        raise UsageError("-o - writes text to stdout: use it with --emit=ptx or --emit=llvm")
+    _check_pass_names(args)
+    options = CompileOptions(
+        target="cuda",
+        opt_level=args.opt_level,
+        pipeline=args.passes,
+        verify_each=not args.no_verify,
+        instrumentation=_instrumentation(args),
+    )
+    options.passes()  # a malformed pipeline is a usage error, reported before any parsing
+    try:
+        if args.output == "-":
+            import tempfile
+            from pathlib import Path
+
+            with tempfile.TemporaryDirectory(prefix="tensorc-") as workdir:
+                output = Path(workdir) / f"out.{args.emit}"
+                manager = emit_cuda(_load(args.file), options, args.emit, output, args.arch)
+                sys.stdout.write(output.read_text())
+        else:
+            manager = emit_cuda(_load(args.file), options, args.emit, args.output, args.arch)
+    except UnsupportedError as error:
+        return _program_error(error)
+    except (BuildError, PtxasError, OSError) as error:
         return _program_error(f"cannot build {args.output}: {error}")
     if args.timing:
         sys.stderr.write(manager.timing_report())

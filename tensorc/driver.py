@@ -6,7 +6,7 @@
     llvm      the CPU backend's optimised LLVM IR
     asm/obj   host assembly / an ELF object of the generated code
     so        the artifact: an ELF shared object with the manifest (SPEC section 5)
-    ptx       (the CUDA backend, not built yet)
+    ptx       the CUDA backend's PTX (`target="cuda"`; `llvm` is then its NVVM IR)
 
 Each rung returns early when it is the one asked for, as in the MLIR Toy driver.
 
@@ -148,8 +148,10 @@ def compile(
     target: str = "cpu",
     opt_level: int = 2,
     passes: str | None = None,
+    arch: str | None = None,
 ):
-    """Compile in-process and load the result (SPEC §4)."""
+    """Compile in-process and load the result (SPEC §4); `arch` is the CUDA architecture
+    (default sm_80) of `target="cuda"`."""
     if target not in TARGETS:
         raise ValueError(f"target must be one of {', '.join(TARGETS)}; got {target!r}")
     if isinstance(opt_level, bool) or not isinstance(opt_level, int) or not 0 <= opt_level <= 3:
@@ -158,6 +160,8 @@ def compile(
     options = CompileOptions(target=target, opt_level=opt_level, pipeline=passes)
     if target == "cpu":
         return _compile_cpu(source, options)
+    if target == "cuda":
+        return _compile_cuda(source, options, arch)
     module, _ = compile_to_ir(source, options)
     if target == "interp":
         from tensorc.interp.module import InterpModule
@@ -251,3 +255,61 @@ def emit_native(
 
 def function_names(module: Module) -> Sequence[str]:
     return [f.sym_name for f in module.functions]
+
+
+# ----- the CUDA backend -----------------------------------------------------------------------
+
+CUDA_EMIT_KINDS = ("so", "ptx", "llvm")
+
+
+def cuda_build(module: Module, source: Source, options: CompileOptions, arch: str | None):
+    """The CUDA backend's build of an optimised module (`tensorc.codegen.cuda.backend`)."""
+    from tensorc.codegen.cuda.backend import CudaBuild
+    from tensorc.codegen.cuda.target import DEFAULT_ARCH
+
+    extra = {"passes": options.pipeline} if options.pipeline is not None else {}
+    return CudaBuild.create(module, source.text, options.opt_level, arch or DEFAULT_ARCH,
+                            extra, options.instrumentation)
+
+
+def emit_cuda(
+    source: Source, options: CompileOptions, kind: str, output: str | os.PathLike[str],
+    arch: str | None = None,
+) -> PassManager:
+    """The `kind` rung for the CUDA target (`so`, `ptx`, or `llvm`: the NVVM IR), written
+    atomically to `output`; returns the pass manager of the IR pipeline."""
+    if kind not in CUDA_EMIT_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(CUDA_EMIT_KINDS)}; got {kind!r}")
+    module, manager = compile_to_ir(source, options)
+    build = cuda_build(module, source, options, arch)
+    if kind == "ptx":
+        write_atomically(output, build.ptx())
+    elif kind == "llvm":
+        write_atomically(output, build.nvvm_ir())
+    else:
+        build.write_shared_object(output)
+    return manager
+
+
+def _compile_cuda(source: Source, options: CompileOptions, arch: str | None):
+    """Build (or find in the cache) the CUDA artifact and load it: without pycuda or a GPU,
+    loading raises `tensorc_runtime.cuda.CudaUnavailableError` saying which is missing."""
+    import tensorc_runtime
+
+    from tensorc.codegen.cpu.cache import artifact_key, artifact_path
+    from tensorc.codegen.cuda.target import DEFAULT_ARCH, check_arch
+
+    arch = check_arch(arch or DEFAULT_ARCH)
+    key_options = {
+        "target": "cuda",
+        "arch": arch,
+        "opt_level": options.opt_level,
+        "passes": options.pipeline,
+        "ir": source.is_ir,
+    }
+    path = artifact_path(artifact_key(source.text, key_options, compiler_version()))
+    if not path.is_file():
+        module, _ = compile_to_ir(source, options)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cuda_build(module, source, options, arch).write_shared_object(path)
+    return tensorc_runtime.load(path)

@@ -97,10 +97,13 @@ class CompiledKernels:
     def run(self, name: str, *inputs: np.ndarray) -> np.ndarray:
         arrays = [np.ascontiguousarray(a, dtype=self.dtype) for a in inputs]
         out = np.empty_like(arrays[0])
-        function = getattr(self.library, name)
-        pointers = [ctypes.c_void_p(a.ctypes.data) for a in arrays + [out]]
-        function(*pointers, ctypes.c_int64(out.size))
+        self.run_into(name, out, *arrays)
         return out
+
+    def run_into(self, name: str, out: np.ndarray, *inputs: np.ndarray) -> None:
+        """Apply kernel `name` to contiguous arrays of this dtype, writing into `out`."""
+        pointers = [ctypes.c_void_p(a.ctypes.data) for a in (*inputs, out)]
+        getattr(self.library, name)(*pointers, ctypes.c_int64(out.size))
 
     def function_ir(self, name: str) -> str:
         match = re.search(rf"define [^\n]*@{name}\(.*?\n}}\n", self.optimized_ir, re.S)
@@ -140,17 +143,19 @@ def compile_kernels(dtype: str, names: list[str] | None = None) -> CompiledKerne
 
 
 # ---------------------------------------------------------------------------------------------
-# Inputs and ulp errors
+# Inputs: uniformly spaced bit patterns over all finite values, plus dense ranges and the
+# neighbourhoods of each function's thresholds.
+
+INT_TYPES = {"float32": np.int32, "float64": np.int64}
 
 
 def bit_pattern_sweep(dtype: str, count: int, positive_only: bool = False) -> np.ndarray:
-    """`count` values with uniformly spaced bit patterns over all finite values (both signs)."""
-    info = np.finfo(dtype)
-    int_type = np.int32 if dtype == "float32" else np.int64
-    top = int(np.array(info.max, dtype=dtype).view(int_type))
+    """`count` values with uniformly spaced bit patterns over all finite values (both signs
+    unless `positive_only`), subnormals included."""
+    int_type = INT_TYPES[dtype]
+    top = int(np.array(np.finfo(dtype).max, dtype=dtype).view(int_type))
     half = count if positive_only else count // 2
-    patterns = np.linspace(0, top, half, dtype=np.float64).astype(int_type)
-    values = patterns.view(dtype)
+    values = np.linspace(0, top, half, dtype=np.float64).astype(int_type).view(dtype)
     return values if positive_only else np.concatenate([values, -values])
 
 
@@ -161,24 +166,23 @@ def dense_ranges(dtype: str, ranges: list[tuple[float, float]], count: int) -> n
 
 
 def around(dtype: str, centres: list[float], steps: int) -> np.ndarray:
-    """The `steps` nearest representable values on each side of each centre."""
-    int_type = np.int32 if dtype == "float32" else np.int64
+    """The `steps` nearest representable values on each side of each centre (for 0: the
+    smallest subnormals of both signs)."""
+    int_type = INT_TYPES[dtype]
     offsets = np.arange(-steps, steps + 1, dtype=int_type)
     out = []
     for centre in centres:
-        c = np.array(centre, dtype=dtype)
-        if c == 0:
+        if centre == 0:
             tiny = np.arange(0, steps, dtype=int_type).view(dtype)
             out += [tiny, -tiny]
-            continue
-        bits = c.view(int_type) + offsets
-        out.append(bits.view(dtype))
+        else:
+            out.append((np.array(centre, dtype=dtype).view(int_type) + offsets).view(dtype))
     return np.concatenate(out)
 
 
 def ulp_of(reference: np.ndarray, dtype: str) -> np.ndarray:
-    """The ulp of the dtype at each (wider) reference value: 2^(exponent - p + 1), with the
-    exponent clamped to the subnormal range."""
+    """The ulp of `dtype` at each (wider) reference value, 2^(exponent - p + 1), the exponent
+    clamped to the subnormal range."""
     info = np.finfo(dtype)
     _, exponent = np.frexp(np.abs(reference))
     exponent = np.maximum(exponent.astype(np.int64) - 1, info.minexp)
@@ -186,27 +190,354 @@ def ulp_of(reference: np.ndarray, dtype: str) -> np.ndarray:
 
 
 def ulp_errors(result: np.ndarray, reference: np.ndarray, dtype: str) -> np.ndarray:
-    """|result - reference| in ulps of the correctly rounded value; `reference` is wider than
-    `dtype`. NaN/inf must match exactly (error 0 or inf)."""
+    """|result - reference| in ulps of the correctly rounded value, for a `reference` wider
+    than `dtype`. Where either side is not finite (once rounded) they must match exactly:
+    error 0 or inf."""
     reference = np.asarray(reference)
     wide = reference.dtype
-    rounded = reference.astype(dtype)
-    err = np.zeros(result.shape, dtype=np.float64)
-    both_nan = np.isnan(result) & np.isnan(reference)
+    with np.errstate(over="ignore", invalid="ignore"):
+        rounded = reference.astype(dtype)
+    errors = np.zeros(result.shape, dtype=np.float64)
     special = ~np.isfinite(result) | ~np.isfinite(rounded)
-    matches = (result.astype(wide) == rounded.astype(wide)) | both_nan
-    err[special & ~matches] = np.inf
+    matches = (result.astype(wide) == rounded.astype(wide)) | (np.isnan(result)
+                                                               & np.isnan(reference))
+    errors[special & ~matches] = np.inf
     finite = ~special
     diff = np.abs(result[finite].astype(wide) - reference[finite])
-    err[finite] = (diff / ulp_of(reference[finite], dtype)).astype(np.float64)
-    return err
+    errors[finite] = (diff / ulp_of(reference[finite], dtype)).astype(np.float64)
+    return errors
 
 
-def mpmath_reference(function: Callable, x: np.ndarray, precision: int = 90) -> np.ndarray:
-    """function(x) per point at `precision` bits, as long double."""
+# Points near which each function changes regime (both signs are added for odd functions by
+# the generic ranges; these are taken as given). Values beyond a dtype's range are skipped.
+CENTRES: dict[str, list[float]] = {
+    "exp": [88.72283905206835, 709.782712893384, -87.33654475055310, -708.3964185322641,
+            -103.97207708399179, -745.1332191019412, 0.34657359027997264],
+    "expm1": [88.72283905206835, 709.782712893384, 0.34657359027997264, -0.34657359027997264,
+              -17.328679513998633, -37.42994775023705],
+    "log": [1.0, 1.1754943508222875e-38, 2.2250738585072014e-308, 0.7071067811865476,
+            1.4142135623730951],
+    "log1p": [-1.0, 1.0, -0.2928932188134524, 0.41421356237309515, 3.4e38, 1.7e308],
+    "tanh": [0.625, -0.625, 9.010913347279289, 19.02940044897445],
+    "sigmoid": [-87.33654475055310, -103.97207708399179, -708.3964185322641,
+                -745.1332191019412, 16.635532333438686, 36.7368005696771],
+    "softplus": [-87.33654475055310, -103.97207708399179, -708.3964185322641,
+                 -745.1332191019412, 16.635532333438686, 36.7368005696771],
+    "erf": [0.5, -0.5, 3.919205843636722, 5.921587154622680],
+    "gelu": [0.7071067811865476, -0.7071067811865476, -14.356067982158693, -38.58014022378236,
+             -10.0, -30.0],
+    "gelu_tanh": [-10.17, -9.0, -26.3, 5.0],
+    "sin": [1.5707963267948966, 3.141592653589793, 4.71238898038469, 6.283185307179586,
+            0.7853981633974483, 2.356194490192345, 1e5, 1e22, 6381956970095103 * 2.0**797],
+    "cos": [1.5707963267948966, 3.141592653589793, 4.71238898038469, 6.283185307179586,
+            0.7853981633974483, 2.356194490192345, 1e5, 1e22, 6381956970095103 * 2.0**797],
+    "rsqrt": [1.0, 4.0, 1e-45, 5e-324],
+    "sqrt": [1.0, 4.0, 1e-45, 5e-324],
+}
+GENERIC_CENTRES = [0.0, 1.0, -1.0, 0.5, -0.5, 2.0, -2.0]
+DENSE_RANGES = [(-1.0, 1.0), (-10.0, 10.0), (-40.0, 40.0), (-800.0, 800.0)]
+
+
+def _finite_in(dtype: str, values: list[float]) -> list[float]:
+    limit = float(np.finfo(dtype).max)
+    return [v for v in values if abs(v) <= limit]
+
+
+def sweep(name: str, dtype: str, bit_points: int, dense_points: int,
+          neighbours: int) -> np.ndarray:
+    """The inputs for one function: a bit-pattern sweep, dense ranges and neighbourhoods."""
+    with np.errstate(over="ignore"):
+        parts = [bit_pattern_sweep(dtype, bit_points),
+                 dense_ranges(dtype, DENSE_RANGES, dense_points),
+                 around(dtype, _finite_in(dtype, GENERIC_CENTRES + CENTRES.get(name, [])),
+                        neighbours)]
+    return np.concatenate(parts)
+
+
+def pow_sweep(dtype: str, count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(base, exponent) pairs: bases over all bit patterns (both signs), exponents mixing small
+    integers, halves, uniform reals, bit patterns and values that put the result near overflow
+    and underflow."""
+    rng = np.random.default_rng(seed)
+    base = np.abs(bit_pattern_sweep(dtype, count, positive_only=True))
+    rng.shuffle(base)
+    base = np.where(rng.random(count) < 0.2, -base, base)
+    near_one = rng.random(count) < 0.2
+    base = np.where(near_one, 1 + rng.normal(0, 1e-3, count), base)
+    log_base = np.log(np.maximum(np.abs(base.astype(np.float64)), 1e-300))
+    extreme = 800.0 if dtype == "float64" else 110.0
+    kind = rng.integers(0, 5, count)
+    with np.errstate(all="ignore"):
+        choices = [
+            rng.integers(-30, 31, count).astype(np.float64),
+            rng.integers(-60, 61, count) / 2.0,
+            rng.uniform(-20, 20, count),
+            bit_pattern_sweep(dtype, count),
+            rng.uniform(-extreme, extreme, count) / np.where(log_base == 0, 1, log_base),
+        ]
+    exponent = np.choose(kind, choices)
+    return base.astype(dtype), exponent.astype(dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# References: float64 numpy/scipy for float32; x87 long double for float64, and mpmath
+# (90 bits) where long double numpy has no such function or is not accurate enough.
+
+GELU_TANH_C = 0.7978845608028654
+GELU_TANH_K = 0.044715
+MPMATH_REFERENCES = {"erf", "gelu", "gelu_tanh"}
+
+
+def _gelu_tanh_wide(v: np.ndarray) -> np.ndarray:
+    t = 2 * GELU_TANH_C * (v + GELU_TANH_K * v**3)
+    e = np.exp(-np.abs(t))
+    return np.where(t >= 0, v / (1 + e), v * e / (1 + e))
+
+
+def _wide_references() -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    from scipy import special
+
+    return {
+        "exp": np.exp, "expm1": np.expm1, "log": np.log, "log1p": np.log1p, "tanh": np.tanh,
+        "sigmoid": lambda v: 1 / (1 + np.exp(-v)),
+        "softplus": lambda v: np.log1p(np.exp(-np.abs(v))) + np.maximum(v, 0),
+        "erf": special.erf,
+        "gelu": lambda v: 0.5 * v * special.erfc(-v / np.sqrt(2)),
+        "gelu_tanh": _gelu_tanh_wide,
+        "sin": np.sin, "cos": np.cos, "sqrt": np.sqrt, "rsqrt": lambda v: 1 / np.sqrt(v),
+        "floor": np.floor, "ceil": np.ceil, "abs": np.abs,
+    }
+
+
+def _mpmath_function(name: str) -> Callable:
+    import mpmath
+
+    def gelu_tanh(x):
+        t = 2 * mpmath.mpf(GELU_TANH_C) * (x + mpmath.mpf(GELU_TANH_K) * x**3)
+        return x / (1 + mpmath.exp(-t))
+
+    def gelu(x):
+        if abs(x) > 60:  # mpmath's erfc fails on huge arguments; the result is x or -0
+            return x if x > 0 else mpmath.mpf("-1e-400")
+        return x * mpmath.erfc(-x / mpmath.sqrt(2)) / 2
+
+    return {
+        "erf": lambda x: mpmath.erf(x) if abs(x) < 60 else mpmath.sign(x),
+        "gelu": gelu,
+        "gelu_tanh": gelu_tanh,
+        "exp": mpmath.exp, "expm1": mpmath.expm1, "log": mpmath.log, "log1p": mpmath.log1p,
+        "tanh": mpmath.tanh, "sin": mpmath.sin, "cos": mpmath.cos,
+        "sigmoid": lambda x: 1 / (1 + mpmath.exp(-x)),
+        "softplus": lambda x: mpmath.log1p(mpmath.exp(-abs(x))) + max(x, 0),
+        "rsqrt": lambda x: 1 / mpmath.sqrt(x),
+    }[name]
+
+
+# (limit at -inf, limit at +inf)
+LIMITS = {"erf": (-1.0, 1.0), "gelu": (-0.0, math.inf), "gelu_tanh": (-0.0, math.inf),
+          "exp": (0.0, math.inf), "expm1": (-1.0, math.inf), "tanh": (-1.0, 1.0),
+          "sigmoid": (0.0, 1.0), "softplus": (0.0, math.inf), "sin": (math.nan, math.nan),
+          "cos": (math.nan, math.nan), "log": (math.nan, math.inf),
+          "log1p": (math.nan, math.inf), "rsqrt": (math.nan, 0.0)}
+
+
+def _mpmath_point(name: str, value: float) -> object:
+    import mpmath
+
+    if math.isnan(value):
+        return math.nan
+    if math.isinf(value):
+        return LIMITS[name][value > 0]
+    return _mpmath_function(name)(mpmath.mpf(value))
+
+
+def mpmath_reference(name: str, x: np.ndarray, precision: int = 90) -> np.ndarray:
+    """name(x) per point at `precision` bits, as long double."""
     import mpmath
 
     with mpmath.workprec(precision):
-        values = [function(mpmath.mpf(float(v))) for v in x]
-    return np.array([np.longdouble(mpmath.nstr(v, 25)) if mpmath.isfinite(v) else float(v)
-                     for v in values], dtype=np.longdouble)
+        values = [_mpmath_point(name, float(v)) for v in x]
+        return np.array([_to_longdouble(v) for v in values], dtype=np.longdouble)
+
+
+def _to_longdouble(value: object) -> np.longdouble:
+    import mpmath
+
+    if not mpmath.isfinite(value):
+        return np.longdouble(float(value))
+    if abs(value) < mpmath.mpf("1e-4940"):
+        return np.longdouble(math.copysign(0.0, float(mpmath.sign(value)) or 1.0))
+    return np.longdouble(mpmath.nstr(value, 24))
+
+
+def reference(name: str, dtype: str, x: np.ndarray) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        if dtype == "float32":
+            return _wide_references()[name](x.astype(np.float64))
+        if name in MPMATH_REFERENCES:
+            return mpmath_reference(name, x)
+        return _wide_references()[name](x.astype(np.longdouble))
+
+
+def pow_reference(dtype: str, base: np.ndarray, exponent: np.ndarray) -> np.ndarray:
+    wide = np.float64 if dtype == "float32" else np.longdouble
+    with np.errstate(all="ignore"):
+        return np.power(base.astype(wide), exponent.astype(wide))
+
+
+def recheck_worst(name: str, x: np.ndarray, y: np.ndarray, errors: np.ndarray,
+                  count: int = 20) -> np.ndarray:
+    """Errors of the `count` worst points recomputed against mpmath (double only)."""
+    if name not in ("floor", "ceil", "abs", "sqrt"):
+        worst = np.argsort(errors)[-count:]
+        errors = errors.copy()
+        errors[worst] = ulp_errors(y[worst], mpmath_reference(name, x[worst]), "float64")
+    return errors
+
+
+# ---------------------------------------------------------------------------------------------
+# Tests
+
+FUNCTIONS = list(UNARY_MATH)
+EXACT_BOUNDS = {"floor": 0.0, "ceil": 0.0, "abs": 0.0, "sqrt": 0.5}  # sqrt is correctly rounded
+
+
+@pytest.fixture(scope="module", params=list(DTYPES))
+def kernels(request: pytest.FixtureRequest) -> CompiledKernels:
+    return compile_kernels(request.param)
+
+
+def test_two_over_pi_digits_match_mpmath() -> None:
+    import mpmath
+
+    from tensorc.codegen.llvm_math_trig import TABLE_DIGITS, two_over_pi_digits
+
+    with mpmath.workprec(24 * TABLE_DIGITS + 64):
+        exact = int(mpmath.floor(2 / mpmath.pi * mpmath.mpf(2) ** (24 * TABLE_DIGITS)))
+    digits = two_over_pi_digits(TABLE_DIGITS)
+    assert digits[:3] == [0xA2F983, 0x6E4E44, 0x1529FC]
+    assert sum(d << (24 * (TABLE_DIGITS - 1 - i)) for i, d in enumerate(digits)) == exact
+
+
+@pytest.mark.parametrize("name", FUNCTIONS + list(BINARY_MATH))
+def test_loop_is_vector_code_without_calls(kernels: CompiledKernels, name: str) -> None:
+    body = kernels.function_ir(name)
+    element = "float" if kernels.dtype == "float32" else "double"
+    assert f"<{VECTOR_WIDTH[kernels.dtype]} x {element}>" in body
+    callees = set(re.findall(r"call [^@]*@([\w.$]+)", body))
+    assert all(callee.startswith("llvm.") for callee in callees), callees
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_ulp_error_over_the_whole_range(kernels: CompiledKernels, name: str) -> None:
+    dtype = kernels.dtype
+    mp_points = dtype == "float64" and name in MPMATH_REFERENCES
+    if mp_points:
+        x = sweep(name, dtype, 2000, 400, 20)
+    elif dtype == "float64":
+        x = sweep(name, dtype, 40000, 10000, 200)
+    else:
+        x = sweep(name, dtype, 100000, 20000, 500)
+    y = kernels.run(name, x)
+    errors = ulp_errors(y, reference(name, dtype, x), dtype)
+    if dtype == "float64" and not mp_points:
+        errors = recheck_worst(name, x, y, errors, count=5)
+    bound = EXACT_BOUNDS.get(name, ULP_BOUND)
+    worst = int(np.argmax(errors))
+    assert errors[worst] <= bound, (name, dtype, x[worst], y[worst], errors[worst])
+
+
+def test_pow_ulp_error(kernels: CompiledKernels) -> None:
+    dtype = kernels.dtype
+    base, exponent = pow_sweep(dtype, 100000 if dtype == "float32" else 40000)
+    y = kernels.run("pow", base, exponent)
+    errors = ulp_errors(y, pow_reference(dtype, base, exponent), dtype)
+    worst = int(np.argmax(errors))
+    assert errors[worst] <= ULP_BOUND, (base[worst], exponent[worst], y[worst], errors[worst])
+
+
+INF, NAN = math.inf, math.nan
+SPECIAL_VALUES: dict[str, list[tuple[float, float]]] = {
+    "exp": [(NAN, NAN), (INF, INF), (-INF, 0.0), (0.0, 1.0), (-0.0, 1.0), (1e4, INF),
+            (-1e4, 0.0)],
+    "expm1": [(NAN, NAN), (INF, INF), (-INF, -1.0), (0.0, 0.0), (-0.0, -0.0), (1e4, INF),
+              (-1e4, -1.0)],
+    "log": [(NAN, NAN), (INF, INF), (-INF, NAN), (0.0, -INF), (-0.0, -INF), (-1.0, NAN),
+            (1.0, 0.0)],
+    "log1p": [(NAN, NAN), (INF, INF), (-INF, NAN), (-1.0, -INF), (-2.0, NAN), (0.0, 0.0),
+              (-0.0, -0.0)],
+    "tanh": [(NAN, NAN), (INF, 1.0), (-INF, -1.0), (0.0, 0.0), (-0.0, -0.0), (1e4, 1.0),
+             (-1e4, -1.0)],
+    "sigmoid": [(NAN, NAN), (INF, 1.0), (-INF, 0.0), (0.0, 0.5), (-0.0, 0.5), (1e4, 1.0),
+                (-1e4, 0.0)],
+    "softplus": [(NAN, NAN), (INF, INF), (-INF, 0.0), (1e4, 1e4), (-1e4, 0.0)],
+    "erf": [(NAN, NAN), (INF, 1.0), (-INF, -1.0), (0.0, 0.0), (-0.0, -0.0), (10.0, 1.0),
+            (-10.0, -1.0)],
+    "gelu": [(NAN, NAN), (INF, INF), (-INF, -0.0), (0.0, 0.0), (-0.0, -0.0), (1e4, 1e4),
+             (-1e4, -0.0), (1e30, 1e30), (-1e30, -0.0)],
+    "gelu_tanh": [(NAN, NAN), (INF, INF), (-INF, -0.0), (0.0, 0.0), (-0.0, -0.0), (1e4, 1e4),
+                  (-1e4, -0.0), (1e30, 1e30), (-1e30, -0.0)],
+    "sin": [(NAN, NAN), (INF, NAN), (-INF, NAN), (0.0, 0.0), (-0.0, -0.0)],
+    "cos": [(NAN, NAN), (INF, NAN), (-INF, NAN), (0.0, 1.0), (-0.0, 1.0)],
+    "sqrt": [(NAN, NAN), (INF, INF), (-1.0, NAN), (0.0, 0.0), (-0.0, -0.0), (4.0, 2.0)],
+    "rsqrt": [(NAN, NAN), (INF, 0.0), (0.0, INF), (-0.0, -INF), (-1.0, NAN), (4.0, 0.5)],
+    "floor": [(NAN, NAN), (INF, INF), (1.5, 1.0), (-1.5, -2.0), (-0.0, -0.0)],
+    "ceil": [(NAN, NAN), (-INF, -INF), (1.5, 2.0), (-1.5, -1.0), (-0.5, -0.0)],
+    "abs": [(NAN, NAN), (-INF, INF), (-0.0, 0.0), (-2.0, 2.0)],
+}
+POW_SPECIAL_VALUES = [
+    (NAN, 0.0, 1.0), (NAN, -0.0, 1.0), (1.0, NAN, 1.0), (-1.0, INF, 1.0), (-1.0, -INF, 1.0),
+    (NAN, 1.0, NAN), (2.0, NAN, NAN), (-2.0, 0.5, NAN), (-8.0, 1.0 / 3.0, NAN),
+    (0.0, -3.0, INF), (-0.0, -3.0, -INF), (0.0, -2.0, INF), (-0.0, -2.0, INF),
+    (-0.0, -0.5, INF), (0.0, 3.0, 0.0), (-0.0, 3.0, -0.0), (-0.0, 2.0, 0.0), (-0.0, 0.5, 0.0),
+    (0.5, INF, 0.0), (0.5, -INF, INF), (2.0, INF, INF), (2.0, -INF, 0.0), (-2.0, INF, INF),
+    (-INF, -3.0, -0.0), (-INF, -2.0, 0.0), (-INF, 3.0, -INF), (-INF, 2.0, INF),
+    (-INF, 0.5, INF), (INF, -1.0, 0.0), (INF, 2.0, INF), (0.0, -INF, INF), (0.0, INF, 0.0),
+    (-2.0, 3.0, -8.0), (-2.0, -3.0, -0.125), (-2.0, 2.0, 4.0), (-3.0, 1e30, INF),
+    (10.0, 400.0, INF), (10.0, -400.0, 0.0), (-10.0, 401.0, -INF), (2.0, -1074.0, 5e-324),
+]
+
+
+def _same(result: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    both_nan = np.isnan(result) & np.isnan(expected)
+    return both_nan | ((result == expected) & (np.signbit(result) == np.signbit(expected)))
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_special_values(kernels: CompiledKernels, name: str) -> None:
+    cases = SPECIAL_VALUES[name]
+    x = np.array([c[0] for c in cases] * 2, dtype=kernels.dtype)  # vector lanes and the tail
+    expected = np.array([c[1] for c in cases] * 2, dtype=kernels.dtype)
+    with np.errstate(over="ignore"):
+        result = kernels.run(name, np.tile(x, 9))[: len(x)]
+        tail = kernels.run(name, x)
+    assert _same(result, expected).all(), list(zip(x, result, expected))
+    assert _same(tail, expected).all(), list(zip(x, tail, expected))
+
+
+def test_pow_special_values(kernels: CompiledKernels) -> None:
+    base, exponent, expected = (np.array(column, dtype=kernels.dtype)
+                                for column in zip(*POW_SPECIAL_VALUES))
+    if kernels.dtype == "float32":  # 2^-1074 is not a float: 2^-149 is its smallest subnormal
+        exponent[-1], expected[-1] = -149.0, np.float32(2.0**-149)
+    for count in (len(base), 1):  # the vector loop and the scalar tail
+        result = np.concatenate([kernels.run("pow", base[i:i + count], exponent[i:i + count])
+                                 for i in range(0, len(base), count)])
+        bad = ~_same(result, expected)
+        assert not bad.any(), list(zip(base[bad], exponent[bad], result[bad], expected[bad]))
+
+
+@pytest.mark.parametrize("name", ["exp", "tanh", "erf", "gelu", "sin", "log1p"])
+def test_vector_lanes_and_scalar_tail_agree(kernels: CompiledKernels, name: str) -> None:
+    x = sweep(name, kernels.dtype, 64, 64, 4)
+    vector = kernels.run(name, x)
+    scalar = np.concatenate([kernels.run(name, x[i:i + 1]) for i in range(len(x))])
+    assert _same(vector, scalar).all()
+
+
+def test_emitters_accept_only_float_types() -> None:
+    module = ir.Module()
+    function = ir.Function(module, ir.FunctionType(ir.VoidType(), [ir.IntType(32)]), "f")
+    builder = ir.IRBuilder(function.append_basic_block())
+    with pytest.raises(TypeError):
+        UNARY_MATH["exp"](builder, function.args[0])

@@ -506,8 +506,11 @@ def load(path: str | os.PathLike[str]) -> NativeModule:
 
 
 def _load_cuda(path: str, manifest: Mapping[str, Any]) -> NativeModule:
-    """CUDA artifacts are loaded by the CUDA runtime module (pycuda, imported lazily)."""
-    raise ArtifactError(f"{path}: {CUDA_MESSAGE}")
+    """CUDA artifacts are loaded by `tensorc_runtime.cuda` (which imports pycuda lazily and
+    raises `CudaUnavailableError`, an ArtifactError, without pycuda or a GPU)."""
+    from .cuda import load as load_cuda
+
+    return load_cuda(path, manifest)
 
 
 def _dlopen(path: str) -> ctypes.CDLL:

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from llvmlite import ir
 
 from tensorc.codegen.llvm_math import (
+    EXP_DOMAIN,
     F32,
     F64,
-    EXP_DOMAIN,
     MathEmitter,
     emit_abs,
     emit_ceil,
@@ -96,11 +96,12 @@ TWO_OVER_SQRT_PI = 1.1283791670955126
 # erf(x)/x = P(x^2) on |x| <= 1/2, relative error 1.4e-9 (float accuracy).
 ERF_P_FLOAT = (0.004717989930535253, -0.026757184200212523, 0.11282822808816574,
                -0.3761260857279334, 1.1283791655673516)
-# Cephes ndtr.c: erf(x) = x T(x^2)/U(x^2) for |x| <= 1 (used below 1/2).
-ERF_T = (9.60497373987051638749e0, 9.00260197203842689217e1, 2.23200534594684319226e3,
-         7.00332514112805075473e3, 5.55923013010394962768e4)
-ERF_U = (1.0, 3.35617141647503099647e1, 5.21357949780152679795e2, 4.59432382970980127987e3,
-         2.26290000613890934246e4, 4.92673942608635921086e4)
+# Double: erf(x)/x = 2/sqrt(pi) + z P(z) on z = x^2 <= 1/4, the leading coefficient as a double
+# word; relative error 7.4e-18 with the rounded coefficients.
+ERF_LEADING = (1.1283791670955126, 1.533545961316588e-17)
+ERF_P = (1.4735921761873463e-06, -1.484693205894846e-05, 0.00012053383191044462,
+         -0.0008548298887297392, 0.005223977388265513, -0.026866170634051435,
+         0.11283791670930056, -0.3761263890318356)
 # Float accuracy: erfc(s) exp(s^2) = P((s - 2)/(s + 2)) on [0.5, 10.2], relative error 1.5e-9.
 ERFC_K_FLOAT = 2.0
 ERFC_P_FLOAT = (0.00014502169564509926, 6.421863049127564e-05, -0.0009706554774546609,
@@ -125,34 +126,42 @@ def erf_small(d: MathEmitter, x: ir.Value, float_accuracy: bool) -> ir.Value:
     z = d.mul(x, x)
     if float_accuracy:
         return d.mul(x, d.poly(z, ERF_P_FLOAT))
-    return d.mul(x, d.div(d.poly(z, ERF_T), d.poly(z, ERF_U)))
+    leading_hi, leading_lo = ERF_LEADING
+    tail = d.fma(z, d.poly(z, ERF_P), leading_lo)
+    return d.fma(x, leading_hi, d.mul(x, tail))
 
 
 def erfc_tail(d: MathEmitter, s: ir.Value, s_lo: ir.Value | None,
-              float_accuracy: bool) -> tuple[ir.Value, ir.Value]:
-    """(y, n) with erfc(s + s_lo) = y 2^n to about an ulp relative, for 1/2 <= s <=
-    ERFC_UNDERFLOW (d: a double emitter). With double accuracy, s^2 is taken as a double
-    word: its rounding would be magnified by s^2 in exp(-s^2)."""
+              float_accuracy: bool) -> tuple[ir.Value, ir.Value, ir.Value]:
+    """(a, p, n) with erfc(s + s_lo) = a (1 + p) 2^n, for 1/2 <= s <= ERFC_UNDERFLOW (d: a
+    double emitter), so that callers can multiply a by another factor exactly and round once.
+    With double accuracy, s^2 is taken as a double word: its rounding would be magnified by s^2
+    in exp(-s^2)."""
     k = ERFC_K_FLOAT if float_accuracy else ERFC_K_DOUBLE
     w = d.div(d.sub(s, k), d.add(s, k))
     if float_accuracy:
         p, n = exp_parts(d, d.neg(d.mul(s, s)), float_accuracy=True)
-        scaled = d.poly(w, ERFC_P_FLOAT)
-        return d.fma(scaled, p, scaled), n
+        return d.poly(w, ERFC_P_FLOAT), p, n
     scaled = d.div(d.poly(w, ERFC_P_DOUBLE), d.fma(s, 2.0, 1.0))
     square, square_lo = d.two_prod(s, s)
     if s_lo is not None:
         square_lo = d.fma(d.add(s, s), s_lo, square_lo)
     p, n = exp_parts(d, d.neg(square), d.neg(square_lo))
-    return d.fma(scaled, p, scaled), n
+    return scaled, p, n
+
+
+def times_parts(d: MathEmitter, factor: ir.Value, a: ir.Value, p: ir.Value) -> ir.Value:
+    """factor a (1 + p) with one rounding (up to a term of 2^-53 p relative)."""
+    product, product_lo = d.two_prod(factor, a)
+    return d.fma(product, p, d.add(product, product_lo))
 
 
 def erf_value(m: MathEmitter, x: ir.Value) -> ir.Value:
     d, xd = m.widened(x)
     float_accuracy = not m.is_double
     ax = d.abs(xd)
-    tail = d.scale(*erfc_tail(d, d.clamp(ax, 0.5, ERF_SATURATION[m.fmt]), None,
-                               float_accuracy))
+    a, p, n = erfc_tail(d, d.clamp(ax, 0.5, ERF_SATURATION[m.fmt]), None, float_accuracy)
+    tail = d.scale(d.fma(a, p, a), n)
     large = d.flip_sign(d.sub(1.0, tail), xd)
     y = d.select(d.lt(ax, ERF_SMALL_LIMIT), erf_small(d, xd, float_accuracy), large)
     return m.keep_zero(x, m.keep_nan(x, m.narrowed(y)))
@@ -165,7 +174,7 @@ def emit_erf(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
 
 INV_SQRT2 = (0.7071067811865476, -4.833646656726457e-17)  # 1/sqrt(2) as a double word
 # gelu(x) rounds to -0 below these (the result is under half the smallest subnormal).
-GELU_UNDERFLOW = {F32: -14.357, F64: -38.513}
+GELU_UNDERFLOW = {F32: -14.357, F64: -38.581}
 SQRT_2_OVER_PI = 0.7978845608028654  # both constants of the tanh form are these doubles
 GELU_TANH_CUBIC = 0.044715
 GELU_TANH_LIMIT = 1e10  # the result is x or -0 well before this
@@ -181,11 +190,13 @@ def gelu_value(m: MathEmitter, x: ir.Value) -> ir.Value:
     s, s_lo = d.two_prod(xd, -INV_SQRT2[0])
     s_lo = d.fma(xd, -INV_SQRT2[1], s_lo)
     abs_s = d.abs(s)
-    abs_s_lo = None if float_accuracy else d.flip_sign(s_lo, s)
-    tail, exponent = erfc_tail(d, d.clamp(abs_s, 0.5, ERFC_UNDERFLOW), abs_s_lo,
-                               float_accuracy)
-    far_negative = d.scale(d.mul(half_x, tail), exponent)
-    far_positive = d.mul(half_x, d.sub(2.0, d.scale(tail, exponent)))
+    clamped = d.clamp(abs_s, 0.5, ERFC_UNDERFLOW)
+    abs_s_lo = None
+    if not float_accuracy:
+        abs_s_lo = d.select(d.eq(clamped, abs_s), d.flip_sign(s_lo, s), 0.0)
+    a, p, n = erfc_tail(d, clamped, abs_s_lo, float_accuracy)
+    far_negative = d.scale(times_parts(d, half_x, a, p), n)
+    far_positive = d.mul(half_x, d.sub(2.0, d.scale(d.fma(a, p, a), n)))
     erf_s = d.fma(s_lo, TWO_OVER_SQRT_PI, erf_small(d, s, float_accuracy))
     near = d.mul(half_x, d.sub(1.0, erf_s))
     y = d.select(d.gt(s, 0.0), far_negative, far_positive)

@@ -1,19 +1,25 @@
 """sin and cos as branch-free, vectorisable LLVM IR, accurate over the whole range.
 
-Arguments are reduced modulo pi/2 exactly, Payne-Hanek style, for every |x| >= pi/4: the
-significand, split into 24-bit digits, is multiplied by the 24-bit digits of 2/pi that matter
-for its exponent (looked up in a private constant table), the partial products are carried
-into exact 24-bit digits in double precision, and the fraction is summed as a double-word
-number. Nothing is lost to cancellation, so the reduced argument is accurate to double-word
-precision even for the worst cases (x = 6381956970095103 * 2^797, |x mod pi/2| ~ 2^-61).
-Floats are reduced and evaluated in double and rounded once at the end. See llvm_math for
-the conventions and the measured accuracy.
+Every |x| > pi/4 is reduced modulo pi/2 without loss, Payne-Hanek style, against the bits of
+2/pi that matter for its exponent (looked up in private constant tables):
+
+* float: in 64-bit integer arithmetic, as in ARM's optimized-routines sinf/cosf: the 24-bit
+  significand (shifted by the exponent's low 3 bits) times a 96-bit window of 2/pi chosen by
+  the exponent's high bits gives x 2/pi modulo 4 as a 2.62 fixed-point number (the fraction has
+  at most 29 leading zeros for a float, so the reduced argument keeps 33 bits);
+* double: the significand, split into three 24-bit digits, times the 24-bit digits of 2/pi
+  (fdlibm's k_rem_pio2 scheme, without its data-dependent loops): partial products are carried
+  into exact 24-bit digits in double arithmetic, the fraction is rounded to the nearest
+  quadrant digit by digit and summed as a double word, so nothing is lost to cancellation even
+  for the worst case (x = 6381956970095103 2^797, |x mod pi/2| ~ 2^-61).
+
+The polynomials are evaluated in double (float results are rounded once at the end). See
+llvm_math for the conventions and the measured accuracy.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from llvmlite import ir
 
@@ -39,25 +45,17 @@ TABLE_PAD = 3  # zero digits ahead of 2/pi, so that index m0 - digits is never n
 TABLE_DIGITS = 56  # enough for the largest double exponent
 
 
-@dataclass(frozen=True)
-class Reduction:
-    """How an element type is reduced: significand bits, the 24-bit digits they take, and the
-    number of digits of the product kept below the leading one."""
+# Double reduction: 53 significand bits in three 24-bit digits, times the 2/pi digits from the
+# first one whose product weight is <= 1/2 (m0) on: digit m0 - 1 adds an integer, m0 the
+# quadrant and leading fraction bits, then TERMS - 1 more digits (error below 2^-140).
+PRECISION = 53
+X_DIGITS = 3
+TERMS = 8
+WEIGHT_OFFSET = PRECISION - 1 - 24 * X_DIGITS + 48  # W_m = 2^(e - WEIGHT_OFFSET - 24 m)
 
-    precision: int
-    digits: int
-    terms: int
-
-    @property
-    def offset(self) -> int:
-        """c in W_m = 2^(e - c - 24 m), the weight of product digit m for exponent e."""
-        return self.precision - 1 - 24 * self.digits + 48
-
-
-# float: 24 bits in one digit, 4 more digits (error below 2^-73 of a quadrant);
-# double: 53 bits in three digits, 7 more digits (error below 2^-140).
-FLOAT_REDUCTION = Reduction(precision=24, digits=1, terms=5)
-DOUBLE_REDUCTION = Reduction(precision=53, digits=3, terms=8)
+# Float reduction: 32 windows of 2/pi, one per 8 exponent values, as three 32-bit words.
+FLOAT_TABLE_NAME = "tensorc.math.two_over_pi_windows"
+PIO2_SCALED = PIO2_HI * 2.0**-62  # pi/2 per unit of the 2.62 fixed-point fraction
 
 
 def _arctan_of_inverse(x: int, scale: int) -> int:
@@ -82,45 +80,70 @@ def two_over_pi_digits(count: int) -> list[int]:
     return [(two_over_pi >> (24 * (count - 1 - i))) & 0xFFFFFF for i in range(count)]
 
 
-def _digit_table(module: ir.Module) -> ir.GlobalVariable:
-    existing = module.globals.get(TABLE_NAME)
+def _float_windows() -> list[int]:
+    """For i < 32: floor(2/pi 2^(8i - 56)) mod 2^96 as three 32-bit words, high word first.
+    With s = E mod 8 for the biased exponent E = 8i + s, (m << s) times this window is
+    x 2/pi 2^62 modulo 2^64 up to the truncated low bits, for x = m 2^(E - 150)."""
+    digits = two_over_pi_digits(12)
+    scaled = sum(d << (24 * (len(digits) - 1 - k)) for k, d in enumerate(digits))
+    bits = 24 * len(digits)
+    words = []
+    for i in range(32):
+        window = scaled >> (bits - (8 * i - 56)) if 8 * i >= 56 - bits else 0
+        words += [(window >> 64) & 0xFFFFFFFF, (window >> 32) & 0xFFFFFFFF,
+                  window & 0xFFFFFFFF]
+    return words
+
+
+def _constant_table(module: ir.Module, name: str, element: ir.Type,
+                    values: list[float] | list[int]) -> ir.GlobalVariable:
+    existing = module.globals.get(name)
     if existing is not None:
         return existing
-    values = [0.0] * TABLE_PAD + [float(d) for d in two_over_pi_digits(TABLE_DIGITS)]
-    array_type = ir.ArrayType(ir.DoubleType(), len(values))
-    table = ir.GlobalVariable(module, array_type, TABLE_NAME)
+    array_type = ir.ArrayType(element, len(values))
+    table = ir.GlobalVariable(module, array_type, name)
     table.global_constant = True
     table.linkage = "private"
     table.initializer = ir.Constant(array_type, values)
     return table
 
 
-def _lookup(d: MathEmitter, index: ir.Value) -> ir.Value:
-    """table[index] per lane (scalar loads; `index` is an i64 value or vector)."""
-    b = d.builder
-    table = _digit_table(b.module)
-    zero = ir.Constant(ir.IntType(64), 0)
-
-    def load(i: ir.Value) -> ir.Value:
-        pointer = b.gep(table, [zero, i], inbounds=True, source_etype=table.value_type)
-        return b.load(pointer, typ=ir.DoubleType(), align=8)
-
-    if d.lanes is None:
-        return load(index)
-    result: ir.Value = ir.Constant(d.type, ir.Undefined)
-    for lane in range(d.lanes):
-        lane_index = ir.Constant(ir.IntType(32), lane)
-        result = b.insert_element(result, load(b.extract_element(index, lane_index)), lane_index)
-    return result
+def _digit_table(module: ir.Module) -> ir.GlobalVariable:
+    values = [0.0] * TABLE_PAD + [float(d) for d in two_over_pi_digits(TABLE_DIGITS)]
+    return _constant_table(module, TABLE_NAME, ir.DoubleType(), values)
 
 
-def _significand_digits(d: MathEmitter, ax: ir.Value, plan: Reduction,
-                        exponent: ir.Value) -> list[ir.Value]:
-    """The significand of ax as `plan.digits` integer digits (most significant first):
-    ax = sum x_i 2^(24 (digits - 1 - i)) * 2^(e - precision + 1)."""
-    significand = d.mul(ax, d.pow2(d.isub(d.int_const(plan.precision - 1), exponent)))
+def _window_table(module: ir.Module) -> ir.GlobalVariable:
+    return _constant_table(module, FLOAT_TABLE_NAME, ir.IntType(32), _float_windows())
+
+
+def _gather(builder: ir.IRBuilder, table: ir.GlobalVariable, index: ir.Value) -> ir.Value:
+    """table[index] per lane: a load for a scalar index, `llvm.masked.gather` (all lanes on)
+    for a vector of indices."""
+    element = table.value_type.element
+    pointer = builder.gep(table, [index], inbounds=True, source_etype=element)
+    if not isinstance(index.type, ir.VectorType):
+        return builder.load(pointer, typ=element)
+    lanes = index.type.count
+    pointer.type = ir.VectorType(ir.PointerType(), lanes)  # llvmlite types it as one pointer
+    value_type = ir.VectorType(element, lanes)
+    mask_type = ir.VectorType(ir.IntType(1), lanes)
+    suffix = "f64" if isinstance(element, ir.DoubleType) else f"i{element.width}"
+    name = f"llvm.masked.gather.v{lanes}{suffix}.v{lanes}p0"
+    gather = builder.module.globals.get(name)
+    if gather is None:
+        signature = ir.FunctionType(value_type, [pointer.type, mask_type, value_type])
+        gather = ir.Function(builder.module, signature, name)
+    return builder.call(gather, [pointer, ir.Constant(mask_type, 1),
+                                 ir.Constant(value_type, ir.Undefined)])
+
+
+def _significand_digits(d: MathEmitter, ax: ir.Value, exponent: ir.Value) -> list[ir.Value]:
+    """The significand of ax as X_DIGITS integer digits, most significant first:
+    ax = sum x_i 2^(24 (X_DIGITS - 1 - i)) 2^(e - 52)."""
+    significand = d.mul(ax, d.pow2(d.isub(d.int_const(PRECISION - 1), exponent)))
     digits = []
-    for position in range(plan.digits - 1, 0, -1):
+    for position in range(X_DIGITS - 1, 0, -1):
         weight = float(1 << (24 * position))
         digit = d.floor(d.mul(significand, 1.0 / weight))
         digits.append(digit)
@@ -130,52 +153,55 @@ def _significand_digits(d: MathEmitter, ax: ir.Value, plan: Reduction,
 
 def _product_digit(d: MathEmitter, x: list[ir.Value], g: list[ir.Value], m: int) -> ir.Value:
     """Q_(m0+m) = sum_i x_i g_(m0+m-i), exact (each product < 2^48, the sum < 2^50), where
-    g[t] holds the 2/pi digit g_(m0 - len(x) + t)."""
-    count = len(x)
-    total = d.mul(x[0], g[m + count])
-    for i in range(1, count):
-        total = d.fma(x[i], g[m + count - i], total)
+    g[t] holds the 2/pi digit g_(m0 - X_DIGITS + t)."""
+    total = d.mul(x[0], g[m + X_DIGITS])
+    for i in range(1, X_DIGITS):
+        total = d.fma(x[i], g[m + X_DIGITS - i], total)
     return total
 
 
-def reduce_pio2(d: MathEmitter, ax: ir.Value,
-                plan: Reduction) -> tuple[ir.Value, ir.Value, ir.Value]:
-    """(q, r_hi, r_lo) with ax = (4k + q) pi/2 + r, |r| <= pi/4, q in {0,1,2,3} (as a float);
-    ax finite, >= pi/4 (smaller values give garbage), `d` a double emitter."""
+def _mod4(d: MathEmitter, value: ir.Value) -> ir.Value:
+    """value - 4 floor(value / 4), exact."""
+    return d.fma(d.floor(d.mul(value, 0.25)), -4.0, value)
+
+
+def reduce_pio2_double(d: MathEmitter, ax: ir.Value) -> tuple[ir.Value, ir.Value, ir.Value]:
+    """(q, r_hi, r_lo) with ax = (4k + q) pi/2 + r_hi + r_lo, |r| <= pi/4, q in {0,1,2,3} as a
+    double; ax finite and > pi/4 (smaller values give garbage); double emitter."""
     bits = d.to_bits(ax)
     exponent = d.isub(d.iand(d.builder.lshr(bits, d.int_const(52)), 0x7FF), 1023)
     exponent = d.int_select(d.builder.icmp_signed("<", exponent, d.int_const(-1)), -1, exponent)
-    x = _significand_digits(d, ax, plan, exponent)
-    # m0: the first product digit whose weight W_m0 = 2^(e - c - 24 m0) is <= 1/2.
-    above = d.isub(exponent, plan.offset - 1)
+    x = _significand_digits(d, ax, exponent)
+    above = d.isub(exponent, WEIGHT_OFFSET - 1)
     above = d.int_select(d.builder.icmp_signed("<", above, d.int_const(0)), 0, above)
-    m0 = d.builder.udiv(d.iadd(above, 23), d.int_const(24))
-    weight = d.pow2(d.isub(d.isub(exponent, plan.offset), d.builder.mul(m0, d.int_const(24))))
-    first = d.iadd(m0, TABLE_PAD - plan.digits)  # table index of g_(m0 - digits)
-    g = [_lookup(d, d.iadd(first, t)) for t in range(plan.terms + plan.digits)]
-    # Product digit m0 - 1 only adds an integer (W >= 1) modulo 4; digits below m0 - 1 add
-    # multiples of 4.
-    extra = d.mul(_product_digit(d, x, g, -1), d.mul(weight, DIGIT))
-    q_extra = d.fma(d.floor(d.mul(extra, 0.25)), -4.0, extra)
-    products = [_product_digit(d, x, g, k) for k in range(plan.terms)]
+    m0 = d.builder.udiv(d.iadd(above, 23), d.int_const(24))  # first digit with W <= 1/2
+    weight = d.pow2(d.isub(d.isub(exponent, WEIGHT_OFFSET), d.builder.mul(m0, d.int_const(24))))
+    table = _digit_table(d.builder.module)
+    start = d.iadd(m0, TABLE_PAD - X_DIGITS)  # table index of g_(m0 - X_DIGITS)
+    g = [_gather(d.builder, table, d.iadd(start, t)) for t in range(TERMS + X_DIGITS)]
+    # Product digit m0 - 1 has weight >= 1: it adds an integer, kept modulo 4; digits before
+    # it add multiples of 4.
+    quadrant_extra = _mod4(d, d.mul(_product_digit(d, x, g, -1), d.mul(weight, DIGIT)))
+    products = [_product_digit(d, x, g, k) for k in range(TERMS)]
     digits = []
-    carry_sum = products[-1]
-    for k in range(plan.terms - 1, 0, -1):
-        carry = d.floor(d.mul(carry_sum, 1.0 / DIGIT))
-        digits.insert(0, d.fma(carry, -DIGIT, carry_sum))
-        carry_sum = d.add(products[k - 1], carry)
-    top = d.mul(carry_sum, weight)
-    top = d.fma(d.floor(d.mul(top, 0.25)), -4.0, top)
+    carried = products[-1]
+    for k in range(TERMS - 1, 0, -1):
+        carry = d.floor(d.mul(carried, 1.0 / DIGIT))
+        digits.insert(0, d.fma(carry, -DIGIT, carried))
+        carried = d.add(products[k - 1], carry)
+    top = _mod4(d, d.mul(carried, weight))
     quadrant = d.floor(top)
-    fraction = d.sub(top, quadrant)
-    return _round_to_quadrant(d, fraction, digits, weight, d.add(quadrant, q_extra))
+    return _round_to_quadrant(d, d.sub(top, quadrant), digits, weight,
+                              d.add(quadrant, quadrant_extra))
 
 
 def _round_to_quadrant(d: MathEmitter, fraction: ir.Value, digits: list[ir.Value],
                        weight: ir.Value,
                        quadrant: ir.Value) -> tuple[ir.Value, ir.Value, ir.Value]:
     """Round fraction + sum digits_k W 2^(-24 (k+1)) to the nearest quadrant: a fraction of
-    1/2 or more becomes its exact complement (digit by digit) with a negative sign."""
+    1/2 or more becomes its exact complement, digit by digit, with a negative sign. The terms
+    are non-negative and each is 0 or at least the sum of the smaller ones, so Fast2Sum is
+    exact and the double-word sum is accurate to 2^-104 relative."""
     upper = d.ge(fraction, 0.5)
     top = d.select(upper, d.sub(d.sub(1.0, fraction), weight), fraction)
     terms = []
@@ -186,15 +212,36 @@ def _round_to_quadrant(d: MathEmitter, fraction: ir.Value, digits: list[ir.Value
         terms.append(d.mul(d.select(upper, d.sub(complement, digit), digit), digit_weight))
     hi, lo = terms[-1], d.const(0.0)
     for term in reversed([top] + terms[:-1]):
-        hi, error = d.two_sum(term, hi)
+        hi, error = d.fast_two_sum(term, hi)
         lo = d.add(lo, error)
     r_hi, r_lo = d.two_prod(hi, PIO2_HI)
-    r_lo = d.add(r_lo, d.fma(hi, PIO2_LO, d.mul(lo, PIO2_HI)))
-    r_hi, r_lo = d.fast_two_sum(r_hi, r_lo)
-    sign = d.select(upper, -1.0, 1.0)
-    quadrant = d.add(quadrant, d.select(upper, 1.0, 0.0))
-    quadrant = d.fma(d.floor(d.mul(quadrant, 0.25)), -4.0, quadrant)
-    return quadrant, d.mul(r_hi, sign), d.mul(r_lo, sign)
+    r_hi, r_lo = d.fast_two_sum(r_hi, d.add(r_lo, d.fma(hi, PIO2_LO, d.mul(lo, PIO2_HI))))
+    quadrant = _mod4(d, d.add(quadrant, d.select(upper, 1.0, 0.0)))
+    return quadrant, d.select(upper, d.neg(r_hi), r_hi), d.select(upper, d.neg(r_lo), r_lo)
+
+
+def reduce_pio2_float(m: MathEmitter, d: MathEmitter,
+                      ax: ir.Value) -> tuple[ir.Value, ir.Value]:
+    """(q, r) in double with ax = (4k + q) pi/2 + r, |r| <= pi/4 (+ rounding); ax a float,
+    finite and > pi/4. x 2/pi mod 4 as a 2.62 fixed-point number: the significand m (24 bits,
+    shifted left by E mod 8 for the biased exponent E) times window E div 8 of 2/pi, three
+    32-bit words w0 w1 w2: (m w0 mod 2^32) 2^32 + m w1 + (m w2 >> 32), modulo 2^64."""
+    b = m.builder
+    bits = m.to_bits(ax)
+    biased = m.iand(b.lshr(bits, m.int_const(23)), 0xFF)
+    significand = b.or_(m.iand(bits, 0x7FFFFF), m.int_const(0x800000))
+    significand = b.shl(significand, m.iand(biased, 7))
+    table = _window_table(b.module)
+    first = b.mul(b.lshr(biased, m.int_const(3)), m.int_const(3))
+    w0, w1, w2 = (_gather(b, table, m.iadd(first, k)) for k in range(3))
+    high = b.zext(b.mul(significand, w0), d.int_type)  # only its low 32 bits matter
+    wide = b.zext(significand, d.int_type)
+    middle = b.mul(wide, b.zext(w1, d.int_type))
+    low = b.lshr(b.mul(wide, b.zext(w2, d.int_type)), d.int_const(32))
+    fixed = b.add(b.add(d.shl(high, 32), middle), low)
+    quadrant = b.lshr(d.iadd(fixed, 1 << 61), d.int_const(62))  # rounded to nearest
+    fraction = b.sub(fixed, d.shl(quadrant, 62))  # in [-2^61, 2^61), as signed
+    return b.uitofp(d.iand(quadrant, 3), d.type), d.mul(d.to_float(fraction), PIO2_SCALED)
 
 
 def _sin_kernel(d: MathEmitter, r_hi: ir.Value, r_lo: ir.Value, wide: bool) -> ir.Value:
@@ -223,18 +270,19 @@ def _sin_cos_reduced(m: MathEmitter,
                      x: ir.Value) -> tuple[MathEmitter, ir.Value, ir.Value, ir.Value, ir.Value]:
     """(double emitter, x in double, quadrant, sin r, cos r) for |x| = quadrant pi/2 + r
     (mod 2 pi)."""
-    wide = m.is_double
-    d = m if wide else m.retyped(ir.DoubleType())
-    xd = x if wide else m.builder.fpext(x, d.type)
+    d, xd = m.widened(x)
     ax = d.abs(xd)
-    finite = d.lt(ax, math.inf)
     small = d.le(ax, PIO4)
-    reducible = d.select(d.both(finite, d.builder.not_(small)), ax, PIO4 * 2)
-    quadrant, r_hi, r_lo = reduce_pio2(d, reducible, DOUBLE_REDUCTION if wide
-                                       else FLOAT_REDUCTION)
+    reducible = d.both(d.lt(ax, math.inf), d.builder.not_(small))
+    if m.is_double:
+        quadrant, r_hi, r_lo = reduce_pio2_double(d, d.select(reducible, ax, 1.0))
+    else:
+        ax_float = m.select(reducible, m.abs(x), 1.0)
+        (quadrant, r_hi), r_lo = reduce_pio2_float(m, d, ax_float), d.const(0.0)
     quadrant = d.select(small, 0.0, quadrant)
     r_hi = d.select(small, ax, r_hi)
     r_lo = d.select(small, 0.0, r_lo)
+    wide = m.is_double
     return d, xd, quadrant, _sin_kernel(d, r_hi, r_lo, wide), _cos_kernel(d, r_hi, r_lo, wide)
 
 

@@ -48,7 +48,7 @@ THREAD_POOL_SOURCE = SUPPORT_DIR / "threadpool.c"
 
 
 def llvm_opt_level(opt_level: int) -> int:
-    return 1 if opt_level == 0 else 3
+    return 0 if opt_level == 0 else 3
 
 
 def tuned_host_target() -> NativeTarget:

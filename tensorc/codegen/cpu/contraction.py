@@ -55,7 +55,8 @@ def gemm_contraction(op: GenericOp) -> Contraction | None:
     n_dim = contraction.batch_rank + 1
     if output.coefficients[n_dim] != 1:
         return None
-    accesses = [Access.of(v.type, m) for v, m in zip(op.inputs, op.input_maps)] + [output]
+    operands = (contraction.lhs, contraction.rhs)
+    accesses = [Access.of(op.inputs[k].type, op.input_maps[k]) for k in operands] + [output]
     batch = list(range(contraction.batch_rank))
     sizes = op.domain_sizes
     if not all(mergeable(d, d + 1, sizes, accesses, set()) for d in batch[:-1]):

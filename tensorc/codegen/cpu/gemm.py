@@ -32,13 +32,23 @@ reduction of that block, while the block is hot in cache: `c_block` points at
 `C_t[row0, col0]`, the block is `rows x cols` with row stride `ldc`. Blocks partition every
 `C_t`; calls may come from several threads at once (distinct blocks).
 
-Algorithm: A and B are packed (once per call, into one 64-byte aligned `malloc` scratch) into
-panels of MR rows / NR columns over all of K (`gemm_pack`); C is cut into blocks of about
-MC x NC; each block runs K blocks of KC steps over its MR x NR register tiles
-(`gemm_microkernel`). Problems of at least `PARALLEL_MIN_FLOPS` pack and compute on the
-artifact's thread pool (`tensorc_parallel_for`, `tensorc_num_threads` from
-`support/threadpool.c`, which must be linked in), the others on the calling thread. The code is
-reentrant: all state is on the stack or in the per-call scratch.
+Algorithm (tile sizes: `choose_tiles`, `GemmTiles`):
+- Packing, into one 64-byte aligned `malloc` scratch per call (an operand with batch stride 0
+  is packed once): B into panels of NR columns stored `[k][NR]`; A into panels of MR rows
+  `[k][MR]`, except row-major A (`lda_col == 1`), which the micro-kernel reads in place
+  (`gemm_pack`: a task is PACK_ROWS K rows of all panels when the panel dimension is
+  contiguous, else one panel; a transposed B goes by in-register transposes).
+- C is cut into blocks of MC rows (one tile row) by up to NC columns, fewer when the block's
+  K x columns of packed B would exceed `b_block_bytes`, numbered batch, block column, block
+  row: consecutive blocks share their B block in L2. A block runs, for each K block of KC,
+  for each MR-row panel, for each NR-column panel, the MR x NR register tile
+  (`gemm_microkernel`): its A micro-panel stays in L1. Edge tiles use masked stores (columns)
+  and smaller row kernels (rows), never reading or writing outside the operands.
+- Problems of at least PARALLEL_MIN_FLOPS pack and compute on the artifact's thread pool
+  (`tensorc_parallel_for` and `tensorc_num_threads` of `support/threadpool.c`, which must be
+  linked in): CHUNKS_PER_THREAD equal chunks of consecutive blocks per thread, taken
+  dynamically; smaller ones run on the calling thread. All state is on the stack or in the
+  per-call scratch, so the functions are reentrant.
 """
 
 from __future__ import annotations
@@ -65,9 +75,16 @@ from tensorc.codegen.cpu.gemm_microkernel import (
     min_i64,
     scalar_type,
 )
-from tensorc.codegen.cpu.gemm_pack import emit_pack_a, emit_pack_b, emit_pack_rows
+from tensorc.codegen.cpu.gemm_pack import (
+    PACK_ROWS,
+    PackedOperand,
+    emit_pack_panel,
+    emit_pack_range,
+    emit_pack_rows,
+)
 
 __all__ = [
+    "EPILOGUE_TYPE",
     "OUT_OF_MEMORY",
     "PARALLEL_MIN_FLOPS",
     "GemmTiles",
@@ -81,13 +98,14 @@ __all__ = [
 ]
 
 OUT_OF_MEMORY = 3
-# Below this many flops (2*batch*M*N*K) the threads cost more than they save.
-PARALLEL_MIN_FLOPS = 4.0e6
-# Parallel problems are cut into at least this many C blocks per thread.
-BLOCKS_PER_THREAD = 4
+# Below this many flops (2*batch*M*N*K) the threads cost more than they save (measured on
+# two cores: 128^3 = 4.2 MFLOP is faster serial, 160^3 = 8.2 MFLOP on two threads).
+PARALLEL_MIN_FLOPS = 8.0e6
+# Parallel problems are cut into at least this many C blocks per thread, and run as this many
+# equal chunks of consecutive blocks per thread (taken dynamically by the pool's threads).
+BLOCKS_PER_THREAD = 8
+CHUNKS_PER_THREAD = 4
 SCRATCH_ALIGN = 64
-# K steps per pack task when a whole row of panels is copied at once.
-PACK_ROWS = 32
 
 
 EPILOGUE_TYPE = ir.FunctionType(VOID, [PTR, I64, I64, I64, I64, I64, PTR, I64])
@@ -196,6 +214,7 @@ CONTEXT_FIELDS: tuple[tuple[str, ir.Type], ...] = (
     ("a_pack_rows", I64), ("b_pack_rows", I64),    # 1: pack by chunks of K rows
     ("a_pack_tasks", I64), ("b_pack_tasks", I64),  # pack tasks per packed batch
     ("m_blocks", I64), ("n_blocks", I64),          # C blocks per batch
+    ("tasks", I64), ("chunks", I64),               # blocks in all; ranges of them to run
     ("kc", I64),                                   # K block (0 when K == 0)
 )  # fmt: skip
 CONTEXT_TYPE = ir.LiteralStructType([field_type for _, field_type in CONTEXT_FIELDS])
@@ -235,88 +254,33 @@ def _new_task(module: ir.Module, name: str) -> tuple[ir.Function, ir.IRBuilder]:
 # -- packing ---------------------------------------------------------------------------------
 
 
-@dataclass
-class _PackedOperand:
-    """How one operand is packed, seen from inside the pack task."""
-
-    width: int                # MR (A) or NR (B)
-    panel_size: ir.Value
-    source: ir.Value
-    batch_stride: ir.Value
-    across: ir.Value          # stride between the elements of one panel step (rows of A)
-    along_k: ir.Value         # stride along K
-    extent: ir.Value          # M or N
-    packed: ir.Value
-    panels: ir.Value
-    by_rows: ir.Value         # i1: tasks are chunks of K rows (`pack_rows`), else panels
-    tasks_per_batch: ir.Value
-    pack_panel: ir.Function
-    pack_rows: ir.Function
-    panel_strides_swapped: bool  # pack_b takes (along_k, across), pack_a (across, along_k)
-
-
 def _emit_pack_task(module: ir.Module, prefix: str, tiles: GemmTiles) -> ir.Function:
-    """`prefix.pack_task(ctx, begin, end)`: pack tasks [begin, end). A's tasks (of every
-    packed batch) come first, then B's; a task is one panel, or `PACK_ROWS` K steps of all
-    panels when the panel dimension is contiguous."""
-    pack_a = emit_pack_a(module, prefix, tiles)
-    pack_b = emit_pack_b(module, prefix, tiles)
+    """`prefix.pack_task(ctx, begin, end)`: pack tasks [begin, end) (`emit_pack_range`)."""
+    pack_a = emit_pack_panel(module, f"{prefix}.pack_panel_a", tiles, tiles.mr)
+    pack_b = emit_pack_panel(module, f"{prefix}.pack_panel_b", tiles, tiles.nr)
     rows_a = emit_pack_rows(module, f"{prefix}.pack_rows_a", tiles, tiles.mr)
     rows_b = emit_pack_rows(module, f"{prefix}.pack_rows_b", tiles, tiles.nr)
     function, builder = _new_task(module, f"{prefix}.pack_task")
     context, begin, end = function.args
     f = _load_fields(builder, context)
-    nonzero = builder.icmp_signed
 
-    operand_a = _PackedOperand(
-        tiles.mr, f["a_panel_size"], f["a"], f["a_batch_stride"], f["lda_row"], f["lda_col"], f["m"],
-        f["a_packed"], f["a_panels"], nonzero("!=", f["a_pack_rows"], i64(0)),
-        f["a_pack_tasks"], pack_a, rows_a, False)
-    operand_b = _PackedOperand(
-        tiles.nr, f["b_panel_size"], f["b"], f["b_batch_stride"], f["ldb_col"], f["ldb_row"], f["n"],
-        f["b_packed"], f["b_panels"], nonzero("!=", f["b_pack_rows"], i64(0)),
-        f["b_pack_tasks"], pack_b, rows_b, True)
+    def flag(name: str) -> ir.Value:
+        return builder.icmp_signed("!=", f[name], i64(0))
+
+    operand_a = PackedOperand(
+        width=tiles.mr, panel_size=f["a_panel_size"], source=f["a"],
+        batch_stride=f["a_batch_stride"], across=f["lda_row"], along_k=f["lda_col"],
+        extent=f["m"], packed=f["a_packed"], panels=f["a_panels"], by_rows=flag("a_pack_rows"),
+        tasks_per_batch=f["a_pack_tasks"], pack_panel=pack_a, pack_rows=rows_a)
+    operand_b = PackedOperand(
+        width=tiles.nr, panel_size=f["b_panel_size"], source=f["b"],
+        batch_stride=f["b_batch_stride"], across=f["ldb_col"], along_k=f["ldb_row"],
+        extent=f["n"], packed=f["b_packed"], panels=f["b_panels"], by_rows=flag("b_pack_rows"),
+        tasks_per_batch=f["b_pack_tasks"], pack_panel=pack_b, pack_rows=rows_b)
     a_tasks = builder.mul(f["a_pack_batches"], f["a_pack_tasks"])
-    with counted_loop(builder, begin, end, "task") as task:
-        with builder.if_else(builder.icmp_signed("<", task, a_tasks)) as (then_a, otherwise_b):
-            with then_a:
-                _emit_pack_one(builder, tiles, f, operand_a, task)
-            with otherwise_b:
-                _emit_pack_one(builder, tiles, f, operand_b, builder.sub(task, a_tasks))
+    emit_pack_range(builder, tiles, f["k"], operand_a, operand_b, a_tasks, begin, end)
     builder.ret_void()
     return function
-
-
-def _emit_pack_one(
-    builder: ir.IRBuilder,
-    tiles: GemmTiles,
-    f: dict[str, ir.Value],
-    operand: _PackedOperand,
-    task: ir.Value,
-) -> None:
-    etype = scalar_type(tiles.dtype)
-    batch = builder.sdiv(task, operand.tasks_per_batch)
-    index = builder.srem(task, operand.tasks_per_batch)
-    source = element_ptr(builder, operand.source, builder.mul(batch, operand.batch_stride), etype)
-    panel_size = operand.panel_size
-    packed = element_ptr(builder, operand.packed,
-                         builder.mul(builder.mul(batch, operand.panels), panel_size), etype)
-    with builder.if_else(operand.by_rows) as (then_rows, otherwise_panel):
-        with then_rows:
-            k_begin = builder.mul(index, i64(PACK_ROWS))
-            k_end = min_i64(builder, builder.add(k_begin, i64(PACK_ROWS)), f["k"])
-            builder.call(operand.pack_rows, [packed, source, operand.along_k, operand.extent,
-                                             k_begin, k_end, panel_size])
-        with otherwise_panel:
-            first = builder.mul(index, i64(operand.width))
-            panel_source = element_ptr(builder, source, builder.mul(first, operand.across), etype)
-            panel_target = element_ptr(builder, packed, builder.mul(index, panel_size), etype)
-            count = min_i64(builder, i64(operand.width), builder.sub(operand.extent, first))
-            strides = [operand.across, operand.along_k]
-            if operand.panel_strides_swapped:
-                strides.reverse()
-            builder.call(operand.pack_panel, [panel_target, panel_source, *strides, count,
-                                              f["k"]])
 
 
 # -- computing C blocks ----------------------------------------------------------------------
@@ -343,12 +307,15 @@ def _emit_compute_task(
     tile_packed: ir.Function,
     tile_direct: ir.Function,
 ) -> ir.Function:
-    """`prefix.compute_task(ctx, begin, end)`: C blocks [begin, end) (batch-major, then block
-    rows, then block columns), each over all its K blocks, then its epilogue."""
+    """`prefix.compute_task(ctx, begin, end)`: chunks [begin, end) of the C blocks; chunk `s`
+    is blocks [s * tasks / chunks, (s + 1) * tasks / chunks). Each block runs all its K
+    blocks, then its epilogue."""
     function, builder = _new_task(module, f"{prefix}.compute_task")
     context, begin, end = function.args
     f = _load_fields(builder, context)
-    with counted_loop(builder, begin, end, "block") as task:
+    first = builder.sdiv(builder.mul(begin, f["tasks"]), f["chunks"])
+    last = builder.sdiv(builder.mul(end, f["tasks"]), f["chunks"])
+    with counted_loop(builder, first, last, "block") as task:
         block = _decode_block(builder, tiles, f, task)
         empty_k = builder.icmp_signed("==", f["k"], i64(0))
         with builder.if_else(empty_k) as (then_zero, otherwise_multiply):
@@ -369,11 +336,13 @@ def _emit_compute_task(
 def _decode_block(
     builder: ir.IRBuilder, tiles: GemmTiles, f: dict[str, ir.Value], task: ir.Value
 ) -> _Block:
+    """Blocks are numbered batch-major, then by block column, then by block row: the blocks
+    that share one block of B (kept in L2) run one after the other."""
     etype = scalar_type(tiles.dtype)
-    column_block = builder.srem(task, f["n_blocks"])
-    rest = builder.sdiv(task, f["n_blocks"])
-    row_block = builder.srem(rest, f["m_blocks"])
-    batch = builder.sdiv(rest, f["m_blocks"])
+    row_block = builder.srem(task, f["m_blocks"])
+    rest = builder.sdiv(task, f["m_blocks"])
+    column_block = builder.srem(rest, f["n_blocks"])
+    batch = builder.sdiv(rest, f["n_blocks"])
 
     def split(block: ir.Value, panels: ir.Value, blocks: ir.Value) -> ir.Value:
         return builder.sdiv(builder.mul(block, panels), blocks)
@@ -495,7 +464,7 @@ def _emit_driver(
     )
     with builder.if_then(empty, likely=False):
         builder.ret(ir.Constant(I32, 0))
-    a_direct = builder.icmp_signed("==", args["lda_col"], i64(1))
+    a_direct = builder.icmp_signed("==", args["lda_col"], i64(1 if tiles.direct_a else 0))
     layout = _emit_scratch_layout(builder, tiles, args, a_direct)
     malloc = declare(module, "malloc", ir.FunctionType(PTR, [I64]))
     free = declare(module, "free", ir.FunctionType(VOID, [PTR]))
@@ -513,15 +482,14 @@ def _emit_driver(
                     "b_pack_rows", "a_pack_tasks", "b_pack_tasks", "a_panel_size",
                     "b_panel_size")})
     parallel = _is_parallel(builder, args)
-    m_blocks, n_blocks = _c_blocks(module, builder, tiles, args, layout, parallel)
-    values.update(m_blocks=m_blocks, n_blocks=n_blocks)
+    schedule = _schedule(module, builder, tiles, args, layout, parallel)
+    values.update(schedule)
     for name, value in values.items():
         builder.store(value, _field_ptr(builder, context, name))
     pack_tasks = builder.select(builder.icmp_signed(">", args["k"], i64(0)),
                                 layout["pack_tasks"], i64(0))
-    tasks = builder.mul(args["batch"], builder.mul(m_blocks, n_blocks))
     _emit_run(module, builder, parallel, pack_task, context, pack_tasks)
-    _emit_run(module, builder, parallel, compute_task, context, tasks)
+    _emit_run(module, builder, parallel, compute_task, context, schedule["chunks"])
     builder.call(free, [scratch])
     builder.ret(ir.Constant(I32, 0))
 
@@ -592,30 +560,40 @@ def _is_parallel(builder: ir.IRBuilder, args: dict[str, ir.Value]) -> ir.Value:
     return builder.fcmp_ordered(">=", flops, ir.Constant(ir.DoubleType(), PARALLEL_MIN_FLOPS))
 
 
-def _c_blocks(
+def _schedule(
     module: ir.Module,
     builder: ir.IRBuilder,
     tiles: GemmTiles,
     args: dict[str, ir.Value],
     layout: dict[str, ir.Value],
     parallel: ir.Value,
-) -> tuple[ir.Value, ir.Value]:
-    """(m_blocks, n_blocks): blocks of about MC x NC, cut finer (columns first) when a parallel
-    problem has fewer than BLOCKS_PER_THREAD blocks per thread."""
-    a_panels, b_panels = layout["a_panels"], layout["b_panels"]
+) -> dict[str, ir.Value]:
+    """How C is cut into blocks and the blocks into chunks (the context's m_blocks, n_blocks,
+    tasks, chunks).
+
+    A block is about MC rows (one register tile row by default) by as many columns as keep
+    its K x columns part of packed B within `b_block_bytes` (at most NC): consecutive blocks
+    share it from L2, and each block reuses its A rows from L1 across its columns. A parallel
+    problem is cut finer (more block columns) to at least BLOCKS_PER_THREAD blocks per
+    thread, and runs as CHUNKS_PER_THREAD equal chunks of consecutive blocks per thread; a
+    serial one as one chunk."""
+    a_panels, b_panels, batch = layout["a_panels"], layout["b_panels"], args["batch"]
     m_blocks = _ceil_div(builder, a_panels, i64(tiles.mc // tiles.mr))
-    n_blocks = _ceil_div(builder, b_panels, i64(tiles.nc // tiles.nr))
+    panel_bytes = builder.mul(args["k"], i64(tiles.nr * DTYPE_BYTES[tiles.dtype]))
+    fitting = builder.sdiv(i64(tiles.b_block_bytes), _at_least(builder, i64(1), panel_bytes))
+    block_panels = _at_least(builder, i64(1), min_i64(builder, fitting, i64(tiles.nc // tiles.nr)))
+    n_blocks = _ceil_div(builder, b_panels, block_panels)
     num_threads = declare(module, "tensorc_num_threads", ir.FunctionType(I32, []))
     before = builder.block
     with builder.if_then(parallel):
         threads = builder.sext(builder.call(num_threads, []), I64)
         wanted = builder.mul(threads, i64(BLOCKS_PER_THREAD))
-        per_row = builder.mul(args["batch"], m_blocks)
-        finer_n = _at_least(builder, n_blocks,
-                            min_i64(builder, b_panels, _ceil_div(builder, wanted, per_row)))
-        per_column = builder.mul(args["batch"], finer_n)
-        finer_m = _at_least(builder, m_blocks,
-                            min_i64(builder, a_panels, _ceil_div(builder, wanted, per_column)))
+        per_column = builder.mul(batch, m_blocks)
+        finer_n = _at_least(builder, n_blocks, min_i64(
+            builder, b_panels, _ceil_div(builder, wanted, per_column)))
+        finer_m = _at_least(builder, m_blocks, min_i64(
+            builder, a_panels, _ceil_div(builder, wanted, builder.mul(batch, finer_n))))
+        parallel_chunks = builder.mul(threads, i64(CHUNKS_PER_THREAD))
         inside = builder.block
     chosen_m = builder.phi(I64, "m_blocks")
     chosen_m.add_incoming(m_blocks, before)
@@ -623,7 +601,16 @@ def _c_blocks(
     chosen_n = builder.phi(I64, "n_blocks")
     chosen_n.add_incoming(n_blocks, before)
     chosen_n.add_incoming(finer_n, inside)
-    return chosen_m, chosen_n
+    wanted_chunks = builder.phi(I64, "wanted_chunks")
+    wanted_chunks.add_incoming(i64(1), before)
+    wanted_chunks.add_incoming(parallel_chunks, inside)
+    tasks = builder.mul(batch, builder.mul(chosen_m, chosen_n))
+    return {
+        "m_blocks": chosen_m,
+        "n_blocks": chosen_n,
+        "tasks": tasks,
+        "chunks": min_i64(builder, tasks, wanted_chunks),
+    }
 
 
 def _at_least(builder: ir.IRBuilder, floor: ir.Value, value: ir.Value) -> ir.Value:

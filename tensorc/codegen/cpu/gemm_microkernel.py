@@ -1,19 +1,22 @@
 """Target description, tile sizes, IR helpers and the register-blocked GEMM micro-kernels.
 
-A micro-kernel computes one `rows x NR` tile of `C (+)= Apanel * Bpanel` over `kc` steps of K:
+A micro-kernel computes one `rows x NR` tile of `C (+)= A * Bpanel` over `kc` steps of K:
 
-- `Apanel` is packed `[k][MR]` (MR scalars per K step; a kernel for fewer rows reads the first
-  `rows` of them), `Bpanel` is packed `[k][NR]` with NR = `vectors` SIMD vectors, 64-byte aligned.
+- A is a packed panel `[k][MR]` (MR scalars per K step; a kernel for fewer rows reads the
+  first `rows` of them), or ("direct") row-major A itself: row `r` at `a + r * a_row_stride`,
+  unit stride along K. `Bpanel` is packed `[k][NR]`, NR = `vectors` SIMD vectors, aligned.
 - The `rows x vectors` accumulators are SIMD vectors held as loop phis (LLVM keeps them in
-  registers), each K step loads `vectors` B vectors, broadcasts one A scalar per row and issues
-  `rows x vectors` fused multiply-adds (`llvm.fma`, or `fmul`+`fadd` with `contract` on a
-  target without FMA). The K loop is unrolled `unroll` times.
+  registers); each K step loads `vectors` B vectors, broadcasts one A scalar per row and
+  issues `rows x vectors` fused multiply-adds (`llvm.fma`, or `fmul`+`fadd` with `contract`
+  on a target without FMA, so no `fma` libcall is ever generated). The K loop is unrolled
+  `unroll` times.
 - The tile is stored to C (row stride `ldc`, any alignment) with plain vector stores, or with
   masked loads/stores (`llvm.masked.*`) when only `cols < NR` columns are valid; `accumulate`
   adds the tile to C instead of overwriting it (the K blocks after the first).
 
 `emit_tile_kernel` emits one kernel per row count in `GemmTiles.row_pieces` (MR, then the
-powers of two below it) and a dispatcher that covers any `1 <= rows <= MR` with them.
+powers of two below it) and a dispatcher that covers any `1 <= rows <= MR` with them, so a
+partial tile row never touches rows past the end of A or C.
 """
 
 from __future__ import annotations
@@ -131,7 +134,9 @@ def _split_features(features: Iterable[str]) -> tuple[set[str], set[str]]:
 @dataclass(frozen=True)
 class GemmTiles:
     """Blocking of one GEMM: an `mr x nr` register tile (`nr = vectors * lanes`), K blocks of
-    `kc`, and C blocks of about `mc x nc` (the unit of parallel work and of the epilogue)."""
+    `kc`, and C blocks (the unit of parallel work and of the epilogue) of `mc` rows and at
+    most `nc` columns, fewer when the block's columns of packed B (all of K) would exceed
+    `b_block_bytes` (they stay in L2 while the blocks below them run)."""
 
     dtype: str
     lanes: int
@@ -140,7 +145,9 @@ class GemmTiles:
     kc: int
     mc: int
     nc: int
+    b_block_bytes: int = 512 * 1024
     unroll: int = 4
+    direct_a: bool = True  # read row-major A in place instead of packing it
 
     def __post_init__(self) -> None:
         check_dtype(self.dtype)
@@ -165,12 +172,16 @@ class GemmTiles:
 
 
 def choose_tiles(dtype: str, target: TargetInfo, **overrides: int) -> GemmTiles:
-    """Tile sizes for `dtype` on `target` (measured on AVX-512; the others scale the same way:
-    two vectors per row, as many rows as the registers allow)."""
+    """Tile sizes for `dtype` on `target`, with `overrides` of any field.
+
+    Two vectors per tile row and as many rows as the registers allow: 14 x 2 accumulators
+    plus 2 B vectors and a broadcast with 32 registers, 6 x 2 with 16. A K block keeps an A
+    micro-panel in L1 (MR x KC: 28 KiB for f32 at KC 512, f64 at 256). Measured on AVX-512
+    (Sapphire/Emerald Rapids); other targets scale the same way."""
     lanes = target.lanes(dtype)
-    mr = 8 if target.vector_registers >= 32 else 6
+    mr = 14 if target.vector_registers >= 32 else 6
     kc = 512 if dtype == "f32" else 256
-    tiles = GemmTiles(dtype=dtype, lanes=lanes, mr=mr, vectors=2, kc=kc, mc=8 * mr, nc=8 * lanes)
+    tiles = GemmTiles(dtype=dtype, lanes=lanes, mr=mr, vectors=2, kc=kc, mc=mr, nc=512)
     return replace(tiles, **overrides) if overrides else tiles
 
 
@@ -316,7 +327,8 @@ def _emit_micro_kernel(
         pointer.add_attribute("noalias")
     fma = None
     if target.has_fma:
-        fma = declare(module, f"llvm.fma.{vector_suffix(vtype)}", ir.FunctionType(vtype, [vtype] * 3))
+        fma_type = ir.FunctionType(vtype, [vtype] * 3)
+        fma = declare(module, f"llvm.fma.{vector_suffix(vtype)}", fma_type)
     builder = ir.IRBuilder(function.append_basic_block("entry"))
     if packed_a:
         a_rows = [element_ptr(builder, a, i64(r), etype) for r in range(rows)]

@@ -1,18 +1,25 @@
 """Packing of GEMM operands into the micro-kernel's panel layouts.
 
-- An A panel is `MR` rows of A over all of K, stored `[k][MR]` (row `r` of step `k` at
-  `k * MR + r`); rows past the end of A (the last panel of a matrix whose M is not a multiple
-  of MR) are zero.
-- A B panel is `NR` columns of B over all of K, stored `[k][NR]`; missing columns are zero.
+- An A panel is MR rows of A over all of K, stored `[k][MR]` (row `r` of step `k` at
+  `k * MR + r`); a B panel is NR columns of B over all of K, stored `[k][NR]`. Elements past
+  the end of the operand (the last panel when M or N is not a multiple) are zero. Panels of
+  one operand and batch follow each other `panel_size` elements apart (a little more than
+  `width * K`, see `gemm._emit_scratch_layout`).
+- `emit_pack_rows` packs K steps of all panels at once when the panel dimension is contiguous
+  (row-major B, transposed A): each source row is read once, front to back.
+- `emit_pack_panel` packs one panel from any strides; with unit stride along K (transposed
+  B) it transposes `lanes x lanes` squares in registers.
+- `emit_pack_range` is the body of the pack task: which operand, batch and panel or rows a
+  task number stands for.
 
-Both take strided sources (element strides; a transposed operand just swaps them). Fast paths
-cover the contiguous cases (row-major A: MR unit-stride row streams; row-major B: vector
-copies; transposed B: unit-stride column streams); the general path handles any strides and
-partial panels, reading only in-bounds elements (a missing row or column re-reads the last
-valid one and stores zero instead).
+Sources are strided (element strides; a transposed operand just swaps them) and only
+in-bounds elements are read: a missing row or column re-reads the last valid one and stores
+zero instead.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import llvmlite.ir as ir
 
@@ -30,158 +37,15 @@ from tensorc.codegen.cpu.gemm_microkernel import (
     scalar_type,
 )
 
-PACK_ARGS = ("dst", "src", "stride_row", "stride_col", "count", "k")
-
-
-def pack_function_type() -> ir.FunctionType:
-    """`void pack(ptr dst, ptr src, i64 stride_row, i64 stride_col, i64 count, i64 k)`:
-    `src` points at the panel's first element, `count` is its valid rows (A) or columns (B)."""
-    return ir.FunctionType(VOID, [PTR, PTR, I64, I64, I64, I64])
-
-
-def _new_pack_function(module: ir.Module, name: str) -> tuple[ir.Function, ir.IRBuilder]:
-    function = internal_function(module, name, pack_function_type())
-    for arg, arg_name in zip(function.args, PACK_ARGS):
-        arg.name = arg_name
-    function.args[0].add_attribute("noalias")
-    function.args[1].add_attribute("noalias")
-    return function, ir.IRBuilder(function.append_basic_block("entry"))
-
-
-def emit_pack_a(module: ir.Module, prefix: str, tiles: GemmTiles) -> ir.Function:
-    """`prefix.pack_a`: one A panel (`count` = valid rows, 1..MR) over `k` steps."""
-    function, builder = _new_pack_function(module, f"{prefix}.pack_a")
-    dst, src, stride_row, stride_col, rows, k = function.args
-    fast = builder.append_basic_block("row_major")
-    general = builder.append_basic_block("general")
-    full = builder.icmp_signed("==", rows, i64(tiles.mr))
-    unit = builder.icmp_signed("==", stride_col, i64(1))
-    builder.cbranch(builder.and_(full, unit), fast, general)
-    etype = scalar_type(tiles.dtype)
-
-    builder.position_at_end(fast)
-    row_starts = [element_ptr(builder, src, builder.mul(i64(r), stride_row), etype)
-                  for r in range(tiles.mr)]
-    with counted_loop(builder, i64(0), k, "k") as step:
-        out = builder.mul(step, i64(tiles.mr))
-        for r, start in enumerate(row_starts):
-            value = builder.load(element_ptr(builder, start, step, etype), typ=etype)
-            builder.store(value, element_ptr(builder, dst, builder.add(out, i64(r)), etype))
-    builder.ret_void()
-
-    builder.position_at_end(general)
-    last = builder.sub(rows, i64(1))
-    starts, valid = [], []
-    for r in range(tiles.mr):
-        row = min_i64(builder, i64(r), last)
-        starts.append(element_ptr(builder, src, builder.mul(row, stride_row), etype))
-        valid.append(builder.icmp_signed("<", i64(r), rows))
-    zero = ir.Constant(etype, 0.0)
-    with counted_loop(builder, i64(0), k, "k.any") as step:
-        offset = builder.mul(step, stride_col)
-        out = builder.mul(step, i64(tiles.mr))
-        for r, (start, ok) in enumerate(zip(starts, valid)):
-            value = builder.load(element_ptr(builder, start, offset, etype), typ=etype)
-            value = builder.select(ok, value, zero)
-            builder.store(value, element_ptr(builder, dst, builder.add(out, i64(r)), etype))
-    builder.ret_void()
-    return function
-
-
-def emit_pack_b(module: ir.Module, prefix: str, tiles: GemmTiles) -> ir.Function:
-    """`prefix.pack_b`: one B panel (`count` = valid columns, 1..NR) over `k` steps."""
-    function, builder = _new_pack_function(module, f"{prefix}.pack_b")
-    dst, src, stride_row, stride_col, cols, k = function.args
-    fast = builder.append_basic_block("row_major")
-    other = builder.append_basic_block("other")
-    transposed = builder.append_basic_block("transposed")
-    general = builder.append_basic_block("general")
-    full = builder.icmp_signed("==", cols, i64(tiles.nr))
-    unit = builder.icmp_signed("==", stride_col, i64(1))
-    builder.cbranch(builder.and_(full, unit), fast, other)
-    builder.position_at_end(other)
-    builder.cbranch(builder.icmp_signed("==", stride_row, i64(1)), transposed, general)
-
-    builder.position_at_end(fast)
-    _emit_pack_b_row_major(builder, tiles, dst, src, stride_row, k)
-    builder.position_at_end(transposed)
-    _emit_pack_b_by_column(builder, tiles, dst, src, stride_col, cols, k)
-    builder.position_at_end(general)
-    _emit_pack_b_general(builder, tiles, dst, src, stride_row, stride_col, cols, k)
-    return function
-
-
-def _emit_pack_b_row_major(
-    builder: ir.IRBuilder,
-    tiles: GemmTiles,
-    dst: ir.Value,
-    src: ir.Value,
-    stride_row: ir.Value,
-    k: ir.Value,
-) -> None:
-    etype = scalar_type(tiles.dtype)
-    vtype = ir.VectorType(etype, tiles.lanes)
-    element_align = DTYPE_BYTES[tiles.dtype]
-    with counted_loop(builder, i64(0), k, "k") as step:
-        row = element_ptr(builder, src, builder.mul(step, stride_row), etype)
-        out = builder.mul(step, i64(tiles.nr))
-        for v in range(tiles.vectors):
-            value = builder.load(element_ptr(builder, row, i64(v * tiles.lanes), etype),
-                                 typ=vtype, align=element_align)
-            target = element_ptr(builder, dst, builder.add(out, i64(v * tiles.lanes)), etype)
-            builder.store(value, target, align=element_align * tiles.lanes)
-    builder.ret_void()
-
-
-def _emit_pack_b_by_column(
-    builder: ir.IRBuilder,
-    tiles: GemmTiles,
-    dst: ir.Value,
-    src: ir.Value,
-    stride_col: ir.Value,
-    cols: ir.Value,
-    k: ir.Value,
-) -> None:
-    """Unit stride along K (a transposed B): one column stream at a time."""
-    etype = scalar_type(tiles.dtype)
-    last = builder.sub(cols, i64(1))
-    zero = ir.Constant(etype, 0.0)
-    with counted_loop(builder, i64(0), i64(tiles.nr), "col") as col:
-        column = element_ptr(builder, src, builder.mul(min_i64(builder, col, last), stride_col),
-                             etype)
-        ok = builder.icmp_signed("<", col, cols)
-        with counted_loop(builder, i64(0), k, "k.col") as step:
-            value = builder.load(element_ptr(builder, column, step, etype), typ=etype)
-            out = builder.add(builder.mul(step, i64(tiles.nr)), col)
-            builder.store(builder.select(ok, value, zero), element_ptr(builder, dst, out, etype))
-    builder.ret_void()
-
-
-def _emit_pack_b_general(
-    builder: ir.IRBuilder,
-    tiles: GemmTiles,
-    dst: ir.Value,
-    src: ir.Value,
-    stride_row: ir.Value,
-    stride_col: ir.Value,
-    cols: ir.Value,
-    k: ir.Value,
-) -> None:
-    etype = scalar_type(tiles.dtype)
-    last = builder.sub(cols, i64(1))
-    zero = ir.Constant(etype, 0.0)
-    with counted_loop(builder, i64(0), k, "k.any") as step:
-        row = element_ptr(builder, src, builder.mul(step, stride_row), etype)
-        out = builder.mul(step, i64(tiles.nr))
-        with counted_loop(builder, i64(0), i64(tiles.nr), "col.any") as col:
-            offset = builder.mul(min_i64(builder, col, last), stride_col)
-            value = builder.load(element_ptr(builder, row, offset, etype), typ=etype)
-            value = builder.select(builder.icmp_signed("<", col, cols), value, zero)
-            builder.store(value, element_ptr(builder, dst, builder.add(out, col), etype))
-    builder.ret_void()
-
-
+# K steps per pack task when a whole row of panels is copied at once.
+PACK_ROWS = 32
+PANEL_ARGS = ("dst", "src", "across", "along_k", "count", "k")
 ROWS_ARGS = ("dst", "src", "ld", "extent", "k_begin", "k_end", "panel_size")
+
+
+def pack_panel_type() -> ir.FunctionType:
+    """`void pack_panel(ptr dst, ptr src, i64 across, i64 along_k, i64 count, i64 k)`."""
+    return ir.FunctionType(VOID, [PTR, PTR, I64, I64, I64, I64])
 
 
 def pack_rows_type() -> ir.FunctionType:
@@ -190,19 +54,148 @@ def pack_rows_type() -> ir.FunctionType:
     return ir.FunctionType(VOID, [PTR, PTR, I64, I64, I64, I64, I64])
 
 
+def _new_function(
+    module: ir.Module, name: str, fnty: ir.FunctionType, arg_names: tuple[str, ...]
+) -> tuple[ir.Function, ir.IRBuilder]:
+    function = internal_function(module, name, fnty)
+    for arg, arg_name in zip(function.args, arg_names):
+        arg.name = arg_name
+    function.args[0].add_attribute("noalias")
+    function.args[1].add_attribute("noalias")
+    return function, ir.IRBuilder(function.append_basic_block("entry"))
+
+
+# -- one panel at a time ---------------------------------------------------------------------
+
+
+def emit_pack_panel(module: ir.Module, name: str, tiles: GemmTiles, width: int) -> ir.Function:
+    """`name` (`pack_panel_type`): one panel of `width` (MR or NR) over all `k` steps, from
+    any strides: element (step, x) is `src[x * across + step * along_k]`, x < count (1 ..
+    width), stored at `dst[step * width + x]`, zeros for count <= x < width.
+
+    With `along_k == 1` (a transposed B) and `width` a multiple of the vector length, full
+    panels go by in-register transposes of square blocks."""
+    function, builder = _new_function(module, name, pack_panel_type(), PANEL_ARGS)
+    dst, src, across, along_k, count, k = function.args
+    if width % tiles.lanes == 0:
+        by_squares = builder.append_basic_block("unit_k")
+        general = builder.append_basic_block("general")
+        builder.cbranch(builder.icmp_signed("==", along_k, i64(1)), by_squares, general)
+        builder.position_at_end(by_squares)
+        _emit_panel_unit_k(builder, tiles, width, dst, src, across, count, k)
+        builder.ret_void()
+        builder.position_at_end(general)
+    _emit_panel_general(builder, tiles, width, dst, src, across, along_k, count, k)
+    builder.ret_void()
+    return function
+
+
+def _emit_panel_general(
+    builder: ir.IRBuilder,
+    tiles: GemmTiles,
+    width: int,
+    dst: ir.Value,
+    src: ir.Value,
+    across: ir.Value,
+    along_k: ir.Value,
+    count: ir.Value,
+    k: ir.Value,
+) -> None:
+    """Scalar copies; a missing element re-reads the last valid one and stores zero."""
+    etype = scalar_type(tiles.dtype)
+    last = builder.sub(count, i64(1))
+    starts, valid = [], []
+    for x in range(width):
+        clamped = min_i64(builder, i64(x), last)
+        starts.append(element_ptr(builder, src, builder.mul(clamped, across), etype))
+        valid.append(builder.icmp_signed("<", i64(x), count))
+    zero = ir.Constant(etype, 0.0)
+    with counted_loop(builder, i64(0), k, "k") as step:
+        offset = builder.mul(step, along_k)
+        out = builder.mul(step, i64(width))
+        for x, (start, ok) in enumerate(zip(starts, valid)):
+            value = builder.load(element_ptr(builder, start, offset, etype), typ=etype)
+            value = builder.select(ok, value, zero)
+            builder.store(value, element_ptr(builder, dst, builder.add(out, i64(x)), etype))
+
+
+def _emit_panel_unit_k(
+    builder: ir.IRBuilder,
+    tiles: GemmTiles,
+    width: int,
+    dst: ir.Value,
+    src: ir.Value,
+    across: ir.Value,
+    count: ir.Value,
+    k: ir.Value,
+) -> None:
+    """Unit stride along K. A full panel goes by squares of `lanes` elements x `lanes` K
+    steps: one vector load per element stream, an in-register transpose, one aligned vector
+    store per K step. The K steps left over (all of them for a partial panel) go one element
+    stream at a time."""
+    etype = scalar_type(tiles.dtype)
+    lanes = tiles.lanes
+    full = builder.icmp_signed("==", count, i64(width))
+    vector_steps = builder.select(full, builder.and_(k, i64(-lanes)), i64(0))
+    vtype = ir.VectorType(etype, lanes)
+    element_align = DTYPE_BYTES[tiles.dtype]
+    with counted_loop(builder, i64(0), vector_steps, "k.square", step=lanes) as step:
+        for first in range(0, width, lanes):
+            streams = []
+            for x in range(first, first + lanes):
+                start = builder.add(builder.mul(i64(x), across), step)
+                streams.append(builder.load(element_ptr(builder, src, start, etype), typ=vtype,
+                                            align=element_align))
+            for offset, row in enumerate(transpose_square(builder, streams)):
+                out = builder.add(builder.mul(builder.add(step, i64(offset)), i64(width)),
+                                  i64(first))
+                builder.store(row, element_ptr(builder, dst, out, etype),
+                              align=element_align * lanes)
+    last = builder.sub(count, i64(1))
+    zero = ir.Constant(etype, 0.0)
+    with counted_loop(builder, i64(0), i64(width), "x") as x:
+        stream = element_ptr(builder, src, builder.mul(min_i64(builder, x, last), across), etype)
+        ok = builder.icmp_signed("<", x, count)
+        with counted_loop(builder, vector_steps, k, "k.stream") as step:
+            value = builder.load(element_ptr(builder, stream, step, etype), typ=etype)
+            out = builder.add(builder.mul(step, i64(width)), x)
+            builder.store(builder.select(ok, value, zero), element_ptr(builder, dst, out, etype))
+
+
+def transpose_square(builder: ir.IRBuilder, rows: list[ir.Value]) -> list[ir.Value]:
+    """The transpose of a square of n vectors of n lanes (n a power of two): log2(n) stages
+    of two-input shuffles; stage `bit` swaps that bit of the row and the column index."""
+    count = len(rows)
+    bit = 1
+    while bit < count:
+        low_mask = [c if not c & bit else count + (c ^ bit) for c in range(count)]
+        high_mask = [c | bit if not c & bit else count + c for c in range(count)]
+        low_shuffle = ir.Constant(ir.VectorType(ir.IntType(32), count), low_mask)
+        high_shuffle = ir.Constant(ir.VectorType(ir.IntType(32), count), high_mask)
+        stage = list(rows)
+        for r in range(count):
+            if r & bit:
+                continue
+            first, second = rows[r], rows[r | bit]
+            stage[r] = builder.shuffle_vector(first, second, low_shuffle)
+            stage[r | bit] = builder.shuffle_vector(first, second, high_shuffle)
+        rows = stage
+        bit *= 2
+    return rows
+
+
+# -- whole rows of panels at a time ----------------------------------------------------------
+
+
 def emit_pack_rows(module: ir.Module, name: str, tiles: GemmTiles, width: int) -> ir.Function:
     """`name`: K steps [k_begin, k_end) of every panel of one operand whose panel dimension is
     contiguous (row-major B, or a transposed A): element (step, x) is `src[step * ld + x]`,
-    x < extent, and panel p (`width` elements per step) starts at `dst + p * panel_size`. Reads each source row once, front to back (the hardware prefetches
-    it), writing one stream per panel; the last partial panel is padded with zeros."""
-    function = internal_function(module, name, pack_rows_type())
-    for arg, arg_name in zip(function.args, ROWS_ARGS):
-        arg.name = arg_name
+    x < extent, and panel p (`width` elements per step) starts at `dst + p * panel_size`.
+    Reads each source row once, front to back (the hardware prefetches it), writing one
+    stream per panel; the last partial panel is padded with zeros."""
+    function, builder = _new_function(module, name, pack_rows_type(), ROWS_ARGS)
     dst, src, ld, extent, k_begin, k_end, panel_size = function.args
-    dst.add_attribute("noalias")
-    src.add_attribute("noalias")
     etype = scalar_type(tiles.dtype)
-    builder = ir.IRBuilder(function.append_basic_block("entry"))
     full_panels = builder.sdiv(extent, i64(width))
     edge = builder.icmp_signed("!=", builder.srem(extent, i64(width)), i64(0))
     with counted_loop(builder, k_begin, k_end, "k") as step:
@@ -260,3 +253,75 @@ def _copy_partial(
                              typ=etype)
         value = builder.select(builder.icmp_signed("<", index, extent), value, zero)
         builder.store(value, element_ptr(builder, target, i64(w), etype))
+
+
+# -- pack tasks ------------------------------------------------------------------------------
+
+
+@dataclass
+class PackedOperand:
+    """How one operand is packed, seen from inside the pack task."""
+
+    width: int                # MR (A) or NR (B)
+    panel_size: ir.Value      # elements from one packed panel to the next
+    source: ir.Value
+    batch_stride: ir.Value
+    across: ir.Value          # stride between the elements of one panel step (A: lda_row)
+    along_k: ir.Value         # stride along K (A: lda_col)
+    extent: ir.Value          # M or N
+    packed: ir.Value
+    panels: ir.Value          # per packed batch
+    by_rows: ir.Value         # i1: tasks are chunks of K rows (`pack_rows`), else panels
+    tasks_per_batch: ir.Value
+    pack_panel: ir.Function
+    pack_rows: ir.Function
+
+
+def emit_pack_range(
+    builder: ir.IRBuilder,
+    tiles: GemmTiles,
+    k: ir.Value,
+    operand_a: PackedOperand,
+    operand_b: PackedOperand,
+    a_tasks: ir.Value,
+    begin: ir.Value,
+    end: ir.Value,
+) -> None:
+    """Pack tasks [begin, end): A's `a_tasks` tasks (of every packed batch) come first, then
+    B's. A task is one panel, or `PACK_ROWS` K steps of all panels of a batch when the panel
+    dimension is contiguous (`by_rows`)."""
+    with counted_loop(builder, begin, end, "task") as task:
+        with builder.if_else(builder.icmp_signed("<", task, a_tasks)) as (then_a, otherwise_b):
+            with then_a:
+                _emit_pack_one(builder, tiles, k, operand_a, task)
+            with otherwise_b:
+                _emit_pack_one(builder, tiles, k, operand_b, builder.sub(task, a_tasks))
+
+
+def _emit_pack_one(
+    builder: ir.IRBuilder,
+    tiles: GemmTiles,
+    k: ir.Value,
+    operand: PackedOperand,
+    task: ir.Value,
+) -> None:
+    etype = scalar_type(tiles.dtype)
+    batch = builder.sdiv(task, operand.tasks_per_batch)
+    index = builder.srem(task, operand.tasks_per_batch)
+    source = element_ptr(builder, operand.source, builder.mul(batch, operand.batch_stride), etype)
+    panel_size = operand.panel_size
+    packed = element_ptr(builder, operand.packed,
+                         builder.mul(builder.mul(batch, operand.panels), panel_size), etype)
+    with builder.if_else(operand.by_rows) as (then_rows, otherwise_panel):
+        with then_rows:
+            k_begin = builder.mul(index, i64(PACK_ROWS))
+            k_end = min_i64(builder, builder.add(k_begin, i64(PACK_ROWS)), k)
+            builder.call(operand.pack_rows, [packed, source, operand.along_k, operand.extent,
+                                             k_begin, k_end, panel_size])
+        with otherwise_panel:
+            first = builder.mul(index, i64(operand.width))
+            panel_source = element_ptr(builder, source, builder.mul(first, operand.across), etype)
+            panel_target = element_ptr(builder, packed, builder.mul(index, panel_size), etype)
+            count = min_i64(builder, i64(operand.width), builder.sub(operand.extent, first))
+            builder.call(operand.pack_panel, [panel_target, panel_source, operand.across,
+                                              operand.along_k, count, k])

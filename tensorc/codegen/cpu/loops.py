@@ -19,6 +19,13 @@ The nest, for parallel loops P and reduction loops R (`kernel.generic`'s semanti
         row epilogue:      hoisted = row-invariant compute ops
                            for r in R: out[p, r] = compute(inputs at p, r, acc, hoisted)
 
+Column reductions. When the reduced inputs are contiguous along the last parallel loop but not
+along the innermost reduction loop (`sum(x, axis=0)`), the nest above would stride through
+memory. Instead the last parallel loop runs in blocks of COLUMN_BLOCK points, each with a row
+of accumulators on the stack: `for r: for j in block: acc[j] = combine(acc[j], ...)`, a
+unit-stride inner loop that vectorises without reassociating anything. Kernels without
+parallel dims (full reductions) are split across threads by `reductions.py`.
+
 Reassociation. Float `add`/`mul` accumulations carry the `reassoc` fast-math flag and nothing
 else: LLVM may split a sum into vector lanes and unrolled partial sums, so a reduction's
 rounding differs from a left-to-right sum by normal floating-point error (tests allow for
@@ -48,6 +55,7 @@ from tensorc.codegen.cpu.irutil import (
     intrinsic,
     load_element,
     register_type,
+    stack_array,
     store_element,
 )
 from tensorc.codegen.cpu.scalar import ScalarLowering, constant
@@ -67,6 +75,7 @@ from tensorc.ir.dtypes import DType
 from tensorc.ir.types import TensorType
 
 PARALLEL_MIN_WORK = 1 << 15
+COLUMN_BLOCK = 256
 _EXPENSIVE_OPS = frozenset(
     {"tc.exp", "tc.log", "tc.log1p", "tc.expm1", "tc.sin", "tc.cos", "tc.tanh", "tc.erf",
      "tc.sigmoid", "tc.softplus", "tc.gelu", "tc.pow", "tc.div", "tc.floordiv", "tc.mod",
@@ -196,6 +205,24 @@ class KernelLowering:
         self.loops = plan_loops(op, self.accesses)
         self.parallel_loops = [loop for loop in self.loops if loop.kind == PARALLEL]
         self.reduction_loops = [loop for loop in self.loops if loop.kind != PARALLEL]
+        self.columns = self._is_column_reduction()
+        self.first_reduction_range: tuple[ir.Value, ir.Value] | None = None
+
+    def _is_column_reduction(self) -> bool:
+        """Whether the reduced inputs are contiguous along the last parallel loop and not along
+        the innermost reduction loop (a sum over axis 0): then the reduction runs over blocks
+        of that parallel loop, see `_column_blocks`."""
+        op = self.op
+        if not (op.has_reduction and self.parallel_loops and self.reduction_loops):
+            return False
+        if op.is_row_epilogue:
+            return False
+        last = self.parallel_loops[-1].innermost
+        inner = self.reduction_loops[-1].innermost
+        reduced = [a for k, a in enumerate(self.inputs) if op.input_uses_reduction(k)]
+        return bool(reduced) and all(
+            a.coefficients[last] == 1 and a.coefficients[inner] != 1 for a in reduced
+        )
 
     # ----- the caller's side --------------------------------------------------------------
     def emit_launch(
@@ -231,34 +258,45 @@ class KernelLowering:
 
     # ----- the outlined functions ---------------------------------------------------------
     def emit(self) -> ir.Function:
-        kernel = self._emit_kernel()
-        task = ir.Function(self.module, ir.FunctionType(VOID, [PTR, I64, I64]), f"{self.name}.task")
+        """The kernel and its pool task; returns the task."""
+        function = self.open_function(self.name, [I64, I64])
+        begin, end = function.args[-2:]
+        self._parallel(0, self.base_offsets(), begin, end)
+        self.close_function()
+        return self.task_wrapper(function, len(self.accesses) + 1)
+
+    def task_wrapper(self, function: ir.Function, pointers: int) -> ir.Function:
+        """`void name.task(ptr ctx, i64 begin, i64 end)` calling `function` with the first
+        `pointers` pointers of the context array, then begin and end."""
+        task_type = ir.FunctionType(VOID, [PTR, I64, I64])
+        task = ir.Function(self.module, task_type, f"{function.name}.task")
         task.linkage = "internal"
         context, begin, end = task.args
         builder = ir.IRBuilder(task.append_basic_block("entry"))
-        pointers = []
-        for position in range(len(self.accesses) + 1):
+        values = []
+        for position in range(pointers):
             slot = builder.gep(context, [I64(position)], inbounds=True, source_etype=PTR)
-            pointers.append(builder.load(slot, typ=PTR, align=8))
-        builder.call(kernel, [*pointers, begin, end])
+            values.append(builder.load(slot, typ=PTR, align=8))
+        builder.call(function, [*values, begin, end])
         builder.ret_void()
         return task
 
-    def _emit_kernel(self) -> ir.Function:
-        params = [PTR] * (len(self.accesses) + 1) + [I64, I64]
-        function = ir.Function(self.module, ir.FunctionType(VOID, params), self.name)
+    def open_function(self, name: str, extra: Sequence[ir.Type]) -> ir.Function:
+        """An internal, always-inlined `void name(ptr dims, ptr buffers..., extra...)` with the
+        per-function state (prologue, sizes, builder, strides, accumulators) set up."""
+        params = [PTR] * (len(self.accesses) + 1) + list(extra)
+        function = ir.Function(self.module, ir.FunctionType(VOID, params), name)
         function.linkage = "internal"
         function.attributes.add("alwaysinline")
         dims, *buffers = function.args[: len(self.accesses) + 1]
-        begin, end = function.args[-2:]
         for argument in buffers:
             argument.add_attribute("noalias")
             argument.add_attribute("captures(none)")
         prologue = function.append_basic_block("entry")
-        start = function.append_basic_block("start")
+        self._start = function.append_basic_block("start")
         self.prologue = ir.IRBuilder(prologue)
         self.sizes = SizeEmitter(self.prologue, dims, self.symbols)
-        self.builder = ir.IRBuilder(start)
+        self.builder = ir.IRBuilder(self._start)
         self.buffers = list(buffers)
         self.indices: dict[int, ir.Value] = {}
         self.scalars = ScalarLowering(self.builder, self.sizes, self.indices.__getitem__)
@@ -267,15 +305,24 @@ class KernelLowering:
             [access.coefficient(self.sizes, loop.innermost) for loop in self.loops]
             for access in self.accesses
         ]
-        offsets = [access.base(self.sizes) for access in self.accesses]
         self.accumulators = [
             self.prologue.alloca(register_type(t.dtype), name=f"acc{j}")
             for j, t in enumerate(self.op.accumulator_types)
         ]
-        self._parallel(0, offsets, begin, end)
-        self.builder.ret_void()
-        self.prologue.branch(start)
+        self.column_accumulators = [
+            stack_array(self.prologue, ir.ArrayType(register_type(t.dtype), COLUMN_BLOCK),
+                        f"column_acc{j}", align=64)
+            for j, t in enumerate(self.op.accumulator_types)
+            if self.columns
+        ]
         return function
+
+    def close_function(self) -> None:
+        self.builder.ret_void()
+        self.prologue.branch(self._start)
+
+    def base_offsets(self) -> list[ir.Value]:
+        return [access.base(self.sizes) for access in self.accesses]
 
     # ----- the nest -----------------------------------------------------------------------
     def _parallel(
@@ -286,6 +333,9 @@ class KernelLowering:
             return
         loop_position = self.loops.index(self.parallel_loops[level])
         start, stop = (begin, end) if level == 0 else (I64(0), self.loop_sizes[loop_position])
+        if self.columns and level == len(self.parallel_loops) - 1:
+            self._column_blocks(loop_position, offsets, start, stop)
+            return
         with counted_loop(self.builder, start, stop, f"p{level}") as index:
             inner = self._advance(offsets, loop_position, index)
             self._parallel(level + 1, inner, begin, end)
@@ -295,9 +345,10 @@ class KernelLowering:
             body(offsets)
             return
         loop_position = self.loops.index(self.reduction_loops[level])
-        with counted_loop(
-            self.builder, I64(0), self.loop_sizes[loop_position], f"r{level}"
-        ) as index:
+        start, stop = I64(0), self.loop_sizes[loop_position]
+        if level == 0 and self.first_reduction_range is not None:
+            start, stop = self.first_reduction_range
+        with counted_loop(self.builder, start, stop, f"r{level}") as index:
             self._reduction(level + 1, self._advance(offsets, loop_position, index), body)
 
     def _advance(self, offsets: list[ir.Value], loop_position: int, index: ir.Value) -> list:
@@ -337,6 +388,53 @@ class KernelLowering:
             self._store(outputs, inner)
 
         self._reduction(0, offsets, epilogue)
+
+    def _column_blocks(
+        self, loop_position: int, offsets: list[ir.Value], start: ir.Value, stop: ir.Value
+    ) -> None:
+        """The last parallel loop in blocks of COLUMN_BLOCK points, each with its row of
+        accumulators on the stack: `for r: for j in block: acc[j] = combine(acc[j], ...)`,
+        whose inner loop is unit-stride (and needs no reassociation to vectorise)."""
+        op, b = self.op, self.builder
+        count = b.sub(stop, start)
+        blocks = b.udiv(b.add(count, I64(COLUMN_BLOCK - 1)), I64(COLUMN_BLOCK))
+        smin = intrinsic(self.module, "llvm.smin", I64, 2)
+        types = [register_type(t.dtype) for t in op.accumulator_types]
+
+        def slots(j: ir.Value) -> list[ir.Value]:
+            return [
+                b.gep(array, [j], inbounds=True, source_etype=value_type)
+                for array, value_type in zip(self.column_accumulators, types)
+            ]
+
+        with counted_loop(b, I64(0), blocks, "block") as block:
+            first = b.add(start, b.mul(block, I64(COLUMN_BLOCK)))
+            width = b.call(smin, [I64(COLUMN_BLOCK), b.sub(stop, first)])
+            with counted_loop(b, I64(0), width, "init") as j:
+                for slot, kind, acc_type in zip(slots(j), op.reductions, op.accumulator_types):
+                    identity = combiner_identity(kind, acc_type.dtype)
+                    b.store(constant(acc_type.dtype, identity), slot)
+
+            def step(inner: list[ir.Value]) -> None:
+                with counted_loop(b, I64(0), width, "column") as j:
+                    point = self._advance(inner, loop_position, b.add(first, j))
+                    values = self._block(op.reduce_block, op.reduce_block.ops, {}, point)
+                    for slot, kind, value, value_type, acc_type in zip(
+                        slots(j), op.reductions, values, types, op.accumulator_types
+                    ):
+                        current = b.load(slot, typ=value_type)
+                        b.store(combine(b, kind, acc_type.dtype, current, value), slot)
+
+            self._reduction(0, offsets, step)
+            with counted_loop(b, I64(0), width, "finish") as j:
+                point = self._advance(offsets, loop_position, b.add(first, j))
+                compute_args = op.compute_block.args[len(op.inputs) :]
+                values = {
+                    id(arg): b.load(slot, typ=value_type)
+                    for arg, slot, value_type in zip(compute_args, slots(j), types)
+                }
+                outputs = self._block(op.compute_block, op.compute_block.ops, values, point)
+                self._store(outputs, point)
 
     def _accumulate(self, offsets: list[ir.Value]) -> None:
         op = self.op

@@ -10,8 +10,10 @@ laid out as
             is computed here, once (`SizeEmitter`)
     arena   the call's temporaries: one block, on the stack when small and static, else
             `aligned_alloc` (code 3 when it fails); slots by liveness (`buffers.py`)
-    body    the ops in order: kernels launch their outlined loop nests (`loops.py`), other
-            ops run inline (`tc_ops.py`); returned parameters and duplicates are copied last
+    body    the ops in order: kernels launch their outlined loop nests on the thread pool
+            (`loops.py`; full reductions split by `reductions.py`; contractions call the
+            packed GEMM with a fused epilogue, `contraction.py`), other ops run inline
+            (`tc_ops.py`); returned parameters and duplicates are copied last
     exit    free the arena, return the code (0, or the code of the failure that branched here)
 
 A failure (an index out of range) fills `*error` when it is not NULL through one shared helper
@@ -48,6 +50,7 @@ from tensorc.codegen.cpu.irutil import (
     stack_array,
 )
 from tensorc.codegen.cpu.loops import KernelLowering
+from tensorc.codegen.cpu.reductions import SplitReductionLowering, is_full_reduction
 from tensorc.codegen.cpu.sizes import SizeEmitter
 from tensorc.codegen.cpu.tc_ops import LOWERINGS
 from tensorc.ir.core import Operation, Value
@@ -194,17 +197,14 @@ class FunctionLowering:
         if not plan.slots:
             return
         static = [_static_slot_bytes(slot.types) for slot in plan.slots]
-        if all(size is not None for size in static):
-            offsets = [sum(static[:i]) for i in range(len(static))]  # type: ignore[arg-type]
-            total: ir.Value = I64(sum(static))  # type: ignore[arg-type]
-            offset_values: list[ir.Value] = [I64(o) for o in offsets]
-            if sum(static) <= STACK_ARENA_LIMIT:  # type: ignore[arg-type]
-                array = ir.ArrayType(I8, max(sum(static), 1))  # type: ignore[arg-type]
-                base = stack_array(self.prologue, array, "arena", ARENA_ALIGNMENT)
-                self._place_slots(base, offset_values)
-                return
-        else:
-            offset_values, total = self._slot_offsets()
+        if None not in static and sum(static) <= STACK_ARENA_LIMIT:  # type: ignore[arg-type]
+            total_bytes = max(sum(static), 1)  # type: ignore[arg-type]
+            base = stack_array(self.prologue, ir.ArrayType(I8, total_bytes), "arena",
+                               ARENA_ALIGNMENT)
+            offsets = [I64(sum(static[:i])) for i in range(len(static))]  # type: ignore[arg-type]
+            self._place_slots(base, offsets)
+            return
+        offset_values, total = self._slot_offsets()
         allocate = declare(self.module, "aligned_alloc", PTR, [I64, I64])
         heap = self.builder.call(allocate, [I64(ARENA_ALIGNMENT), total], name="heap")
         self.heap = heap
@@ -307,7 +307,8 @@ class FunctionLowering:
         context = stack_array(self.prologue, ir.ArrayType(PTR, len(buffers) + 1), "ctx")
         contraction = gemm_contraction(op)
         if contraction is None:
-            kernel = KernelLowering(self.module, name, op, self.symbols)
+            lowering = SplitReductionLowering if is_full_reduction(op) else KernelLowering
+            kernel = lowering(self.module, name, op, self.symbols)
             kernel.emit_launch(self.builder, self.sizes, self.dims, buffers, context)
             return
         gemm = ContractionLowering(self.module, name, op, self.symbols, contraction)

@@ -1,0 +1,138 @@
+"""A prepared tensorc module (kernels + leftover `tc` ops) -> one NVVM module + launch plans.
+
+Every function becomes a `FunctionPlan` (`plan.py`) and its kernels, named
+`tensorc_<function>_k<n>_<kind>` in op order:
+
+    kernel.generic without reduction dims     pointwise   (pointwise.py)
+    contraction with a parallel epilogue      matmul      (matmul.py)
+    other reductions                          row / column (reduction.py)
+    tc.take, tc.argmax, ...                    the op's name (tc_kernels.py)
+    tc.reshape / tc.constant                  no kernel: an alias / a constant buffer, or a
+                                              copy step when the value is returned
+
+Values returned twice, or returned parameters, are copied into their result buffers last.
+Names and the order of everything derive from the IR only: the same module gives the same
+NVVM IR, PTX and plan.
+"""
+
+from __future__ import annotations
+
+import llvmlite.ir as ir
+
+from tensorc.codegen.cpu.irutil import UnsupportedError
+from tensorc.codegen.cuda.matmul import MatmulKernel, gpu_contraction
+from tensorc.codegen.cuda.plan import (
+    BufferPlanner,
+    Check,
+    FunctionPlan,
+    Launch,
+    constant_data,
+)
+from tensorc.codegen.cuda.pointwise import PointwiseKernel
+from tensorc.codegen.cuda.reduction import (
+    ColumnReductionKernel,
+    RowReductionKernel,
+    is_column_reduction,
+)
+from tensorc.codegen.cuda.target import GpuTarget
+from tensorc.codegen.cuda.tc_kernels import EMITTERS
+from tensorc.ir.core import Operation
+from tensorc.ir.dialects.func import FuncOp, Module
+from tensorc.ir.dialects.kernel import GenericOp
+
+
+def lower_module(module: Module, target: GpuTarget) -> tuple[ir.Module, list[FunctionPlan]]:
+    """The NVVM module of every kernel of `module` and one plan per function."""
+    llvm_module = ir.Module(name="tensorc_cuda")
+    plans = [FunctionLowering(llvm_module, target, f).lower() for f in module.functions]
+    return llvm_module, plans
+
+
+class FunctionLowering:
+    """Lowers one function to kernels and its plan."""
+
+    def __init__(self, module: ir.Module, target: GpuTarget, function: FuncOp) -> None:
+        self.module = module
+        self.target = target
+        self.function = function
+        self.symbols = list(function.symbols)
+        self.plan = FunctionPlan(function.sym_name, self.symbols)
+        self.buffers = BufferPlanner(function, self.plan)
+        self.kernel_count = 0
+
+    def lower(self) -> FunctionPlan:
+        self.buffers.run()
+        ops = self.function.body.ops
+        for position, op in enumerate(ops[:-1]):
+            self._lower_op(op, position)
+        for value, output in self.buffers.final_copies:
+            self.plan.steps.append({"kind": "copy", "src": self.buffers.buffer(value),
+                                    "dst": output})
+        return self.plan
+
+    def _name(self, kind: str) -> str:
+        name = f"tensorc_{self.function.sym_name}_k{self.kernel_count}_{kind}"
+        self.kernel_count += 1
+        return name
+
+    def _lower_op(self, op: Operation, position: int) -> None:
+        if isinstance(op, GenericOp):
+            self._lower_kernel(op, position)
+            return
+        if op.name in ("tc.constant", "tc.reshape"):
+            self._lower_view(op)
+            return
+        emitter = EMITTERS.get(op.name)
+        if emitter is None:
+            raise UnsupportedError(
+                f"{op.name} is not lowered by the CUDA backend (fusion should have made it a "
+                "kernel.generic)"
+            )
+        name = self._name(op.name.removeprefix("tc."))
+        kernel = emitter(self.module, self.target, name, op, self.symbols)
+        params = [{"buffer": self.buffers.buffer(v)} for v in kernel.buffers]
+        params += [{"symbol": s} for s in self.symbols]
+        if kernel.check is not None:
+            check = kernel.check
+            params.append({"error": len(self.plan.checks)})
+            self.plan.checks.append(
+                Check(check.op, self.buffers.buffer(check.indices), check.axis, check.size)
+            )
+        if kernel.zero_results:
+            for result in op.results:
+                self.plan.steps.append({"kind": "zero", "buffer": self.buffers.buffer(result)})
+        self.plan.steps.append(
+            Launch(name, position, kernel.shape.grid, kernel.shape.block, params)
+        )
+
+    def _lower_view(self, op: Operation) -> None:
+        """A constant or reshape needs a copy only when its value is a result buffer."""
+        result = self.buffers.buffer(op.result)
+        if self.plan.buffers[result].role != "output":
+            return
+        if op.name == "tc.constant":
+            source = self.buffers.new(op.result.type, "constant", data=constant_data(op))
+        else:
+            source = self.buffers.buffer(op.x)
+        self.plan.steps.append({"kind": "copy", "src": source, "dst": result})
+
+    def _lower_kernel(self, op: GenericOp, position: int) -> None:
+        contraction = gpu_contraction(op)
+        if contraction is not None:
+            name = self._name("matmul")
+            emitter = MatmulKernel(self.module, self.target, name, op, self.symbols,
+                                   contraction)
+        elif not op.has_reduction:
+            name = self._name("pointwise")
+            emitter = PointwiseKernel(self.module, self.target, name, op, self.symbols)
+        elif is_column_reduction(op):
+            name = self._name("column")
+            emitter = ColumnReductionKernel(self.module, self.target, name, op, self.symbols)
+        else:
+            name = self._name("row")
+            emitter = RowReductionKernel(self.module, self.target, name, op, self.symbols)
+        shape = emitter.emit()
+        values = list(op.inputs) + list(op.results)
+        params = [{"buffer": self.buffers.buffer(v)} for v in values]
+        params += [{"symbol": s} for s in self.symbols]
+        self.plan.steps.append(Launch(name, position, shape.grid, shape.block, params))
