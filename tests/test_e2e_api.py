@@ -10,27 +10,14 @@ import textwrap
 
 import numpy as np
 import pytest
+from e2e_support import LEVELS, NP, build, call  # noqa: F401
 
 import tensorc
 
-# ----- helpers (each e2e file carries its own copy) -------------------------------------------
-
-LEVELS = (0, 2)
-_MODULES: dict[tuple[str, int], object] = {}
+# ----- helpers (the shared ones are in e2e_support.py) ---------------------------------------
 
 
-@pytest.fixture(params=LEVELS, ids=lambda level: f"O{level}")
-def level(request) -> int:
-    return request.param
 
-
-def build(source: str, level: int = 2):
-    """`source` compiled for the interpreter at `level`, once per (source, level)."""
-    key = (source, level)
-    if key not in _MODULES:
-        text = textwrap.dedent(source)
-        _MODULES[key] = tensorc.compile(text, target="interp", opt_level=level)
-    return _MODULES[key]
 
 
 def check(got, expected, dtype) -> None:

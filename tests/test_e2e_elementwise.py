@@ -9,44 +9,20 @@ import textwrap
 
 import numpy as np
 import pytest
+from e2e_support import LEVELS, NP, build, call  # noqa: F401
 
 import tensorc
 
-# ----- helpers (each e2e file carries its own copy) -------------------------------------------
+# ----- helpers (the shared ones are in e2e_support.py) ---------------------------------------
 
-LEVELS = (0, 2)
-NP = {
-    "f16": np.float16,
-    "f32": np.float32,
-    "f64": np.float64,
-    "i32": np.int32,
-    "i64": np.int64,
-    "bool": np.bool_,
-}
 TOL = {
     np.dtype(np.float16): (2e-3, 2e-3),
     np.dtype(np.float32): (3e-6, 2e-6),
     np.dtype(np.float64): (1e-12, 1e-13),
 }
-_MODULES: dict[tuple[str, int], object] = {}
 
 
-@pytest.fixture(params=LEVELS, ids=lambda level: f"O{level}")
-def level(request) -> int:
-    return request.param
 
-
-def build(source: str, level: int):
-    """`source` compiled for the interpreter at `level`, once per (source, level)."""
-    key = (source, level)
-    if key not in _MODULES:
-        text = textwrap.dedent(source)
-        _MODULES[key] = tensorc.compile(text, target="interp", opt_level=level)
-    return _MODULES[key]
-
-
-def call(level: int, source: str, *args, fn: str = "f", **kwargs):
-    return getattr(build(source, level), fn)(*args, **kwargs)
 
 
 def check(got, expected, dtype=None, rtol=None, atol=None) -> None:
