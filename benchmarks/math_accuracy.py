@@ -10,6 +10,7 @@ worst points re-checked in mpmath, and mpmath (90 bits) throughout for erf and t
     python benchmarks/math_accuracy.py             # the full sweep (a few minutes)
     python benchmarks/math_accuracy.py --quick     # 10x fewer points, no timing
     python benchmarks/math_accuracy.py exp tanh    # some functions only
+    python benchmarks/math_accuracy.py --exhaustive sin   # every float32 (a few min each)
 """
 
 from __future__ import annotations
@@ -99,6 +100,21 @@ def measure_pow(kernels: CompiledKernels, scale: float) -> tuple[float, int, flo
     return float(errors[worst]), count, float(base[worst])
 
 
+def exhaustive_float(kernels: CompiledKernels, name: str) -> tuple[float, int, float]:
+    """(max ulp error, points, worst input) over every float32 bit pattern, NaNs included."""
+    chunk = 1 << 24
+    out = np.empty(chunk, dtype=np.float32)
+    worst, worst_input = 0.0, math.nan
+    for start in range(0, 1 << 32, chunk):
+        x = np.arange(start, start + chunk, dtype=np.uint64).astype(np.uint32).view(np.float32)
+        kernels.run_into(name, out, x)
+        errors = ulp_errors(out, reference(name, "float32", x), "float32")
+        index = int(np.argmax(errors))
+        if errors[index] > worst:
+            worst, worst_input = float(errors[index]), float(x[index])
+    return worst, 1 << 32, worst_input
+
+
 def timing_inputs(name: str, dtype: str) -> list[np.ndarray]:
     rng = np.random.default_rng(1)
     if name == "pow":
@@ -134,19 +150,27 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="10x fewer points, no timing")
     parser.add_argument("--dtypes", default="float32,float64")
     parser.add_argument("--workers", type=int, default=2, help="processes for mpmath")
+    parser.add_argument("--exhaustive", action="store_true",
+                        help="float32 only: every bit pattern, no timing")
     args = parser.parse_args()
     names = args.functions or list(UNARY_MATH) + list(BINARY_MATH)
     scale = 0.1 if args.quick else 1.0
     print(f"{'function':10} {'dtype':8} {'max ulp':>8} {'points':>9} {'ns/elem':>8} "
           f"{'numpy':>8}  worst input")
-    for dtype in args.dtypes.split(","):
+    dtypes = ["float32"] if args.exhaustive else args.dtypes.split(",")
+    for dtype in dtypes:
         kernels = compile_kernels(dtype)
         for name in names:
-            if name in BINARY_MATH:
+            if args.exhaustive:
+                if name in BINARY_MATH:
+                    continue
+                error, points, worst = exhaustive_float(kernels, name)
+            elif name in BINARY_MATH:
                 error, points, worst = measure_pow(kernels, scale)
             else:
                 error, points, worst = measure_unary(kernels, name, scale, args.workers)
-            ours, theirs = (math.nan, math.nan) if args.quick else ns_per_element(kernels, name)
+            skip_timing = args.quick or args.exhaustive
+            ours, theirs = (math.nan, math.nan) if skip_timing else ns_per_element(kernels, name)
             print(f"{name:10} {dtype:8} {error:8.2f} {points:9d} {ours:8.2f} {theirs:8.2f}  "
                   f"{worst!r}", flush=True)
 

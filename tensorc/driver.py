@@ -194,8 +194,13 @@ def _compile_cpu(source: Source, options: CompileOptions):
         except tensorc_runtime.ArtifactError:
             pass  # a damaged entry: build it again
     module, _ = compile_to_ir(source, options)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    native_build(module, source, options).write_shared_object(path)
+    build = native_build(module, source, options)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        build.write_shared_object(path)
+    except OSError:  # an unwritable cache: build beside the process instead
+        path = Path(tempfile.mkdtemp(prefix="tensorc-")) / path.name
+        build.write_shared_object(path)
     return tensorc_runtime.load(path)
 
 

@@ -285,6 +285,23 @@ def test_large_kernels_use_all_threads_and_match(level: int) -> None:
     run_both(OPS, level, "matmuls", [x[:, :200], x[:200, :5], x[0, :5]], scale=10)
 
 
+@pytest.mark.parametrize("level", LEVELS, ids=lambda level: f"O{level}")
+def test_ir_input_with_a_bool_matmul(level: int, tmp_path: Path) -> None:
+    """`.tcir` input compiles like source; a bool matmul (only reachable from IR) stays a tc
+    op through fusion and is lowered as or-of-ands loops."""
+    path = tmp_path / "bmm.tcir"
+    path.write_text(
+        "func.func @f(%a: bool[N, 3], %b: bool[3, 2]) -> bool[N, 2] {\n"
+        "  %0 = tc.matmul %a, %b : (bool[N, 3], bool[3, 2]) -> bool[N, 2]\n"
+        "  func.return %0 : (bool[N, 2]) -> ()\n"
+        "}\n"
+    )
+    rng = np.random.default_rng(6)
+    for n in (0, 1, 7):
+        a, b = rng.random((n, 3)) < 0.4, rng.random((3, 2)) < 0.4
+        run_both(str(path), level, "f", [a, b])
+
+
 # ----- index errors ------------------------------------------------------------------------
 
 
@@ -400,10 +417,18 @@ def _build(source: str, level: int) -> CpuBuild:
     return CpuBuild.create(module, source, level)
 
 
-def test_same_source_gives_identical_llvm_ir() -> None:
+def test_same_source_gives_identical_llvm_ir(tmp_path: Path) -> None:
     first, second = _build(OPS, 2), _build(OPS, 2)
     assert str(first.unoptimized) == str(second.unoptimized)
     assert first.llvm_ir() == second.llvm_ir()
+    texts = []
+    for seed in ("1", "2"):  # nothing may depend on hash order
+        out = tmp_path / f"mlp{seed}.ll"
+        command = [sys.executable, "-m", "tensorc", "compile", str(ROOT / "examples" / "mlp.tc"),
+                   "--emit=llvm", "-o", str(out)]
+        subprocess.run(command, check=True, env={**os.environ, "PYTHONHASHSEED": seed})
+        texts.append(out.read_text())
+    assert texts[0] == texts[1]
 
 
 def test_elementwise_and_reduction_kernels_are_vectorised_and_threaded() -> None:
@@ -471,7 +496,6 @@ def test_cli_failed_compile_leaves_no_output(tmp_path: Path, capsys) -> None:
     assert cli_main(["compile", str(bad), "-o", str(out)]) == 1
     assert "error" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == [bad]
-    assert cli_main(["compile", str(bad), "--target=cuda", "-o", str(out)]) == 2
 
 
 def test_compile_caches_artifacts_and_a_hit_skips_llvmlite(tmp_path: Path) -> None:

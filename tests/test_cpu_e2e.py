@@ -3,10 +3,11 @@
 Two parts:
 
 - Every test of the end-to-end suites (`test_e2e_api`, `test_e2e_elementwise`,
-  `test_e2e_reductions`, `test_e2e_shapes`) runs again here with their `build` replaced by a
-  differential module: each call runs the program compiled for `cpu` and for `interp`, checks
-  that both agree (or raise the same error), and gives the suite the cpu result, so the
-  suite's own NumPy expectations hold for native code too.
+  `test_e2e_reductions`, `test_e2e_shapes`) runs again here with their `build`
+  (`e2e_support.build`) replaced by one giving a differential module: each call runs the
+  program compiled for `cpu` and for `interp`, checks that both agree (or raise the same
+  error), and gives the suite the cpu result, so the suite's own NumPy expectations hold for
+  native code too.
 - Whole programs: the MLP of `examples/mlp.tc` (forward, predict, training step), the training
   step of SPEC section 1.6, attention, an embedding model trained through `take`, layer-norm
   blocks, at symbolic sizes 0, 1, 7, 13 and 1000.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import e2e_support
 import numpy as np
 import pytest
 import test_e2e_api
@@ -72,13 +74,27 @@ def level(request) -> int:
 
 @pytest.fixture(autouse=True)
 def _differential_builds(monkeypatch) -> None:
+    """The suites' `build` (and the shared one their `call` uses) gives Differential modules."""
+    original = e2e_support.build
+
+    def differential(source: str, level: int = 2, target: str = "interp"):
+        if target != "interp":
+            return original(source, level, target)
+        return Differential(build(source, level), original(source, level))
+
+    monkeypatch.setattr(e2e_support, "build", differential)
     for suite in SUITES.values():
-        original = suite.build
+        if hasattr(suite, "build"):
+            monkeypatch.setattr(suite, "build", differential)
 
-        def differential(source: str, level: int = 2, _original=original) -> Differential:
-            return Differential(build(source, level), _original(source, level))
 
-        monkeypatch.setattr(suite, "build", differential)
+def test_the_suites_really_run_on_cpu() -> None:
+    """Guards the re-run above: the helpers the suites call do give differential modules."""
+    source = "def f(x: f32[N]) -> f32[N] { return x * 2.0 }"
+    assert isinstance(e2e_support.build(source, 3), Differential)
+    for suite in SUITES.values():
+        assert getattr(suite, "build", e2e_support.build) is e2e_support.build
+    np.testing.assert_array_equal(e2e_support.call(3, source, np.ones(2, np.float32)), [2, 2])
 
 
 for _suite_name, _suite in SUITES.items():

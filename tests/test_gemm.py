@@ -123,8 +123,8 @@ def gemm_module() -> ir.Module:
     module = ir.Module(name="test_gemm")
     host = TargetInfo.host()
     for dtype in ("f32", "f64"):
-        emit_gemm(module, f"gemm_{dtype}", dtype, host)
-        emit_batched_gemm(module, f"bgemm_{dtype}", dtype, host)
+        batched = emit_batched_gemm(module, f"bgemm_{dtype}", dtype, host)
+        emit_gemm(module, f"gemm_{dtype}", dtype, host, batched=batched)
         emit_bias_relu(module, f"bias_relu_{dtype}", dtype)
     emit_count_calls(module, "count_calls")
     if host.arch == "x86_64":
@@ -273,6 +273,18 @@ def test_empty_k_gives_zeros_and_empty_m_or_n_writes_nothing(lib: ctypes.CDLL, d
     assert np.all(run_gemm(lib, f"gemm_{dtype}", a, b) == 0)
 
 
+@pytest.mark.parametrize("dtype", ["f32", "f64"])
+def test_zero_strides_inside_a_matrix(lib: ctypes.CDLL, dtype: str) -> None:
+    """Operands that repeat along a dimension (a stride of 0) are packed like any other."""
+    for m, n, k in [(7, 13, 5), (40, 70, 300)]:
+        column, row = random((m, 1), dtype, 20), random((1, n), dtype, 21)
+        a = np.lib.stride_tricks.as_strided(column, (m, k), (column.itemsize, 0))
+        b = np.lib.stride_tricks.as_strided(row, (k, n), (0, row.itemsize))
+        full_a, full_b = random((m, k), dtype, 22), random((k, n), dtype, 23)
+        for a_view, b_view in [(a, full_b), (full_a, b), (a, b), (a.T.copy().T, b.T.copy().T)]:
+            assert_product(run_gemm(lib, f"gemm_{dtype}", a_view, b_view), a_view, b_view, dtype)
+
+
 @pytest.mark.parametrize("name", ["gemm_f32_avx2", "gemm_f32_sse2", "gemm_f64_sse2"])
 def test_narrower_x86_targets(lib: ctypes.CDLL, name: str) -> None:
     if not hasattr(lib, name):
@@ -323,6 +335,19 @@ def test_epilogue_sees_every_element_once_after_the_product(lib: ctypes.CDLL, sh
     a, b = random((2, m, k), "f32", 14), random((1, k, n), "f32", 15)
     counts = np.zeros((2, m, n), dtype=np.int32)
     context = CountContext(pointer(counts), m, n)
+    c = run_batched(lib, "f32", a, b, epilogue, ctypes.addressof(context))
+    assert np.all(counts == 1)
+    assert_product(c, a, b, "f32")
+
+
+def test_batches_beyond_one_scratch_group(lib: ctypes.CDLL) -> None:
+    """9 batches of a 2 MiB packed B run in more than one group (SCRATCH_GROUP_BYTES): every
+    batch is right and the epilogue gets the global batch index."""
+    batch, m, n, k = 9, 20, 512, 1024
+    a, b = random((batch, m, k), "f32", 24), random((batch, k, n), "f32", 25)
+    counts = np.zeros((batch, m, n), dtype=np.int32)
+    context = CountContext(pointer(counts), m, n)
+    epilogue = ctypes.cast(lib.count_calls, VOIDP).value
     c = run_batched(lib, "f32", a, b, epilogue, ctypes.addressof(context))
     assert np.all(counts == 1)
     assert_product(c, a, b, "f32")
@@ -451,8 +476,7 @@ def test_target_info_from_features() -> None:
 
 def compiled_assembly(target: TargetInfo, triple: str, cpu: str, features: str) -> str:
     module = ir.Module(name="gemm_target")
-    emit_gemm(module, "gemm_f32", "f32", target)
-    emit_batched_gemm(module, "bgemm_f64", "f64", target)
+    emit_batched_gemm(module, "bgemm_f32", "f32", target)
     llvm.initialize_all_targets()
     llvm.initialize_all_asmprinters()
     machine = llvm.Target.from_triple(triple).create_target_machine(

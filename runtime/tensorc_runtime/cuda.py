@@ -28,7 +28,8 @@ A call:
    CPU's message) and copies NumPy results out. When any argument was a device array, the
    results are device arrays of the device (pycuda `GPUArray`s), owned by the caller.
 
-Calls are serialised by a lock per device (one stream), so calling from many threads is safe.
+Calls are serialised by a lock per device (they share its stream), so calling from many
+threads is safe.
 The device is an object with a small interface (`PycudaDevice`); tests pass another one
 (`tensorc.codegen.cuda.emulator.EmulatedDevice`) to follow plans on the CPU.
 """
@@ -82,6 +83,7 @@ class PycudaDevice:
         self.context = self.device.retain_primary_context()
         self.compute_capability = tuple(self.device.compute_capability())
         self.name = self.device.name()
+        self.lock = threading.Lock()  # calls take turns on the one stream
         with self.activate():
             import pycuda.tools
 
@@ -225,7 +227,9 @@ class _FunctionPlan:
             ]
             self.steps = [self._step(step) for step in plan["steps"]]
         except (KeyError, TypeError, ValueError) as error:
-            raise _fail(where, f"launch plan of {name!r}: {type(error).__name__}: {error}")
+            raise _fail(
+                where, f"launch plan of {name!r}: {type(error).__name__}: {error}"
+            ) from None
         referenced = [b.alias_of for b in self.buffers.values() if b.alias_of is not None]
         referenced += [c.indices for c in self.checks]
         for step in self.steps:
@@ -515,7 +519,7 @@ class CudaModule(NativeModule):
 
     def __init__(self, path: str, manifest: Mapping[str, Any], device: Any) -> None:
         self.device = device
-        self.lock = threading.Lock()
+        self.lock = getattr(device, "lock", None) or threading.Lock()  # one stream a device
         functions: dict[str, CudaFunction] = {}
         super().__init__(path, manifest, functions)
         self._functions = functions

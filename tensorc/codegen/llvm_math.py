@@ -53,7 +53,6 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
-Number = float | int
 Operand = ir.Value | float | int
 
 
@@ -315,7 +314,8 @@ class MathEmitter:
         return self.from_bits(self.shl(biased, self.fmt.mantissa_bits))
 
     def scale(self, y: ir.Value, exponent: ir.Value) -> ir.Value:
-        """y * 2**exponent in two exact steps, so results may overflow or go subnormal."""
+        """y * 2**exponent for |exponent| up to twice the normal exponent range: y 2^(e/2) is
+        exact, and the second product rounds once (into the subnormals, or to inf)."""
         half = self.ashr(exponent, 1)
         rest = self.isub(exponent, half)
         return self.mul(self.mul(y, self.pow2(half)), self.pow2(rest))

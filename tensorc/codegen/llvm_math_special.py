@@ -1,6 +1,6 @@
-"""tanh, sigmoid, softplus, erf and GELU as branch-free, vectorisable LLVM IR, and the registry
-of every math emitter (`UNARY_MATH`, `BINARY_MATH`). See llvm_math for the conventions (types,
-special values) and the measured accuracy table.
+"""tanh, sigmoid, softplus, erf, erfc and GELU as branch-free, vectorisable LLVM IR, and the
+registry of every math emitter (`UNARY_MATH`, `BINARY_MATH`: name -> emitter). See llvm_math
+for the conventions (types, special values) and the measured accuracy table.
 """
 
 from __future__ import annotations
@@ -83,11 +83,11 @@ def emit_softplus(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
 
 
 # ---------------------------------------------------------------------------------------------
-# erf and GELU, computed in double (float inputs are widened, and rounded once at the end).
-# Near 0: erf(x) = x P(x^2). Elsewhere erfc(s) = exp(-s^2) R(s), R a polynomial in
-# w = (s - k)/(s + k) (the variable of Schonfelder's Chebyshev expansions, 1978). The float
-# fits are minimax for relative error, the double one for R(s) (1 + 2s), which keeps its
-# Horner evaluation well conditioned; all fitted with mpmath (Remez exchange) for this module.
+# erf, erfc and GELU, computed in double (float inputs are widened, and rounded once at the end).
+# Near 0: erf(x) = x P(x^2). Elsewhere erfc(s) = exp(-s^2) R(s), with R(s) or R(s) (s + c) a
+# polynomial in w = (s - k)/(s + k) (the variable of Schonfelder's Chebyshev expansions, 1978),
+# minimax for relative error, fitted with mpmath (Remez exchange) for this module. For double,
+# c = 0.6875 makes R(s) (s + c) flat where w is most sensitive to rounding (s near 1/2).
 
 ERF_SMALL_LIMIT = 0.5
 ERF_SATURATION = {F32: 4.0, F64: 6.0}  # erf rounds to +-1 beyond
@@ -102,23 +102,24 @@ ERF_LEADING = (1.1283791670955126, 1.533545961316588e-17)
 ERF_P = (1.4735921761873463e-06, -1.484693205894846e-05, 0.00012053383191044462,
          -0.0008548298887297392, 0.005223977388265513, -0.026866170634051435,
          0.11283791670930056, -0.3761263890318356)
-# Float accuracy: erfc(s) exp(s^2) = P((s - 2)/(s + 2)) on [0.5, 10.2], relative error 1.5e-9.
+# Float accuracy: erfc(s) exp(s^2) = P((s - 2)/(s + 2)) on [0.5, 27.3], relative error 1.5e-9.
 ERFC_K_FLOAT = 2.0
 ERFC_P_FLOAT = (0.00014502169564509926, 6.421863049127564e-05, -0.0009706554774546609,
                 -0.0008538574085945863, 0.006995631651728522, 0.0037338339103794517,
                 -0.0789784709792382, 0.24165814745465358, -0.4271858488753177,
                 0.25539567667796825)
-# Double: erfc(s) exp(s^2) (1 + 2s) = P((s - 4)/(s + 4)) on [0.5, 27.3], relative error
-# 2.0e-18 (4.1e-17 with the coefficients rounded).
+# Double: erfc(s) exp(s^2) (s + 0.6875) = P((s - 4)/(s + 4)) on [0.5, 27.3], relative error
+# 1.9e-18 before rounding the coefficients.
 ERFC_K_DOUBLE = 4.0
-ERFC_P_DOUBLE = (-1.0176198513369282e-08, -1.2218367760824973e-08, 1.0472897351045362e-07,
-                 6.700523755620986e-08, -8.21272211141008e-07, 2.995837971759367e-07,
-                 5.707669837964215e-06, -1.1224750456819313e-05, -2.4398533787704815e-05,
-                 0.00015062250249418894, -0.0001992568446685076, -0.000757773450432704,
-                 0.005031969999560969, -0.016197734038026067, 0.037167515535565195,
-                 -0.06633036581362439, 0.09373283499844533, -0.1010390660362532,
-                 0.06809705425469045, 0.015379652102619022, -0.1396211168405625,
-                 1.2329951186255526)
+ERFC_C_DOUBLE = 0.6875
+ERFC_P_DOUBLE = (-4.795150730492845e-09, -6.421338413706312e-09, 4.956998092149124e-08,
+                 3.807752007505656e-08, -3.9263974820458195e-07, 9.666629071915066e-08,
+                 2.7772148267641906e-06, -5.060341428468573e-06, -1.2556124565291065e-05,
+                 7.108201532118599e-05, -8.481907451271452e-05, -0.0003829670518793986,
+                 0.002366148722088457, -0.007337567589068964, 0.016175517886902715,
+                 -0.027296609809589877, 0.035033702066773094, -0.03008893725583079,
+                 0.0032501864965997084, 0.048699765848484164, -0.11838581756281343,
+                 0.6421849576174753)
 
 
 def erf_small(d: MathEmitter, x: ir.Value, float_accuracy: bool) -> ir.Value:
@@ -131,37 +132,38 @@ def erf_small(d: MathEmitter, x: ir.Value, float_accuracy: bool) -> ir.Value:
     return d.fma(x, leading_hi, d.mul(x, tail))
 
 
-def erfc_tail(d: MathEmitter, s: ir.Value, s_lo: ir.Value | None,
-              float_accuracy: bool) -> tuple[ir.Value, ir.Value, ir.Value]:
-    """(a, p, n) with erfc(s + s_lo) = a (1 + p) 2^n, for 1/2 <= s <= ERFC_UNDERFLOW (d: a
-    double emitter), so that callers can multiply a by another factor exactly and round once.
-    With double accuracy, s^2 is taken as a double word: its rounding would be magnified by s^2
-    in exp(-s^2)."""
-    k = ERFC_K_FLOAT if float_accuracy else ERFC_K_DOUBLE
-    w = d.div(d.sub(s, k), d.add(s, k))
+def erfc_tail(d: MathEmitter, s: ir.Value, s_lo: ir.Value | None, factor: ir.Value,
+              float_accuracy: bool) -> tuple[ir.Value, ir.Value]:
+    """(y, n) with factor erfc(s + s_lo) = y 2^n, for 1/2 <= s <= ERFC_UNDERFLOW (d: a double
+    emitter; s_lo only with double accuracy), so that callers scale into the subnormals last.
+    With double accuracy the product and the quotient by s + c are carried as double words and
+    rounded once, and s^2 is a double word (its rounding would be magnified by s^2)."""
     if float_accuracy:
+        w = d.div(d.sub(s, ERFC_K_FLOAT), d.add(s, ERFC_K_FLOAT))
         p, n = exp_parts(d, d.neg(d.mul(s, s)), float_accuracy=True)
-        return d.poly(w, ERFC_P_FLOAT), p, n
-    scaled = d.div(d.poly(w, ERFC_P_DOUBLE), d.fma(s, 2.0, 1.0))
+        scaled = d.mul(factor, d.poly(w, ERFC_P_FLOAT))
+        return d.fma(scaled, p, scaled), n
+    k = ERFC_K_DOUBLE
+    w = d.div(d.sub(s, k), d.add(s, k))
     square, square_lo = d.two_prod(s, s)
     if s_lo is not None:
         square_lo = d.fma(d.add(s, s), s_lo, square_lo)
     p, n = exp_parts(d, d.neg(square), d.neg(square_lo))
-    return scaled, p, n
-
-
-def times_parts(d: MathEmitter, factor: ir.Value, a: ir.Value, p: ir.Value) -> ir.Value:
-    """factor a (1 + p) with one rounding (up to a term of 2^-53 p relative)."""
-    product, product_lo = d.two_prod(factor, a)
-    return d.fma(product, p, d.add(product, product_lo))
+    numerator, numerator_lo = d.two_prod(factor, d.poly(w, ERFC_P_DOUBLE))
+    denominator, denominator_lo = d.two_sum(s, d.const(ERFC_C_DOUBLE))
+    quotient = d.div(numerator, denominator)
+    remainder = d.fma(d.neg(quotient), denominator, numerator)
+    remainder = d.fma(d.neg(quotient), denominator_lo, d.add(remainder, numerator_lo))
+    correction = d.div(remainder, denominator)
+    return d.add(quotient, d.fma(quotient, p, correction)), n  # (q + corr)(1 + p)
 
 
 def erf_value(m: MathEmitter, x: ir.Value) -> ir.Value:
     d, xd = m.widened(x)
     float_accuracy = not m.is_double
     ax = d.abs(xd)
-    a, p, n = erfc_tail(d, d.clamp(ax, 0.5, ERF_SATURATION[m.fmt]), None, float_accuracy)
-    tail = d.scale(d.fma(a, p, a), n)
+    tail = d.scale(*erfc_tail(d, d.clamp(ax, 0.5, ERF_SATURATION[m.fmt]), None, d.const(1.0),
+                              float_accuracy))
     large = d.flip_sign(d.sub(1.0, tail), xd)
     y = d.select(d.lt(ax, ERF_SMALL_LIMIT), erf_small(d, xd, float_accuracy), large)
     return m.keep_zero(x, m.keep_nan(x, m.narrowed(y)))
@@ -170,6 +172,22 @@ def erf_value(m: MathEmitter, x: ir.Value) -> ir.Value:
 def emit_erf(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
     """The error function."""
     return erf_value(MathEmitter.of(builder, x), x)
+
+
+def erfc_value(m: MathEmitter, x: ir.Value) -> ir.Value:
+    d, xd = m.widened(x)
+    float_accuracy = not m.is_double
+    ax = d.abs(xd)
+    tail = d.scale(*erfc_tail(d, d.clamp(ax, 0.5, ERFC_UNDERFLOW), None, d.const(1.0),
+                              float_accuracy))
+    far = d.select(d.gt(xd, 0.0), tail, d.sub(2.0, tail))
+    near = d.sub(1.0, erf_small(d, xd, float_accuracy))
+    return m.keep_nan(x, m.narrowed(d.select(d.lt(ax, ERF_SMALL_LIMIT), near, far)))
+
+
+def emit_erfc(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
+    """1 - erf(x), with its relative accuracy for large x (down to the subnormals)."""
+    return erfc_value(MathEmitter.of(builder, x), x)
 
 
 INV_SQRT2 = (0.7071067811865476, -4.833646656726457e-17)  # 1/sqrt(2) as a double word
@@ -182,22 +200,28 @@ GELU_TANH_LIMIT = 1e10  # the result is x or -0 well before this
 
 def gelu_value(m: MathEmitter, x: ir.Value) -> ir.Value:
     """0.5 x erfc(-x/sqrt 2). For double, -x/sqrt 2 is a double word so that erfc keeps its
-    relative accuracy in the tail (x < 0), where the product is scaled into the subnormals
+    relative accuracy in the tail (x < 0), where the result is scaled into the subnormals
     last."""
     d, xd = m.widened(x)
     float_accuracy = not m.is_double
     half_x = d.mul(xd, 0.5)
-    s, s_lo = d.two_prod(xd, -INV_SQRT2[0])
-    s_lo = d.fma(xd, -INV_SQRT2[1], s_lo)
+    if float_accuracy:  # the rounding of s is far below float precision
+        s, s_lo = d.mul(xd, -INV_SQRT2[0]), d.const(0.0)
+    else:
+        s, s_lo = d.two_prod(xd, -INV_SQRT2[0])
+        s_lo = d.fma(xd, -INV_SQRT2[1], s_lo)
     abs_s = d.abs(s)
     clamped = d.clamp(abs_s, 0.5, ERFC_UNDERFLOW)
     abs_s_lo = None
     if not float_accuracy:
         abs_s_lo = d.select(d.eq(clamped, abs_s), d.flip_sign(s_lo, s), 0.0)
-    a, p, n = erfc_tail(d, clamped, abs_s_lo, float_accuracy)
-    far_negative = d.scale(times_parts(d, half_x, a, p), n)
-    far_positive = d.mul(half_x, d.sub(2.0, d.scale(d.fma(a, p, a), n)))
-    erf_s = d.fma(s_lo, TWO_OVER_SQRT_PI, erf_small(d, s, float_accuracy))
+    y, n = erfc_tail(d, clamped, abs_s_lo, half_x, float_accuracy)
+    far_negative = d.scale(y, n)  # 0.5 x erfc(|s|) for x < 0
+    far_positive = d.select(d.lt(abs_s, ERFC_UNDERFLOW),  # 0.5 x (2 - erfc(|s|)) for x > 0
+                            d.sub(xd, far_negative), xd)
+    erf_s = erf_small(d, s, float_accuracy)
+    if not float_accuracy:
+        erf_s = d.fma(s_lo, TWO_OVER_SQRT_PI, erf_s)
     near = d.mul(half_x, d.sub(1.0, erf_s))
     y = d.select(d.gt(s, 0.0), far_negative, far_positive)
     y = m.narrowed(d.select(d.lt(abs_s, ERF_SMALL_LIMIT), near, y))
@@ -272,6 +296,7 @@ UNARY_MATH: dict[str, UnaryEmitter] = {
     "sigmoid": emit_sigmoid,
     "softplus": emit_softplus,
     "erf": emit_erf,
+    "erfc": emit_erfc,
     "gelu": emit_gelu,
     "gelu_tanh": emit_gelu_tanh,
     "sin": emit_sin,

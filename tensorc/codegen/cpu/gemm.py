@@ -106,6 +106,8 @@ PARALLEL_MIN_FLOPS = 8.0e6
 BLOCKS_PER_THREAD = 8
 CHUNKS_PER_THREAD = 4
 SCRATCH_ALIGN = 64
+# Batches are packed and computed in groups whose packed operands take about this much.
+SCRATCH_GROUP_BYTES = 16 * 1024 * 1024
 
 
 EPILOGUE_TYPE = ir.FunctionType(VOID, [PTR, I64, I64, I64, I64, I64, PTR, I64])
@@ -148,10 +150,16 @@ def emit_gemm(
     target: TargetInfo,
     tiles: GemmTiles | None = None,
     linkage: str = "",
+    batched: ir.Function | None = None,
 ) -> ir.Function:
     """`i32 name(M, N, K, A, lda_row, lda_col, B, ldb_row, ldb_col, C, ldc, epilogue, ctx)`
-    (see the module documentation); its batched core is the internal `name.batched`."""
-    core = emit_batched_gemm(module, f"{name}.batched", dtype, target, tiles, "internal")
+    (see the module documentation): a call of `batched` (an `emit_batched_gemm` function of
+    the same dtype) with one batch, or, without it, of a new internal `name.batched`."""
+    core = batched
+    if core is None:
+        core = emit_batched_gemm(module, f"{name}.batched", dtype, target, tiles, "internal")
+    elif core.function_type != batched_gemm_type(dtype):
+        raise ValueError(f"{core.name} is not a batched {dtype} GEMM")
     function = ir.Function(module, gemm_type(dtype), name=name)
     _name_args(function, GEMM_ARGS)
     if linkage:
@@ -214,7 +222,8 @@ CONTEXT_FIELDS: tuple[tuple[str, ir.Type], ...] = (
     ("a_pack_rows", I64), ("b_pack_rows", I64),    # 1: pack by chunks of K rows
     ("a_pack_tasks", I64), ("b_pack_tasks", I64),  # pack tasks per packed batch
     ("m_blocks", I64), ("n_blocks", I64),          # C blocks per batch
-    ("tasks", I64), ("chunks", I64),               # blocks in all; ranges of them to run
+    ("tasks", I64), ("chunks", I64),               # blocks in the group; ranges of them
+    ("batch0", I64),                               # the group's first batch
     ("kc", I64),                                   # K block (0 when K == 0)
 )  # fmt: skip
 CONTEXT_TYPE = ir.LiteralStructType([field_type for _, field_type in CONTEXT_FIELDS])
@@ -438,8 +447,9 @@ def _emit_epilogue_call(
         row0, rows, col0, cols = _block_extent(builder, tiles, f, block)
         corner = element_ptr(builder, block.c_base,
                              builder.add(builder.mul(row0, f["ldc"]), col0), etype)
-        builder.call(f["epilogue"], [f["epilogue_ctx"], block.batch, row0, rows, col0, cols, corner,
-                              f["ldc"]])
+        batch = builder.add(f["batch0"], block.batch)
+        builder.call(f["epilogue"], [f["epilogue_ctx"], batch, row0, rows, col0, cols, corner,
+                                     f["ldc"]])
 
 
 # -- the entry point -------------------------------------------------------------------------
@@ -452,8 +462,8 @@ def _emit_driver(
     pack_task: ir.Function,
     compute_task: ir.Function,
 ) -> None:
-    """Checks, scratch allocation, the context, then packing and computing (serial or on the
-    thread pool), then freeing the scratch."""
+    """Checks, scratch allocation and the context, then for each group of batches packing and
+    computing (serial or on the thread pool), then freeing the scratch."""
     args = dict(zip(BATCHED_ARGS, function.args))
     builder = ir.IRBuilder(function.append_basic_block("entry"))
     context = builder.alloca(CONTEXT_TYPE, name="context")
@@ -464,7 +474,9 @@ def _emit_driver(
     )
     with builder.if_then(empty, likely=False):
         builder.ret(ir.Constant(I32, 0))
-    a_direct = builder.icmp_signed("==", args["lda_col"], i64(1 if tiles.direct_a else 0))
+    a_direct = builder.icmp_signed("==", args["lda_col"], i64(1))
+    if not tiles.direct_a:
+        a_direct = ir.Constant(ir.IntType(1), 0)
     layout = _emit_scratch_layout(builder, tiles, args, a_direct)
     malloc = declare(module, "malloc", ir.FunctionType(PTR, [I64]))
     free = declare(module, "free", ir.FunctionType(VOID, [PTR]))
@@ -478,33 +490,72 @@ def _emit_driver(
     values.update(a_packed=a_packed, b_packed=b_packed, kc=_k_block(builder, tiles, args["k"]),
                   a_direct=builder.zext(a_direct, I64))
     values.update({name: layout[name] for name in
-                   ("a_panels", "b_panels", "a_pack_batches", "b_pack_batches", "a_pack_rows",
-                    "b_pack_rows", "a_pack_tasks", "b_pack_tasks", "a_panel_size",
-                    "b_panel_size")})
+                   ("a_panels", "b_panels", "a_pack_rows", "b_pack_rows", "a_pack_tasks",
+                    "b_pack_tasks", "a_panel_size", "b_panel_size")})
     parallel = _is_parallel(builder, args)
     schedule = _schedule(module, builder, tiles, args, layout, parallel)
-    values.update(schedule)
+    values.update(m_blocks=schedule["m_blocks"], n_blocks=schedule["n_blocks"])
     for name, value in values.items():
         builder.store(value, _field_ptr(builder, context, name))
-    pack_tasks = builder.select(builder.icmp_signed(">", args["k"], i64(0)),
-                                layout["pack_tasks"], i64(0))
-    _emit_run(module, builder, parallel, pack_task, context, pack_tasks)
-    _emit_run(module, builder, parallel, compute_task, context, schedule["chunks"])
+    group = layout["group"]
+    with counted_loop(builder, i64(0), args["batch"], "group", step=group) as batch0:
+        count = min_i64(builder, group, builder.sub(args["batch"], batch0))
+        _emit_group(module, builder, tiles, args, layout, schedule, context, batch0, count,
+                    parallel, pack_task, compute_task)
     builder.call(free, [scratch])
     builder.ret(ir.Constant(I32, 0))
+
+
+def _emit_group(
+    module: ir.Module,
+    builder: ir.IRBuilder,
+    tiles: GemmTiles,
+    args: dict[str, ir.Value],
+    layout: dict[str, ir.Value],
+    schedule: dict[str, ir.Value],
+    context: ir.Value,
+    batch0: ir.Value,
+    count: ir.Value,
+    parallel: ir.Value,
+    pack_task: ir.Function,
+    compute_task: ir.Function,
+) -> None:
+    """Batches [batch0, batch0 + count): their operands, pack and compute tasks."""
+    etype = scalar_type(tiles.dtype)
+    values = {"batch0": batch0}
+    for operand in ("a", "b", "c"):
+        offset = builder.mul(batch0, args[f"{operand}_batch_stride"])
+        values[operand] = element_ptr(builder, args[operand], offset, etype)
+    for operand in ("a", "b"):
+        batched = builder.icmp_signed("!=", args[f"{operand}_batch_stride"], i64(0))
+        packed = builder.select(batched, count, i64(1))
+        if operand == "a":
+            packed = builder.select(layout["a_direct"], i64(0), packed)
+        values[f"{operand}_pack_batches"] = packed
+    tasks = builder.mul(count, builder.mul(schedule["m_blocks"], schedule["n_blocks"]))
+    values.update(tasks=tasks, chunks=min_i64(builder, tasks, schedule["wanted_chunks"]))
+    for name, value in values.items():
+        builder.store(value, _field_ptr(builder, context, name))
+    pack_tasks = builder.add(
+        builder.mul(values["a_pack_batches"], layout["a_pack_tasks"]),
+        builder.mul(values["b_pack_batches"], layout["b_pack_tasks"]))
+    pack_tasks = builder.select(builder.icmp_signed(">", args["k"], i64(0)), pack_tasks, i64(0))
+    _emit_run(module, builder, parallel, pack_task, context, pack_tasks)
+    _emit_run(module, builder, parallel, compute_task, context, values["chunks"])
 
 
 def _emit_scratch_layout(
     builder: ir.IRBuilder, tiles: GemmTiles, args: dict[str, ir.Value], a_direct: ir.Value
 ) -> dict[str, ir.Value]:
+    """Panel counts and sizes, pack task counts, the batches per group and the scratch size.
+
+    Batches run in groups whose packed operands take about SCRATCH_GROUP_BYTES (at least one
+    batch): a batched product needs no more scratch than that, and its packed panels are
+    still in cache when they are used. An operand with batch stride 0 is packed once per
+    group."""
     batch, k = args["batch"], args["k"]
     a_panels = _ceil_div(builder, args["m"], i64(tiles.mr))
     b_panels = _ceil_div(builder, args["n"], i64(tiles.nr))
-    a_pack_batches = builder.select(
-        builder.icmp_signed("==", args["a_batch_stride"], i64(0)), i64(1), batch)
-    a_pack_batches = builder.select(a_direct, i64(0), a_pack_batches)
-    b_pack_batches = builder.select(
-        builder.icmp_signed("==", args["b_batch_stride"], i64(0)), i64(1), batch)
     # Contiguous panel dimension (transposed A, row-major B): tasks are chunks of K rows.
     a_pack_rows = builder.icmp_signed("==", args["lda_row"], i64(1))
     b_pack_rows = builder.icmp_signed("==", args["ldb_col"], i64(1))
@@ -516,17 +567,26 @@ def _emit_scratch_layout(
     line = SCRATCH_ALIGN // DTYPE_BYTES[tiles.dtype]
     a_panel_size = builder.add(builder.mul(i64(tiles.mr), k), i64(line))
     b_panel_size = builder.add(builder.mul(i64(tiles.nr), k), i64(line))
+    a_batch = builder.select(a_direct, i64(0), builder.mul(a_panels, a_panel_size))
+    b_batch = builder.mul(b_panels, b_panel_size)
+    a_batched = builder.icmp_signed("!=", args["a_batch_stride"], i64(0))
+    b_batched = builder.icmp_signed("!=", args["b_batch_stride"], i64(0))
+    per_batch = builder.add(builder.select(a_batched, a_batch, i64(0)),
+                            builder.select(b_batched, b_batch, i64(0)))
+    per_batch_bytes = builder.mul(per_batch, i64(DTYPE_BYTES[tiles.dtype]))
+    fitting = builder.sdiv(i64(SCRATCH_GROUP_BYTES), _at_least(builder, i64(1), per_batch_bytes))
+    group = min_i64(builder, batch, _at_least(builder, i64(1), fitting))
+    a_batches = builder.select(a_batched, group, i64(1))
+    b_batches = builder.select(b_batched, group, i64(1))
     # B starts 64-byte aligned too: A's part is rounded up to whole 64-byte lines.
-    a_used = builder.mul(builder.mul(a_pack_batches, a_panels), a_panel_size)
+    a_used = builder.mul(a_batches, a_batch)
     a_elements = builder.mul(_ceil_div(builder, a_used, i64(line)), i64(line))
-    b_elements = builder.mul(builder.mul(b_pack_batches, b_panels), b_panel_size)
-    element_bytes = i64(DTYPE_BYTES[tiles.dtype])
-    payload = builder.mul(builder.add(a_elements, b_elements), element_bytes)
+    b_elements = builder.mul(b_batches, b_batch)
+    payload = builder.mul(builder.add(a_elements, b_elements), i64(DTYPE_BYTES[tiles.dtype]))
     return {
+        "a_direct": a_direct,
         "a_panels": a_panels,
         "b_panels": b_panels,
-        "a_pack_batches": a_pack_batches,
-        "b_pack_batches": b_pack_batches,
         "a_panel_size": a_panel_size,
         "b_panel_size": b_panel_size,
         "a_pack_rows": builder.zext(a_pack_rows, I64),
@@ -534,8 +594,7 @@ def _emit_scratch_layout(
         "a_pack_tasks": a_pack_tasks,
         "b_pack_tasks": b_pack_tasks,
         "a_elements": a_elements,
-        "pack_tasks": builder.add(builder.mul(a_pack_batches, a_pack_tasks),
-                                  builder.mul(b_pack_batches, b_pack_tasks)),
+        "group": group,
         "bytes": builder.add(payload, i64(SCRATCH_ALIGN)),
     }
 
@@ -568,8 +627,8 @@ def _schedule(
     layout: dict[str, ir.Value],
     parallel: ir.Value,
 ) -> dict[str, ir.Value]:
-    """How C is cut into blocks and the blocks into chunks (the context's m_blocks, n_blocks,
-    tasks, chunks).
+    """How C is cut into blocks (m_blocks, n_blocks per batch) and the blocks of a group of
+    batches into chunks (`wanted_chunks`, at most one per block).
 
     A block is about MC rows (one register tile row by default) by as many columns as keep
     its K x columns part of packed B within `b_block_bytes` (at most NC): consecutive blocks
@@ -577,7 +636,7 @@ def _schedule(
     problem is cut finer (more block columns) to at least BLOCKS_PER_THREAD blocks per
     thread, and runs as CHUNKS_PER_THREAD equal chunks of consecutive blocks per thread; a
     serial one as one chunk."""
-    a_panels, b_panels, batch = layout["a_panels"], layout["b_panels"], args["batch"]
+    a_panels, b_panels, batch = layout["a_panels"], layout["b_panels"], layout["group"]
     m_blocks = _ceil_div(builder, a_panels, i64(tiles.mc // tiles.mr))
     panel_bytes = builder.mul(args["k"], i64(tiles.nr * DTYPE_BYTES[tiles.dtype]))
     fitting = builder.sdiv(i64(tiles.b_block_bytes), _at_least(builder, i64(1), panel_bytes))
@@ -604,13 +663,7 @@ def _schedule(
     wanted_chunks = builder.phi(I64, "wanted_chunks")
     wanted_chunks.add_incoming(i64(1), before)
     wanted_chunks.add_incoming(parallel_chunks, inside)
-    tasks = builder.mul(batch, builder.mul(chosen_m, chosen_n))
-    return {
-        "m_blocks": chosen_m,
-        "n_blocks": chosen_n,
-        "tasks": tasks,
-        "chunks": min_i64(builder, tasks, wanted_chunks),
-    }
+    return {"m_blocks": chosen_m, "n_blocks": chosen_n, "wanted_chunks": wanted_chunks}
 
 
 def _at_least(builder: ir.IRBuilder, floor: ir.Value, value: ir.Value) -> ir.Value:

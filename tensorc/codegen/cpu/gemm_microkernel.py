@@ -136,7 +136,9 @@ class GemmTiles:
     """Blocking of one GEMM: an `mr x nr` register tile (`nr = vectors * lanes`), K blocks of
     `kc`, and C blocks (the unit of parallel work and of the epilogue) of `mc` rows and at
     most `nc` columns, fewer when the block's columns of packed B (all of K) would exceed
-    `b_block_bytes` (they stay in L2 while the blocks below them run)."""
+    `b_block_bytes` (they stay in L2 while the blocks below them run). `unroll`: K steps per
+    iteration of the micro-kernel's loop. `direct_a`: read row-major A in place (else it is
+    packed like any other A; measured equal within noise, and packing costs time)."""
 
     dtype: str
     lanes: int
@@ -147,7 +149,7 @@ class GemmTiles:
     nc: int
     b_block_bytes: int = 512 * 1024
     unroll: int = 4
-    direct_a: bool = True  # read row-major A in place instead of packing it
+    direct_a: bool = True
 
     def __post_init__(self) -> None:
         check_dtype(self.dtype)
@@ -190,10 +192,11 @@ def choose_tiles(dtype: str, target: TargetInfo, **overrides: int) -> GemmTiles:
 
 @contextmanager
 def counted_loop(
-    builder: ir.IRBuilder, start: ir.Value, stop: ir.Value, name: str, step: int = 1
+    builder: ir.IRBuilder, start: ir.Value, stop: ir.Value, name: str,
+    step: int | ir.Value = 1,
 ) -> Iterator[ir.Value]:
-    """`for index in range(start, stop, step)` (signed i64); the body is emitted inside the
-    `with` block, and the builder ends after the loop."""
+    """`for index in range(start, stop, step)` (signed i64, step > 0); the body is emitted
+    inside the `with` block, and the builder ends after the loop."""
     before = builder.block
     header = builder.append_basic_block(f"{name}.header")
     body = builder.append_basic_block(f"{name}.body")
@@ -205,7 +208,8 @@ def counted_loop(
     builder.cbranch(builder.icmp_signed("<", index, stop), body, done)
     builder.position_at_end(body)
     yield index
-    following = builder.add(index, i64(step), flags=("nsw",))
+    increment = i64(step) if isinstance(step, int) else step
+    following = builder.add(index, increment, flags=("nsw",))
     index.add_incoming(following, builder.block)
     builder.branch(header)
     builder.position_at_end(done)
@@ -229,6 +233,21 @@ def declare(module: ir.Module, name: str, fnty: ir.FunctionType) -> ir.Function:
 def vector_suffix(vector: ir.VectorType) -> str:
     element = "f32" if isinstance(vector.element, ir.FloatType) else "f64"
     return f"v{vector.count}{element}"
+
+
+def masked_load(module: ir.Module, vtype: ir.VectorType) -> ir.Function:
+    """`llvm.masked.load` (ptr, i32 align, <n x i1> mask, passthru): the 4-operand form, which
+    LLVM 22 still reads (it moves the alignment onto the pointer)."""
+    mask = ir.VectorType(I1, vtype.count)
+    return declare(module, f"llvm.masked.load.{vector_suffix(vtype)}.p0",
+                   ir.FunctionType(vtype, [PTR, I32, mask, vtype]))
+
+
+def masked_store(module: ir.Module, vtype: ir.VectorType) -> ir.Function:
+    """`llvm.masked.store` (value, ptr, i32 align, <n x i1> mask), like `masked_load`."""
+    mask = ir.VectorType(I1, vtype.count)
+    return declare(module, f"llvm.masked.store.{vector_suffix(vtype)}.p0",
+                   ir.FunctionType(VOID, [vtype, PTR, I32, mask]))
 
 
 def splat(builder: ir.IRBuilder, scalar: ir.Value, vector: ir.VectorType) -> ir.Value:
@@ -502,13 +521,8 @@ def _load_c(
     align = DTYPE_BYTES[context.tiles.dtype]
     if mask is None:
         return builder.load(pointer, typ=vtype, align=align)
-    masked_load = declare(
-        module,
-        f"llvm.masked.load.{vector_suffix(vtype)}.p0",
-        ir.FunctionType(vtype, [PTR, I32, mask.type, vtype]),
-    )
-    return builder.call(masked_load, [pointer, ir.Constant(I32, align), mask,
-                                      ir.Constant(vtype, None)])
+    return builder.call(masked_load(module, vtype), [pointer, ir.Constant(I32, align), mask,
+                                                     ir.Constant(vtype, None)])
 
 
 def _store_c(
@@ -523,12 +537,7 @@ def _store_c(
     if mask is None:
         builder.store(value, pointer, align=align)
         return
-    masked_store = declare(
-        module,
-        f"llvm.masked.store.{vector_suffix(vtype)}.p0",
-        ir.FunctionType(VOID, [vtype, PTR, I32, mask.type]),
-    )
-    builder.call(masked_store, [value, pointer, ir.Constant(I32, align), mask])
+    builder.call(masked_store(module, vtype), [value, pointer, ir.Constant(I32, align), mask])
 
 
 def _is_power_of_two(value: int) -> bool:

@@ -33,6 +33,7 @@ from tensorc.codegen.cpu.gemm_microkernel import (
     element_ptr,
     i64,
     internal_function,
+    masked_store,
     min_i64,
     scalar_type,
 )
@@ -73,18 +74,17 @@ def emit_pack_panel(module: ir.Module, name: str, tiles: GemmTiles, width: int) 
     any strides: element (step, x) is `src[x * across + step * along_k]`, x < count (1 ..
     width), stored at `dst[step * width + x]`, zeros for count <= x < width.
 
-    With `along_k == 1` (a transposed B) and `width` a multiple of the vector length, full
-    panels go by in-register transposes of square blocks."""
+    With `along_k == 1` (row-major A, transposed B) a full panel goes by in-register
+    transposes of `lanes x lanes` squares."""
     function, builder = _new_function(module, name, pack_panel_type(), PANEL_ARGS)
     dst, src, across, along_k, count, k = function.args
-    if width % tiles.lanes == 0:
-        by_squares = builder.append_basic_block("unit_k")
-        general = builder.append_basic_block("general")
-        builder.cbranch(builder.icmp_signed("==", along_k, i64(1)), by_squares, general)
-        builder.position_at_end(by_squares)
-        _emit_panel_unit_k(builder, tiles, width, dst, src, across, count, k)
-        builder.ret_void()
-        builder.position_at_end(general)
+    by_squares = builder.append_basic_block("unit_k")
+    general = builder.append_basic_block("general")
+    builder.cbranch(builder.icmp_signed("==", along_k, i64(1)), by_squares, general)
+    builder.position_at_end(by_squares)
+    _emit_panel_unit_k(builder, tiles, width, dst, src, across, count, k)
+    builder.ret_void()
+    builder.position_at_end(general)
     _emit_panel_general(builder, tiles, width, dst, src, across, along_k, count, k)
     builder.ret_void()
     return function
@@ -129,28 +129,18 @@ def _emit_panel_unit_k(
     count: ir.Value,
     k: ir.Value,
 ) -> None:
-    """Unit stride along K. A full panel goes by squares of `lanes` elements x `lanes` K
-    steps: one vector load per element stream, an in-register transpose, one aligned vector
-    store per K step. The K steps left over (all of them for a partial panel) go one element
-    stream at a time."""
+    """Unit stride along K. A full panel goes by squares of `lanes` element streams x `lanes`
+    K steps: one vector load per stream, an in-register transpose, one vector store per K
+    step (masked to the streams that exist when `width` is not a multiple of `lanes`; the
+    missing streams re-read the last one). The K steps left over (all of them for a partial
+    panel) go one element stream at a time."""
     etype = scalar_type(tiles.dtype)
     lanes = tiles.lanes
     full = builder.icmp_signed("==", count, i64(width))
     vector_steps = builder.select(full, builder.and_(k, i64(-lanes)), i64(0))
-    vtype = ir.VectorType(etype, lanes)
-    element_align = DTYPE_BYTES[tiles.dtype]
     with counted_loop(builder, i64(0), vector_steps, "k.square", step=lanes) as step:
         for first in range(0, width, lanes):
-            streams = []
-            for x in range(first, first + lanes):
-                start = builder.add(builder.mul(i64(x), across), step)
-                streams.append(builder.load(element_ptr(builder, src, start, etype), typ=vtype,
-                                            align=element_align))
-            for offset, row in enumerate(transpose_square(builder, streams)):
-                out = builder.add(builder.mul(builder.add(step, i64(offset)), i64(width)),
-                                  i64(first))
-                builder.store(row, element_ptr(builder, dst, out, etype),
-                              align=element_align * lanes)
+            _emit_square(builder, tiles, width, first, dst, src, across, step)
     last = builder.sub(count, i64(1))
     zero = ir.Constant(etype, 0.0)
     with counted_loop(builder, i64(0), i64(width), "x") as x:
@@ -160,6 +150,40 @@ def _emit_panel_unit_k(
             value = builder.load(element_ptr(builder, stream, step, etype), typ=etype)
             out = builder.add(builder.mul(step, i64(width)), x)
             builder.store(builder.select(ok, value, zero), element_ptr(builder, dst, out, etype))
+
+
+def _emit_square(
+    builder: ir.IRBuilder,
+    tiles: GemmTiles,
+    width: int,
+    first: int,
+    dst: ir.Value,
+    src: ir.Value,
+    across: ir.Value,
+    step: ir.Value,
+) -> None:
+    """Streams [first, first + lanes) of a full panel at K steps [step, step + lanes)."""
+    etype = scalar_type(tiles.dtype)
+    lanes = tiles.lanes
+    vtype = ir.VectorType(etype, lanes)
+    element_align = DTYPE_BYTES[tiles.dtype]
+    present = min(lanes, width - first)
+    streams = []
+    for x in range(first, first + lanes):
+        start = builder.add(builder.mul(i64(min(x, width - 1)), across), step)
+        streams.append(builder.load(element_ptr(builder, src, start, etype), typ=vtype,
+                                    align=element_align))
+    aligned = width % lanes == 0
+    for offset, row in enumerate(transpose_square(builder, streams)):
+        out = builder.add(builder.mul(builder.add(step, i64(offset)), i64(width)), i64(first))
+        target = element_ptr(builder, dst, out, etype)
+        if present == lanes:
+            builder.store(row, target, align=element_align * (lanes if aligned else 1))
+            continue
+        mask = ir.Constant(ir.VectorType(ir.IntType(1), lanes),
+                           [lane < present for lane in range(lanes)])
+        builder.call(masked_store(builder.module, vtype),
+                     [row, target, ir.Constant(ir.IntType(32), element_align), mask])
 
 
 def transpose_square(builder: ir.IRBuilder, rows: list[ir.Value]) -> list[ir.Value]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import ctypes
 import os
 import tempfile
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -278,6 +279,8 @@ class EmulatedDevice:
                                                     ctypes.c_int32, ctypes.c_int32]
         self.compute_capability = compute_capability
         self.launches: list[tuple[str, int, int]] = []  # (kernel, grid, block), for tests
+        self.grid_limit: int | None = None  # run smaller grids (grid-stride loops must cope)
+        self.lock = threading.Lock()
 
     def activate(self):
         from contextlib import nullcontext
@@ -311,6 +314,8 @@ class EmulatedDevice:
 
     def launch(self, kernel: Any, grid: int, block: int, params: Sequence[int]) -> None:
         name, address = kernel
+        if self.grid_limit is not None:
+            grid = min(grid, self.grid_limit)
         values = (ctypes.c_uint64 * max(len(params), 1))(*[p & (2**64 - 1) for p in params])
         self.launches.append((name, grid, block))
         status = self.library.tensorc_emu_launch(address, values, grid, block)

@@ -36,6 +36,7 @@ from tensorc.codegen.cpu.irutil import (
 from tensorc.codegen.cpu.loops import Access, Loop, combine, plan_loops
 from tensorc.codegen.cpu.scalar import ScalarLowering, constant
 from tensorc.codegen.cpu.sizes import SizeEmitter
+from tensorc.codegen.cuda.fmod import GpuIRBuilder
 from tensorc.codegen.cuda.target import I16, I32, I64, PTR, VOID, GpuTarget
 from tensorc.ir.core import Block, Operation, Value
 from tensorc.ir.dialects.kernel import GenericOp, YieldOp, combiner_identity
@@ -100,7 +101,7 @@ class KernelSkeleton:
         self.start = self.function.append_basic_block("start")
         self.prologue = ir.IRBuilder(entry)
         self.sizes = ParamSizes(self.prologue, dict(zip(symbols, symbol_values)))
-        self.builder = ir.IRBuilder(self.start)
+        self.builder: ir.IRBuilder = GpuIRBuilder(self.start)
         self._registers: dict[str, ir.Value] = {}
 
     def register(self, name: str) -> ir.Value:

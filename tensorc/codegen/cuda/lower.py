@@ -5,7 +5,9 @@ Every function becomes a `FunctionPlan` (`plan.py`) and its kernels, named
 
     kernel.generic without reduction dims     pointwise   (pointwise.py)
     contraction with a parallel epilogue      matmul      (matmul.py)
-    other reductions                          row / column (reduction.py)
+    other reductions                          row / column (reduction.py); consecutive row
+                                              reductions of one row (softmax, layer norm)
+                                              are one `row` kernel
     tc.take, tc.argmax, ...                    the op's name (tc_kernels.py)
     tc.reshape / tc.constant                  no kernel: an alias / a constant buffer, or a
                                               copy step when the value is returned
@@ -33,6 +35,7 @@ from tensorc.codegen.cuda.reduction import (
     ColumnReductionKernel,
     RowReductionKernel,
     is_column_reduction,
+    row_chains,
 )
 from tensorc.codegen.cuda.target import GpuTarget
 from tensorc.codegen.cuda.tc_kernels import EMITTERS
@@ -57,14 +60,19 @@ class FunctionLowering:
         self.function = function
         self.symbols = list(function.symbols)
         self.plan = FunctionPlan(function.sym_name, self.symbols)
-        self.buffers = BufferPlanner(function, self.plan)
+        self.ops = function.body.ops
+        self.groups = row_chains(self.ops[:-1])
+        self.buffers = BufferPlanner(function, self.plan, self.groups)
         self.kernel_count = 0
 
     def lower(self) -> FunctionPlan:
         self.buffers.run()
-        ops = self.function.body.ops
-        for position, op in enumerate(ops[:-1]):
-            self._lower_op(op, position)
+        position = {id(op): index for index, op in enumerate(self.ops)}
+        for group in self.groups:
+            if len(group) > 1:
+                self._lower_row_chain(group, position[id(group[0])])
+            else:
+                self._lower_op(group[0], position[id(group[0])])
         for value, output in self.buffers.final_copies:
             self.plan.steps.append({"kind": "copy", "src": self.buffers.buffer(value),
                                     "dst": output})
@@ -129,10 +137,26 @@ class FunctionLowering:
             name = self._name("column")
             emitter = ColumnReductionKernel(self.module, self.target, name, op, self.symbols)
         else:
-            name = self._name("row")
-            emitter = RowReductionKernel(self.module, self.target, name, op, self.symbols)
+            self._lower_row_chain([op], position)
+            return
         shape = emitter.emit()
         values = list(op.inputs) + list(op.results)
         params = [{"buffer": self.buffers.buffer(v)} for v in values]
+        params += [{"symbol": s} for s in self.symbols]
+        self.plan.steps.append(Launch(name, position, shape.grid, shape.block, params))
+
+    def _lower_row_chain(self, ops: list[Operation], position: int) -> None:
+        """Row reductions, one kernel for a whole chain (`reduction.row_chains`)."""
+        name = self._name("row")
+        buffers: list = []
+        seen: set[int] = set()
+        for op in ops:
+            for value in list(op.inputs) + list(op.results):
+                if id(value) not in seen:
+                    seen.add(id(value))
+                    buffers.append(value)
+        emitter = RowReductionKernel(self.module, self.target, name, ops, self.symbols, buffers)
+        shape = emitter.emit()
+        params = [{"buffer": self.buffers.buffer(v)} for v in buffers]
         params += [{"symbol": s} for s in self.symbols]
         self.plan.steps.append(Launch(name, position, shape.grid, shape.block, params))

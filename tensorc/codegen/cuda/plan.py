@@ -28,7 +28,8 @@ element counts: the product of the `shape` extents (each clamped at 0).
 
 Slot reuse: one pass over the ops; a value takes a slot whose previous occupant (through
 aliases) was last used strictly before the value is defined, preferring one of the same size
-expression, so an op never overwrites its own operands. The index operands of ops that check
+expression, so an op never overwrites its own operands (ops fused into one kernel count as
+one op). The index operands of ops that check
 indices stay alive until the call ends: the runtime may read a bad index after the stream
 syncs.
 
@@ -145,9 +146,16 @@ class _Slot:
 class BufferPlanner:
     """Assigns a buffer to every tensor value of a function (see the module documentation)."""
 
-    def __init__(self, function: FuncOp, plan: FunctionPlan) -> None:
+    def __init__(self, function: FuncOp, plan: FunctionPlan,
+                 groups: list[list[Operation]] | None = None) -> None:
         self.function = function
         self.plan = plan
+        ops = function.body.ops
+        groups = groups if groups is not None else [[op] for op in ops[:-1]]
+        # Ops fused into one kernel share a position: their buffers live across the kernel.
+        self.position = {id(op): index for index, group in enumerate(groups) for op in group}
+        if ops:
+            self.position[id(ops[-1])] = len(groups)
         self.of_value: dict[int, int] = {}  # id(value) -> buffer id
         self.owner: dict[int, Value] = {}  # id(value) -> the value owning its memory
         self.final_copies: list[tuple[Value, int]] = []  # (value, output buffer id)
@@ -177,7 +185,8 @@ class BufferPlanner:
                 root = self.owner.get(id(op.x), op.x)
                 self.owner[id(op.result)] = root
         last_use = self._last_uses(ops)
-        for position, op in enumerate(ops[:-1]):
+        for op in ops[:-1]:
+            position = self.position[id(op)]
             for result in op.results:
                 if id(result) in self.of_value:
                     continue
@@ -198,7 +207,8 @@ class BufferPlanner:
         of checked ops live to the end."""
         last: dict[int, int] = {}
         end = len(ops)
-        for position, op in enumerate(ops):
+        for op in ops:
+            position = self.position[id(op)]
             for operand in op.operands:
                 root = self.owner.get(id(operand), operand)
                 last[id(root)] = max(last.get(id(root), position), position)

@@ -31,7 +31,7 @@ from tensorc.codegen.cuda.kernel import (
     store_at,
     strided_loop,
 )
-from tensorc.codegen.cuda.target import I1, I8, I64, GpuTarget
+from tensorc.codegen.cuda.target import I1, I8, I64, PTR, GpuTarget
 from tensorc.ir.dialects.kernel import GenericOp
 from tensorc.ir.dims import DimExpr
 from tensorc.ir.dtypes import DType
@@ -107,13 +107,22 @@ class PointwiseKernel:
                 if addressing.static[index][position] == 0:
                     continue
                 conditions.append(self._multiple(addressing.coefficients[index][position], lanes))
-            alignment = lanes * itemsize(access.dtype)
-            address = p.ptrtoint(kernel.buffers[index], I64)
-            conditions.append(self._multiple(address, alignment))
+            conditions.append(self._aligned(kernel.buffers[index],
+                                            lanes * itemsize(access.dtype)))
         result = conditions[0]
         for condition in conditions[1:]:
             result = p.and_(result, condition)
         return result
+
+    def _aligned(self, pointer: ir.Value, alignment: int) -> ir.Value:
+        """`pointer % alignment == 0`, with `llvm.ptrmask` rather than `ptrtoint`: the
+        pointer does not escape, so LLVM still sees read-only inputs (`ld.global.nc`)."""
+        p = self.kernel.prologue
+        ptrmask = p.module.globals.get("llvm.ptrmask.p0.i64") or ir.Function(
+            p.module, ir.FunctionType(PTR, [PTR, I64]), "llvm.ptrmask.p0.i64"
+        )
+        masked = p.call(ptrmask, [pointer, I64(-alignment)])
+        return p.icmp_unsigned("==", masked, pointer)
 
     def _multiple(self, value: ir.Value, divisor: int) -> ir.Value:
         p = self.kernel.prologue

@@ -42,7 +42,6 @@ from tensorc.codegen.cuda.kernel import (
     LaunchShape,
     blocks_expr,
     count_expr,
-    extent_expr,
     load_at,
     store_at,
     strided_loop,
@@ -188,8 +187,7 @@ def emit_take(module: ir.Module, target: GpuTarget, name: str, op: Operation,
     e = _Emitter(module, target, name, buffers, symbols, error=True)
     b = e.builder
     size = e.extent(x.shape[axis])
-    outer, count = e.product(x.shape[:axis]), e.product(idx.shape)
-    inner = e.product(x.shape[axis + 1:])
+    count, inner = e.product(idx.shape), e.product(x.shape[axis + 1:])
     total = e.product(op.result.type.shape)
     with e.loop(e.maximum(total, count)) as t:
         e.check_indices(t, op.indices, size)
@@ -227,7 +225,6 @@ def emit_take_along_axis(module: ir.Module, target: GpuTarget, name: str, op: Op
     x, idx, axis = op.x.type, op.indices.type, op.axis
     buffers = [op.x, op.indices, op.result]
     e = _Emitter(module, target, name, buffers, symbols, error=True)
-    b = e.builder
     size = e.extent(x.shape[axis])
     x_strides = e.strides(x.shape, broadcast=True)
     x_strides[axis] = e.sizes.strides(x.shape)[axis]
