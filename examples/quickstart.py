@@ -1,16 +1,21 @@
-"""Compile examples/mlp.tc and run its forward pass from Python, checked against NumPy.
+"""Compile examples/mlp.tc from the command line, load the artifact with the runtime alone, run it.
 
-python examples/quickstart.py
+    python examples/quickstart.py
+
+Step 1 is what a build system would run (`tensorc compile`); step 2 is all a deployment needs:
+`tensorc_runtime` and NumPy (no lark, no llvmlite). The result is checked against NumPy.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-
-import tensorc
+import tensorc_runtime
 
 HERE = Path(__file__).parent
 
@@ -23,14 +28,18 @@ def reference_mlp(x, w1, b1, w2, b2):
 
 
 def main() -> None:
+    artifact = Path(tempfile.mkdtemp(prefix="tensorc-quickstart-")) / "mlp.so"
+    source = HERE / "mlp.tc"
+    command = [sys.executable, "-m", "tensorc", "compile", str(source), "-o", str(artifact)]
     started = time.perf_counter()
-    target = "interp"
-    module = tensorc.compile(HERE / "mlp.tc", target=target)
-    print(
-        f"compiled {HERE / 'mlp.tc'} for target={target} in {time.perf_counter() - started:.3f} s"
-    )
-    for name, signature in module.functions.items():
-        print(f"  {name}: {signature}")
+    subprocess.run(command, check=True)
+    seconds = time.perf_counter() - started
+    print(f"$ tensorc compile examples/mlp.tc -o {artifact}   ({seconds:.2f} s)")
+
+    model = tensorc_runtime.load(artifact)
+    print(f"loaded {artifact.name}: target={model.target}")
+    for signature in model.functions.values():
+        print(f"  {signature}")
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((32, 64), dtype=np.float32)
@@ -39,15 +48,14 @@ def main() -> None:
     w2 = rng.standard_normal((128, 10), dtype=np.float32) * 0.1
     b2 = np.zeros(10, np.float32)
 
-    probabilities = module.mlp(x, w1, b1, w2, b2)
-    expected = reference_mlp(x, w1, b1, w2, b2)
-    error = float(np.max(np.abs(probabilities - expected)))
+    probabilities = model.mlp(x, w1, b1, w2, b2)
+    error = float(np.max(np.abs(probabilities - reference_mlp(x, w1, b1, w2, b2))))
     print(
-        f"mlp(x: {x.shape}) -> {probabilities.shape} {probabilities.dtype}; "
-        f"rows sum to {probabilities.sum(axis=1).mean():.6f}; max |diff| vs NumPy {error:.2e}"
+        f"mlp(x: {x.shape}) -> {probabilities.shape} {probabilities.dtype}; rows sum to "
+        f"{probabilities.sum(axis=1).mean():.6f}; max |diff| vs NumPy {error:.2e}"
     )
     assert error < 1e-5
-    print("predictions:", module.predict(x, w1, b1, w2, b2)[:10])
+    print("predictions:", model.predict(x, w1, b1, w2, b2)[:10])
 
 
 if __name__ == "__main__":

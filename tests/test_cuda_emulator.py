@@ -173,6 +173,34 @@ def test_larger_sizes_use_warp_and_block_rows(tmp_path_factory) -> None:
     assert blocks >= {64, 256}  # block-mode rows get 32..256 threads from the row length
 
 
+@pytest.mark.parametrize("name,sizes", [
+    ("full_reductions", {"N": 300, "M": 40}),
+    ("sum_rows", {"N": 2, "M": 5000}),
+    ("sum_columns", {"N": 5000, "M": 3}),
+    ("var_logsumexp", {"N": 3000, "M": 2}),
+    ("bools", {"N": 4000}),
+])
+def test_long_reductions_of_few_points_run_split(name: str, sizes: dict,
+                                                 tmp_path_factory) -> None:
+    case = CASES_BY_NAME[name]
+    built = emulated(case, tmp_path_factory)
+    reference = interp_module(case)
+    args = inputs(case, reference.functions["f"], np.random.default_rng(4), sizes)
+    built.device.launches.clear()
+    assert_matches(built.module.f(*args), reference.f(*args), f"{name} {sizes}")
+    kinds = {kernel.rsplit("_", 1)[1] for kernel, _, _ in built.device.launches}
+    assert {"partial", "finish"} <= kinds
+
+
+def test_training_step_with_a_large_batch(tmp_path_factory) -> None:
+    case = CASES_BY_NAME["mlp"]
+    built = emulated(case, tmp_path_factory)
+    reference = interp_module(case)
+    sizes = {"N": 2100, "H": 40}
+    args = inputs(case, reference.functions["train_step"], np.random.default_rng(5), sizes)
+    assert_matches(built.module.train_step(*args), reference.train_step(*args), "train_step")
+
+
 def test_synchronous_mode(tmp_path_factory, monkeypatch) -> None:
     monkeypatch.setenv("TENSORC_CUDA_SYNC", "1")
     case = CASES_BY_NAME["layer_norm"]

@@ -318,6 +318,19 @@ def test_runtime_loader_picks_the_image_for_the_device(artifact, tmp_path: Path)
         cuda_runtime.load(path, device=Recording(library, compute_capability=(7, 5)))
 
 
+def test_runtime_refuses_a_corrupted_ptx_section(artifact, tmp_path: Path) -> None:
+    path, build = artifact
+    data = bytearray(path.read_bytes())
+    ptx = build.ptx().encode()
+    start = bytes(data).index(ptx[:200])
+    data[start + 100] ^= 0x01
+    corrupted = tmp_path / "corrupted.so"
+    corrupted.write_bytes(bytes(data))
+    library = build_emulation_library(build.module, tmp_path / "emu.so")
+    with pytest.raises(tensorc_runtime.ArtifactError, match="fails its checksum"):
+        cuda_runtime.load(corrupted, device=EmulatedDevice(library))
+
+
 def test_runtime_refuses_a_corrupted_plan(artifact, tmp_path: Path) -> None:
     path, build = artifact
     manifest = json.loads(json.dumps(tensorc_runtime.elf.read_manifest(path)))

@@ -9,11 +9,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import tensorc_runtime.cuda as cuda_runtime
 from hypothesis import HealthCheck, given, settings
 from progen import programs
 from test_cuda_programs import CASES, ROOT, Case
 
 from tensorc.codegen.cuda.backend import CudaBuild
+from tensorc.codegen.cuda.emulator import EmulatedDevice, build_emulation_library
 from tensorc.codegen.cuda.ptxas import PtxasError, assemble, find_ptxas
 from tensorc.codegen.cuda.target import ptx_entries, ptx_version
 from tensorc.driver import CompileOptions, Source, compile_to_ir
@@ -99,6 +101,17 @@ def test_artifact_embeds_a_cubin_for_its_arch(tmp_path: Path) -> None:
     listing = subprocess.run(["readelf", "-S", str(output)], capture_output=True, text=True)
     if listing.returncode == 0:
         assert ".tensorc_cubin" in listing.stdout and ".tensorc_ptx" in listing.stdout
+    library = build_emulation_library(build.module, tmp_path / "emu.so")
+    kinds = []
+
+    class Recording(EmulatedDevice):
+        def load_module(self, image, kind):
+            kinds.append((kind, image[:4]))
+            return super().load_module(image, kind)
+
+    cuda_runtime.load(output, device=Recording(library, compute_capability=(7, 5)))
+    cuda_runtime.load(output, device=Recording(library, compute_capability=(8, 6)))
+    assert kinds == [("cubin", b"\x7fELF"), ("ptx", b"//\n/")]  # the cubin on its own arch
 
 
 def test_malformed_ptx_is_reported() -> None:

