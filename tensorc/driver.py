@@ -313,8 +313,16 @@ def _compile_cuda(source: Source, options: CompileOptions, arch: str | None):
         "ir": source.is_ir,
     }
     path = artifact_path(artifact_key(source.text, key_options, compiler_version()))
-    if not path.is_file():
-        module, _ = compile_to_ir(source, options)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        cuda_build(module, source, options, arch).write_shared_object(path)
+    if path.is_file():
+        from tensorc_runtime.cuda import CudaUnavailableError
+
+        try:
+            return tensorc_runtime.load(path)
+        except CudaUnavailableError:
+            raise
+        except tensorc_runtime.ArtifactError:
+            pass  # a damaged entry: build it again
+    module, _ = compile_to_ir(source, options)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cuda_build(module, source, options, arch).write_shared_object(path)
     return tensorc_runtime.load(path)

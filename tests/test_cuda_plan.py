@@ -70,12 +70,30 @@ def test_static_rows_are_a_warp_each() -> None:
     assert shapes(plan, {"N": 1000}) == [("0_row", 125, 256)]  # one kernel, 8 rows a block
 
 
+def running(plan, env):
+    """The launches a call with `env` makes (an empty grid is skipped)."""
+    return [shape for shape in shapes(plan, env) if shape[1] > 0]
+
+
 def test_symbolic_rows_are_a_block_each_sized_by_the_row() -> None:
     plan, _ = plan_of("def f(x: f32[N, M]) -> f32[N] { return sum(x, axis=1) }")
-    assert shapes(plan, {"N": 1000, "M": 300}) == [("0_row", 1000, 256)]
-    assert shapes(plan, {"N": 1000, "M": 40}) == [("0_row", 1000, 64)]
-    assert shapes(plan, {"N": 1000, "M": 0}) == [("0_row", 1000, 32)]
-    assert shapes(plan, {"N": 20000, "M": 3}) == [("0_row", 8192, 32)]
+    assert running(plan, {"N": 1000, "M": 300}) == [("0_row", 1000, 256)]
+    assert running(plan, {"N": 1000, "M": 40}) == [("0_row", 1000, 64)]
+    assert running(plan, {"N": 1000, "M": 0}) == [("0_row", 1000, 32)]
+    assert running(plan, {"N": 20000, "M": 3}) == [("0_row", 8192, 32)]
+
+
+def test_long_rows_of_few_points_are_split() -> None:
+    plan, _ = plan_of("def f(x: f32[N, M]) -> f32[N] { return sum(x, axis=1) }")
+    # S = min(ceil(100000 / 1024), ceil(32768 / 2)) = 98 chunks: a warp per (row, chunk)
+    assert shapes(plan, {"N": 2, "M": 100000}) == [("0_row", 0, 256), ("1_partial", 25, 256),
+                                                   ("2_finish", 1, 256)]
+    full, _ = plan_of("def f(x: f32[N]) -> f32 { return sum(x) }")
+    # S = ceil(10^7 / 1024) = 9766 chunks, 8 a block
+    assert running(full, {"N": 10**7}) == [("1_partial", 1221, 256), ("2_finish", 1, 256)]
+    assert running(full, {"N": 1000}) == [("0_row", 1, 256)]
+    static, _ = plan_of("def f(x: f32[N, 10]) -> f32[N] { return sum(x, axis=1) }")
+    assert [launch.kernel for launch in static.launches()] == ["tensorc_f_k0_row"]
 
 
 def test_layer_norm_is_one_row_kernel() -> None:
@@ -89,7 +107,10 @@ def test_layer_norm_is_one_row_kernel() -> None:
 
 def test_column_reduction_takes_32_columns_a_block() -> None:
     plan, _ = plan_of("def f(x: f32[N, M]) -> f32[M] { return sum(x, axis=0) }")
-    assert shapes(plan, {"N": 1000, "M": 100}) == [("0_column", 4, 256)]
+    assert running(plan, {"N": 1000, "M": 100}) == [("0_column", 4, 256)]
+    # a bias gradient over a large batch: 98 chunks of 32 x 8-thread column blocks
+    assert running(plan, {"N": 100000, "M": 10}) == [("1_partial", 98, 256),
+                                                     ("2_finish", 1, 256)]
 
 
 def test_matmul_grid_is_one_block_per_64x64_tile() -> None:

@@ -92,7 +92,6 @@ class CompiledKernels:
     dtype: str
     library: ctypes.CDLL
     optimized_ir: str
-    path: str
 
     def run(self, name: str, *inputs: np.ndarray) -> np.ndarray:
         arrays = [np.ascontiguousarray(a, dtype=self.dtype) for a in inputs]
@@ -133,13 +132,14 @@ def compile_kernels(dtype: str, names: list[str] | None = None) -> CompiledKerne
     passes = llvm.create_pass_builder(machine, options)
     passes.getModulePassManager().run(parsed, passes)
     optimized = str(parsed)
-    workdir = tempfile.mkdtemp(prefix="tensorc_math_")
-    obj = os.path.join(workdir, "math.o")
-    lib = os.path.join(workdir, "math.so")
-    with open(obj, "wb") as f:
-        f.write(machine.emit_object(parsed))
-    subprocess.run(["cc", "-shared", "-o", lib, obj], check=True)
-    return CompiledKernels(dtype, ctypes.CDLL(lib), optimized, lib)
+    with tempfile.TemporaryDirectory(prefix="tensorc_math_") as workdir:
+        obj = os.path.join(workdir, "math.o")
+        lib = os.path.join(workdir, "math.so")
+        with open(obj, "wb") as f:
+            f.write(machine.emit_object(parsed))
+        subprocess.run(["cc", "-shared", "-o", lib, obj], check=True)
+        library = ctypes.CDLL(lib)  # stays mapped once the file is gone
+    return CompiledKernels(dtype, library, optimized)
 
 
 # ---------------------------------------------------------------------------------------------

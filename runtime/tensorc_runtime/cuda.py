@@ -36,6 +36,7 @@ The device is an object with a small interface (`PycudaDevice`); tests pass anot
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 import threading
@@ -84,14 +85,29 @@ class PycudaDevice:
         self.compute_capability = tuple(self.device.compute_capability())
         self.name = self.device.name()
         self.lock = threading.Lock()  # calls take turns on the one stream
-        with self.activate():
-            import pycuda.tools
+        # Like pycuda.autoprimaryctx: the primary context stays current on this thread, so
+        # that the caller can use the device arrays it gets back (`.get()`) right away.
+        self.context.push()
+        atexit.register(self._release)
+        import pycuda.tools
 
-            self.pool = pycuda.tools.DeviceMemoryPool()
-            self.stream = driver.Stream()
+        self.pool = pycuda.tools.DeviceMemoryPool()
+        self.stream = driver.Stream()
+
+    def _release(self) -> None:
+        try:
+            self.pool.stop_holding()
+            self.driver.Context.pop()
+        except Exception:  # another thread's context, or the driver already shut down
+            pass
 
     @contextmanager
     def activate(self) -> Iterator[None]:
+        """Make the primary context current for a call (a no-op where it already is)."""
+        current = self.driver.Context.get_current()
+        if current is not None and current.handle == self.context.handle:
+            yield
+            return
         self.context.push()
         try:
             yield

@@ -167,10 +167,6 @@ def strided_loop(
     builder.position_at_end(done)
 
 
-def ceil_div(builder: ir.IRBuilder, value: ir.Value, divisor: int) -> ir.Value:
-    return builder.udiv(builder.add(value, I64(divisor - 1)), I64(divisor))
-
-
 # ----- launch-size expressions (for the plan) -----------------------------------------------
 
 

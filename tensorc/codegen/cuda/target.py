@@ -53,14 +53,6 @@ def check_arch(arch: str) -> str:
     return arch
 
 
-def arch_number(arch: str) -> int:
-    """75 for `sm_75`."""
-    found = _ARCH_PATTERN.match(arch)
-    if found is None:
-        raise ValueError(f"not a CUDA architecture: {arch!r}")
-    return int(found.group(1))
-
-
 class GpuTarget:
     """The GPU operations a kernel uses; see the module documentation."""
 
