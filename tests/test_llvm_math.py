@@ -292,7 +292,7 @@ MPMATH_REFERENCES = {"erf", "erfc", "gelu", "gelu_tanh"}
 def _gelu_tanh_wide(v: np.ndarray) -> np.ndarray:
     t = 2 * GELU_TANH_C * (v + GELU_TANH_K * v**3)
     e = np.exp(-np.abs(t))
-    return np.where(t >= 0, v / (1 + e), v * e / (1 + e))
+    return np.where(t >= 0, v / (1 + e), np.where(v == -np.inf, -0.0, v * e / (1 + e)))
 
 
 def _wide_references() -> dict[str, Callable[[np.ndarray], np.ndarray]]:

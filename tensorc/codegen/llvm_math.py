@@ -8,41 +8,47 @@ LLVM intrinsics that lower to vector instructions (`llvm.fma`, `llvm.fabs`, `llv
 `llvm.roundeven`, `llvm.sqrt`, `llvm.minnum`, `llvm.maxnum`), declared on the builder's module
 with their overload suffix (`llvm.fma.v16f32`, `llvm.fma.f64`). No libm calls and no branches,
 so a loop over `<16 x float>` stays straight zmm code (libm calls would keep it scalar; see
-shared/notes/llvmlite-cpu-facts.md). sin/cos also load from a private constant table.
+shared/notes/llvmlite-cpu-facts.md). sin and cos also read private constant tables of 2/pi
+(`llvm.masked.gather` on vectors, a load on scalars).
 
 Public API (all `(builder, x) -> value` unless noted):
 
     this module              emit_exp, emit_expm1, emit_log, emit_log1p,
                              emit_pow(builder, base, exponent),
                              emit_sqrt, emit_rsqrt, emit_floor, emit_ceil, emit_abs
-    llvm_math_special        emit_tanh, emit_sigmoid, emit_softplus, emit_erf,
+    llvm_math_special        emit_tanh, emit_sigmoid, emit_softplus, emit_erf, emit_erfc,
                              emit_gelu (exact, erf form), emit_gelu_tanh (tanh approximation),
-                             UNARY_MATH / BINARY_MATH (name -> emitter, for every function here)
-    llvm_math_trig           emit_sin, emit_cos (Payne-Hanek reduction, exact over all inputs)
+                             UNARY_MATH / BINARY_MATH (name -> emitter, for every function)
+    llvm_math_trig           emit_sin, emit_cos (exact Payne-Hanek reduction for every input)
+
+`MathEmitter` (here) is the building block: float ops with splat constants, compares/selects,
+integer views of the bits, and error-free transformations (two_sum, two_prod).
 
 Special values follow IEEE/C99: NaN in gives NaN out; exp(-inf) = 0, exp(inf) = inf,
 log(0) = -inf, log(x < 0) = NaN, tanh/erf(+-inf) = +-1, sigmoid(-inf) = 0, sin(inf) = NaN,
 pow follows C99 Annex F (see `emit_pow`); results overflow to inf and underflow through the
-subnormals to 0 (subnormal inputs and outputs are computed, not flushed). Odd functions keep
-the sign of zero.
+subnormals to 0: subnormal inputs and outputs are computed, not flushed (this assumes the
+default floating-point environment: round to nearest, no FTZ/DAZ). Odd functions keep the
+sign of zero. Some float functions are computed in double and rounded once (erf, erfc, gelu,
+pow, sin, cos), at about twice the cost of a float polynomial.
 
-Accuracy: max error in ulp against the correctly rounded result, measured by
-benchmarks/math_accuracy.py (float: 2.8-3.4M points per function, reference float64 numpy /
-scipy; double: 0.6-1M points, reference x87 long double for the dense sweep and mpmath
-(90 bits) for erf/gelu and to re-check the worst points). Points are uniformly spaced bit
-patterns over all finite values plus dense ranges near 0, +-1, the overflow/underflow
-thresholds and the special values.
+Accuracy: max error in ulp against the exact result, measured by benchmarks/math_accuracy.py.
+float: 2.8M points per function (uniformly spaced bit patterns over all finite floats, dense
+ranges, and the neighbourhoods of each function's thresholds and special values) against
+float64 NumPy/SciPy; * marks functions also checked on every one of the 2^32 floats
+(`--exhaustive`), whose maximum is given. double: 0.85M points against x87 long double, the 50
+worst re-checked in mpmath; erf, erfc and the GELUs 0.11M points against mpmath (90 bits).
+pow: 2M (float) and 0.6M (double) (base, exponent) pairs against float64 / long double powl.
 
-    function     float  double        function     float  double
-    exp          1.0    1.0           sigmoid      1.6    1.8
-    expm1        1.4    1.6           softplus     1.7    1.7
-    log          0.9    0.8           erf          1.3    1.0
-    log1p        1.3    0.9           gelu         1.9    1.7
-    tanh         1.5    1.3           gelu_tanh    1.9    2.0
-    sin          0.6    0.9           pow          0.5    1.6
-    cos          0.6    0.9           rsqrt        0.8    0.8
-
-sqrt, floor, ceil and abs are the exact intrinsics. pow is measured on (base, exponent) pairs.
+    function     float    double         function     float    double
+    exp          0.98     0.92           erf          0.52     1.11
+    expm1        1.44*    1.82           erfc         0.53     2.14
+    log          0.82     0.79           gelu         0.54     2.25
+    log1p        0.90     0.87           gelu_tanh    2.30     1.94
+    tanh         1.33*    1.29           sin          0.56*    0.78
+    sigmoid      2.40*    2.11           cos          0.56*    0.77
+    softplus     1.71*    1.55           rsqrt        1.49     1.48
+    pow          0.50     0.90           sqrt, floor, ceil, abs: exact (0.5, 0, 0, 0)
 """
 
 from __future__ import annotations

@@ -91,7 +91,7 @@ def _float_windows() -> list[int]:
     bits = 24 * len(digits)
     words = []
     for i in range(32):
-        window = scaled >> (bits - (8 * i - 56)) if 8 * i >= 56 - bits else 0
+        window = scaled >> (bits + 56 - 8 * i)
         words += [(window >> 64) & 0xFFFFFFFF, (window >> 32) & 0xFFFFFFFF,
                   window & 0xFFFFFFFF]
     return words
