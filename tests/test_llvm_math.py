@@ -303,7 +303,7 @@ def _wide_references() -> dict[str, Callable[[np.ndarray], np.ndarray]]:
         "sigmoid": lambda v: 1 / (1 + np.exp(-v)),
         "softplus": lambda v: np.log1p(np.exp(-np.abs(v))) + np.maximum(v, 0),
         "erf": special.erf, "erfc": special.erfc,
-        "gelu": lambda v: 0.5 * v * special.erfc(-v / np.sqrt(2)),
+        "gelu": lambda v: np.where(v == -np.inf, -0.0, 0.5 * v * special.erfc(-v / np.sqrt(2))),
         "gelu_tanh": _gelu_tanh_wide,
         "sin": np.sin, "cos": np.cos, "sqrt": np.sqrt, "rsqrt": lambda v: 1 / np.sqrt(v),
         "floor": np.floor, "ceil": np.ceil, "abs": np.abs,

@@ -236,15 +236,8 @@ def emit_gelu(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
 
 
 def _gelu_tanh_argument(m: MathEmitter, x: ir.Value) -> tuple[ir.Value, ir.Value]:
-    """v = 2u = 2 sqrt(2/pi) (x + 0.044715 x^3) as a double word (hi, lo) in x's type."""
+    """v = 2u = 2 sqrt(2/pi) (x + 0.044715 x^3) as a double word (double only)."""
     x = m.clamp(x, -GELU_TANH_LIMIT, GELU_TANH_LIMIT)  # keeps x^3 finite (NaN is dropped)
-    if not m.is_double:
-        d, xd = m.widened(x)
-        cubic = d.fma(d.mul(d.mul(xd, xd), GELU_TANH_CUBIC), xd, xd)
-        v = d.mul(cubic, 2.0 * SQRT_2_OVER_PI)
-        v_hi = m.builder.fptrunc(v, m.type)
-        v_lo = m.builder.fptrunc(d.sub(v, m.builder.fpext(v_hi, d.type)), m.type)
-        return v_hi, v_lo
     sq, sq_lo = m.two_prod(x, x)
     cube, cube_lo = m.two_prod(sq, x)
     cube_lo = m.fma(sq_lo, x, cube_lo)
@@ -258,21 +251,23 @@ def _gelu_tanh_argument(m: MathEmitter, x: ir.Value) -> tuple[ir.Value, ir.Value
 
 
 def gelu_tanh_value(m: MathEmitter, x: ir.Value) -> ir.Value:
-    """x sigmoid(2u): x/(1 + e) for u >= 0 and x e/(1 + e) below, e = exp(-|2u|) = (1 + p) 2^n
-    from a double-word 2u (its rounding would otherwise be magnified by |2u| for x < 0), with
-    x (1 + p) in one rounding and the 2^n applied last (one rounding into the subnormals)."""
-    v_hi, v_lo = _gelu_tanh_argument(m, x)
-    negative = m.lt(v_hi, 0.0)
-    a_hi = m.neg(m.abs(v_hi))
-    a_lo = m.select(negative, v_lo, m.neg(v_lo))
+    """x sigmoid(2u): x/(1 + e) for u >= 0 and x e/(1 + e) below, e = exp(-|2u|) = (1 + p) 2^n,
+    with x (1 + p) in one rounding and the 2^n applied last (one rounding into the subnormals).
+    Float is computed in double (v = 2u, whose rounding |2u| magnifies for x < 0, is then
+    accurate enough); double takes 2u as a double word."""
+    d, xd = m.widened(x)
     if m.is_double:
-        p, exponent = exp_double_word_parts(m, a_hi, a_lo)
+        v, v_lo = _gelu_tanh_argument(m, x)
+        a_lo = d.select(d.lt(v, 0.0), v_lo, d.neg(v_lo))
+        p, exponent = exp_double_word_parts(d, d.neg(d.abs(v)), a_lo)
     else:
-        p, exponent = exp_parts(m, a_hi, a_lo)
-    denominator = m.add(1.0, m.scale(m.add(1.0, p), exponent))
-    below = m.scale(m.div(m.fma(x, p, x), denominator), exponent)
-    below = m.select(m.lt(a_hi, EXP_DOMAIN[m.fmt][0]), -0.0, below)
-    result = m.select(negative, below, m.div(x, denominator))
+        xc = d.clamp(xd, -GELU_TANH_LIMIT, GELU_TANH_LIMIT)  # keeps x^3 finite
+        v = d.mul(d.fma(d.mul(d.mul(xc, xc), GELU_TANH_CUBIC), xc, xc), 2.0 * SQRT_2_OVER_PI)
+        p, exponent = exp_parts(d, d.neg(d.abs(v)), float_accuracy=True)
+    denominator = d.add(1.0, d.scale(d.add(1.0, p), exponent))
+    below = d.scale(d.div(d.fma(xd, p, xd), denominator), exponent)
+    below = d.select(d.lt(d.neg(d.abs(v)), EXP_DOMAIN[F64][0]), -0.0, below)
+    result = m.narrowed(d.select(d.lt(v, 0.0), below, d.div(xd, denominator)))
     result = m.select(m.eq(x, -math.inf), -0.0, result)
     return m.keep_nan(x, result)
 
