@@ -517,3 +517,42 @@ def test_compile_caches_artifacts_and_a_hit_skips_llvmlite(tmp_path: Path) -> No
     assert runs[0][0] == "True" and runs[1][0] == "False"
     assert float(runs[1][1]) < 0.2
     assert len(list((tmp_path / "artifacts").glob("*.so"))) == 1
+
+
+# ----- row epilogues: stashed reduction values and row-invariant reciprocals --------------
+
+ROW_SCALE = """
+def scale(x: f32[N, M]) -> f32[N, M] { return x / sum(x, axis=1, keepdims=true) }
+def scale64(x: f64[N, M]) -> f64[N, M] { return x / sum(x, axis=1, keepdims=true) }
+def soft(x: f32[N, M]) -> f32[N, M] { return softmax(x, axis=-1) }
+"""
+
+
+def test_row_invariant_division_is_a_reciprocal_multiply_only_where_exact() -> None:
+    text = _build(ROW_SCALE, 2).llvm_ir()
+    kernel = _function_text(text, "@scale.kernel")
+    assert "fmul <16 x float>" in kernel and "fdiv <16 x float>" in kernel  # both paths
+    module = build(ROW_SCALE, 2)
+    rng = np.random.default_rng(3)
+    for dtype, name, tiny, huge in ((np.float32, "scale", 1e-41, 3e37),
+                                    (np.float64, "scale64", 1e-310, 1e306)):
+        x = rng.uniform(0.5, 2.0, (6, 40)).astype(dtype)
+        x[1] *= tiny  # subnormal row sums: 1/sum overflows, so the division path runs
+        x[2] *= huge  # 1/sum would be subnormal
+        x[3] = 0.0  # 0/0
+        x[4, 0] = np.inf
+        got = getattr(module, name)(x)
+        with np.errstate(all="ignore"):
+            want = x / x.sum(axis=1, keepdims=True, dtype=np.float64).astype(dtype)
+        np.testing.assert_allclose(got, want, rtol=4 * np.finfo(dtype).eps * 40, equal_nan=True)
+
+
+def test_softmax_computes_exp_once_per_element() -> None:
+    text = str(_build(ROW_SCALE, 2).unoptimized)
+    kernel = _function_text(text, "@soft.kernel1(")
+    assert kernel.count("call float @llvm.roundeven.f32") == 1  # exp's range reduction, once
+    x = np.random.default_rng(4).standard_normal((33, 129)).astype(np.float32) * 30
+    got = build(ROW_SCALE, 2).soft(x)
+    want = np.exp(x - x.max(axis=1, keepdims=True))
+    want /= want.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-30)

@@ -21,6 +21,7 @@ import pytest
 from llvmlite import binding as llvm
 from llvmlite import ir
 
+from tensorc.codegen.llvm_math import ldexp_scaling
 from tensorc.codegen.llvm_math_special import BINARY_MATH, UNARY_MATH
 
 DTYPES = {"float32": ir.FloatType(), "float64": ir.DoubleType()}
@@ -110,18 +111,22 @@ class CompiledKernels:
         return match.group(0)
 
 
-def compile_kernels(dtype: str, names: list[str] | None = None) -> CompiledKernels:
-    """Compile one kernel per math function (`names`, default all) for `dtype`."""
+def compile_kernels(
+    dtype: str, names: list[str] | None = None, ldexp: bool = False
+) -> CompiledKernels:
+    """Compile one kernel per math function (`names`, default all) for `dtype`; `ldexp`
+    selects `llvm.ldexp` scaling (what the CPU backend uses on AVX-512 machines)."""
     machine = _target_machine()
     element = DTYPES[dtype]
     module = ir.Module(name=f"math_{dtype}")
     module.triple = llvm.get_process_triple()
-    for name, emit in UNARY_MATH.items():
-        if names is None or name in names:
-            _emit_kernel(module, name, emit, 1, element, VECTOR_WIDTH[dtype])
-    for name, emit in BINARY_MATH.items():
-        if names is None or name in names:
-            _emit_kernel(module, name, emit, 2, element, VECTOR_WIDTH[dtype])
+    with ldexp_scaling(ldexp):
+        for name, emit in UNARY_MATH.items():
+            if names is None or name in names:
+                _emit_kernel(module, name, emit, 1, element, VECTOR_WIDTH[dtype])
+        for name, emit in BINARY_MATH.items():
+            if names is None or name in names:
+                _emit_kernel(module, name, emit, 2, element, VECTOR_WIDTH[dtype])
     parsed = llvm.parse_assembly(str(module))
     parsed.triple = llvm.get_process_triple()
     parsed.data_layout = str(machine.target_data)
@@ -406,9 +411,20 @@ FUNCTIONS = list(UNARY_MATH)
 EXACT_BOUNDS = {"floor": 0.0, "ceil": 0.0, "abs": 0.0, "sqrt": 0.5}  # sqrt is correctly rounded
 
 
-@pytest.fixture(scope="module", params=list(DTYPES))
+def _host_has_avx512() -> bool:
+    return "+avx512f" in llvm.get_host_cpu_features().flatten().split(",")
+
+
+@pytest.fixture(
+    scope="module",
+    params=[(dtype, ldexp) for ldexp in (False, True) for dtype in DTYPES],
+    ids=lambda param: f"{param[0]}{'-ldexp' if param[1] else ''}",
+)
 def kernels(request: pytest.FixtureRequest) -> CompiledKernels:
-    return compile_kernels(request.param)
+    dtype, ldexp = request.param
+    if ldexp and not _host_has_avx512():
+        pytest.skip("llvm.ldexp scaling is used (and vector code) only on AVX-512 hosts")
+    return compile_kernels(dtype, ldexp=ldexp)
 
 
 def test_two_over_pi_digits_match_mpmath() -> None:

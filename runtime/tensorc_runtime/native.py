@@ -51,6 +51,7 @@ from .dims import compile_dim
 from .dtypes import to_numpy_dtype
 from .elf import read_elf_info, read_manifest
 from .errors import ArtifactError
+from .pool import MIN_POOLED_BYTES, default_pool
 from .signature import Signature
 
 __all__ = [
@@ -137,7 +138,12 @@ def _aligned_empty(shape: tuple[int, ...], dtype: np.dtype) -> tuple[np.ndarray,
 
 
 def _allocate(shape: tuple[int, ...], dtype: np.dtype) -> tuple[np.ndarray, int]:
-    """A result buffer (64-byte aligned when it is at least ALIGN_RESULTS_FROM_BYTES)."""
+    """A result buffer (64-byte aligned when it is at least ALIGN_RESULTS_FROM_BYTES; from
+    the result pool, pool.py, when it is at least MIN_POOLED_BYTES)."""
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if nbytes >= MIN_POOLED_BYTES:
+        array = default_pool.take(shape, dtype, nbytes)
+        return array, data_address(array)
     array = np.empty(shape, dtype)
     address = data_address(array)
     if address % RESULT_ALIGNMENT and array.nbytes >= ALIGN_RESULTS_FROM_BYTES:
@@ -262,6 +268,7 @@ def _fast_call_source(
         "ndarray": np.ndarray,
         "empty": np.empty,
         "aligned_empty": _aligned_empty,
+        "pooled": default_pool.take,
     }
     if _DATA_OFFSET is not None:
         namespace["from_address"] = ctypes.c_void_p.from_address
@@ -340,18 +347,7 @@ def _fast_call_source(
                 expressions.append(dim)
         shape = f"({', '.join(axes)},)" if axes else "()"
         lines.append(f"shape{index} = {shape}")
-        lines.append(f"r{index} = empty(shape{index}, rt{index})")
-        lines.append(f"q{index} = {address_of(f'r{index}')}")
-        static = all(compile_dim(dim).constant is not None for dim in result.shape)
-        static_bytes = dtype.itemsize * int(np.prod([int(a) for a in axes])) if static else 0
-        if static and static_bytes < ALIGN_RESULTS_FROM_BYTES:
-            continue
-        needs_alignment = f"q{index} & {RESULT_ALIGNMENT - 1}"
-        if not static:
-            nbytes = " * ".join([*axes, str(dtype.itemsize)])
-            needs_alignment += f" and {nbytes} >= {ALIGN_RESULTS_FROM_BYTES}"
-        lines.append(f"if {needs_alignment}:")
-        lines.append(f"    r{index}, q{index} = aligned_empty(shape{index}, rt{index})")
+        lines += _result_allocation(index, axes, dtype, address_of)
 
     missing = [name for name in dims_order if name not in symbol_vars]
     if missing:
@@ -373,6 +369,46 @@ def _fast_call_source(
         lines.append(f"return ({''.join(f'{r}, ' for r in results)})")
     body = "\n".join(f"    {line}" for line in lines)
     return f"def __call__(self, *args, **kwargs):\n{body}\n", namespace
+
+
+def _result_allocation(
+    index: int, axes: Sequence[str], dtype: np.dtype, address_of: Callable[[str], str]
+) -> list[str]:
+    """Code binding result ``r{index}`` (of shape ``shape{index}``) and its address
+    ``q{index}``: np.empty when small, aligned when at least ALIGN_RESULTS_FROM_BYTES, from
+    the result pool when at least MIN_POOLED_BYTES (decided at generation time for static
+    shapes)."""
+    static = all(axis.isdigit() for axis in axes)
+    nbytes = " * ".join([*axes, str(dtype.itemsize)])
+    plain = [
+        f"r{index} = empty(shape{index}, rt{index})",
+        f"q{index} = {address_of(f'r{index}')}",
+    ]
+    aligned = [
+        f"if q{index} & {RESULT_ALIGNMENT - 1}:",
+        f"    r{index}, q{index} = aligned_empty(shape{index}, rt{index})",
+    ]
+    pooled = [
+        f"r{index} = pooled(shape{index}, rt{index}, nbytes{index})",
+        f"q{index} = {address_of(f'r{index}')}",
+    ]
+    if static:
+        static_bytes = dtype.itemsize * int(np.prod([int(axis) for axis in axes]))
+        if static_bytes >= MIN_POOLED_BYTES:
+            return [f"nbytes{index} = {static_bytes}", *pooled]
+        if static_bytes >= ALIGN_RESULTS_FROM_BYTES:
+            return plain + aligned
+        return plain
+    indent = ["    " + line for line in aligned]
+    return [
+        f"nbytes{index} = {nbytes}",
+        f"if nbytes{index} >= {MIN_POOLED_BYTES}:",
+        *["    " + line for line in pooled],
+        "else:",
+        *["    " + line for line in plain],
+        f"    if nbytes{index} >= {ALIGN_RESULTS_FROM_BYTES}:",
+        *["    " + line for line in indent],
+    ]
 
 
 def _unpack_arguments(signature: Signature, general: str) -> list[str]:

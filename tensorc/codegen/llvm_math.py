@@ -54,7 +54,9 @@ pow: 2M (float) and 0.6M (double) (base, exponent) pairs against float64 / long 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from llvmlite import ir
@@ -88,6 +90,20 @@ class FloatFormat:
     @property
     def min_normal(self) -> float:
         return 2.0**self.min_exponent
+
+
+_LDEXP_SCALING: ContextVar[bool] = ContextVar("tensorc_ldexp_scaling", default=False)
+
+
+@contextmanager
+def ldexp_scaling(enabled: bool) -> Iterator[None]:
+    """Within the block, `MathEmitter.scale` emits `llvm.ldexp`: for targets where it is one
+    vector instruction (x86 with AVX-512: `vscalefps`); elsewhere LLVM would call libm."""
+    token = _LDEXP_SCALING.set(enabled)
+    try:
+        yield
+    finally:
+        _LDEXP_SCALING.reset(token)
 
 
 F32 = FloatFormat("f32", 32, 24, 127, -126, 3.4028234663852886e38)
@@ -314,6 +330,18 @@ class MathEmitter:
     def igt(self, a: ir.Value, b: ir.Value | int) -> ir.Value:
         return self.builder.icmp_signed(">", a, self.int_value(b))
 
+    def _ldexp(self, y: ir.Value, exponent: ir.Value) -> ir.Value:
+        i32 = self.shaped(ir.IntType(32))
+        if self.is_double:
+            exponent = self.builder.trunc(exponent, i32)
+        suffix = f"v{self.lanes}" if self.lanes else ""
+        name = f"llvm.ldexp.{suffix}{self.fmt.suffix}.{suffix}i32"
+        function = self.builder.module.globals.get(name)
+        if function is None:
+            signature = ir.FunctionType(self.type, [self.type, i32])
+            function = ir.Function(self.builder.module, signature, name)
+        return self.builder.call(function, [y, exponent])
+
     def pow2(self, exponent: ir.Value) -> ir.Value:
         """2**exponent for an integer exponent within the normal range."""
         biased = self.iadd(exponent, self.fmt.bias)
@@ -321,7 +349,10 @@ class MathEmitter:
 
     def scale(self, y: ir.Value, exponent: ir.Value) -> ir.Value:
         """y * 2**exponent for |exponent| up to twice the normal exponent range: y 2^(e/2) is
-        exact, and the second product rounds once (into the subnormals, or to inf)."""
+        exact, and the second product rounds once (into the subnormals, or to inf). Under
+        `ldexp_scaling` it is one `llvm.ldexp` (AVX-512's `vscalefps`: the same one rounding)."""
+        if _LDEXP_SCALING.get() and self.fmt in (F32, F64):
+            return self._ldexp(y, exponent)
         half = self.ashr(exponent, 1)
         rest = self.isub(exponent, half)
         return self.mul(self.mul(y, self.pow2(half)), self.pow2(rest))

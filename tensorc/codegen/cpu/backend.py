@@ -39,6 +39,7 @@ from tensorc.codegen.cpu.support import (
     thread_pool_object,
 )
 from tensorc.codegen.header import emit_c_header
+from tensorc.codegen.llvm_math import ldexp_scaling
 from tensorc.ir.dialects.func import Module
 from tensorc.ir.signature import function_signature
 from tensorc.passes import Instrumentation
@@ -86,7 +87,8 @@ class CpuBuild:
     # ----- IR -----------------------------------------------------------------------------
     @cached_property
     def unoptimized(self) -> llvm_ir.Module:
-        module = lower_module(self.module)
+        with ldexp_scaling("+avx512f" in self.target.features.split(",")):
+            module = lower_module(self.module)
         module.triple = self.target.triple
         return module
 

@@ -44,6 +44,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import llvmlite.ir as ir
+import numpy as np
 
 from tensorc.codegen.cpu.irutil import (
     I64,
@@ -207,6 +208,7 @@ class KernelLowering:
         self.reduction_loops = [loop for loop in self.loops if loop.kind != PARALLEL]
         self.columns = self._is_column_reduction()
         self.first_reduction_range: tuple[ir.Value, ir.Value] | None = None
+        self.stash = stash_plan(op, self.outputs) if not self.columns else None
 
     def _is_column_reduction(self) -> bool:
         """Whether the reduced inputs are contiguous along the last parallel loop and not along
@@ -239,14 +241,8 @@ class KernelLowering:
         for position, pointer in enumerate([dims, *buffers]):
             slot = builder.gep(context, [I64(position)], inbounds=True, source_etype=PTR)
             builder.store(pointer, slot, align=8)
-        if self.parallel_loops:
-            count = self._loop_size(sizes, self.parallel_loops[0])
-            inner = [loop for loop in self.loops if loop is not self.parallel_loops[0]]
-        else:
-            count, inner = I64(1), self.loops
-        work = I64(body_cost(self.op))
-        for loop in inner:
-            work = sizes.builder.mul(work, self._loop_size(sizes, loop))
+        count = self._loop_size(sizes, self.parallel_loops[0]) if self.parallel_loops else I64(1)
+        work = self.work_per_step(sizes)
         smax = intrinsic(self.module, "llvm.smax", I64, 2)
         work = sizes.builder.call(smax, [work, I64(1)])
         grain = sizes.builder.add(sizes.builder.udiv(I64(PARALLEL_MIN_WORK), work), I64(1))
@@ -259,11 +255,25 @@ class KernelLowering:
     # ----- the outlined functions ---------------------------------------------------------
     def emit(self) -> ir.Function:
         """The kernel and its pool task; returns the task."""
+        return self.task_wrapper(self.emit_nest(), len(self.accesses) + 1)
+
+    def emit_nest(self) -> ir.Function:
+        """`void name(ptr dims, ptr buffers..., i64 begin, i64 end)`: the nest over
+        `[begin, end)` of the first parallel loop (all of it without parallel loops)."""
         function = self.open_function(self.name, [I64, I64])
         begin, end = function.args[-2:]
         self._parallel(0, self.base_offsets(), begin, end)
         self.close_function()
-        return self.task_wrapper(function, len(self.accesses) + 1)
+        return function
+
+    def work_per_step(self, sizes: SizeEmitter) -> ir.Value:
+        """Body-op evaluations per index of the first parallel loop (for the pool's grain)."""
+        first = self.parallel_loops[0] if self.parallel_loops else None
+        inner = [loop for loop in self.loops if loop is not first]
+        work: ir.Value = I64(body_cost(self.op))
+        for loop in inner:
+            work = sizes.builder.mul(work, self._loop_size(sizes, loop))
+        return work
 
     def task_wrapper(self, function: ir.Function, pointers: int) -> ir.Function:
         """`void name.task(ptr ctx, i64 begin, i64 end)` calling `function` with the first
@@ -381,13 +391,53 @@ class KernelLowering:
         hoisted_ids = {id(o) for o in hoisted}
         self._block(op.compute_block, hoisted, values, offsets)
         varying = [o for o in op.compute_block.ops if id(o) not in hoisted_ids]
+        divisors = row_invariant_divisors(varying, values)
 
-        def epilogue(inner: list[ir.Value]) -> None:
+        def epilogue(inner: list[ir.Value], reciprocals: dict[int, ir.Value]) -> None:
             row_values = dict(values)
-            outputs = self._block(op.compute_block, varying, row_values, inner)
+            if self.stash is not None:
+                output, recomputed = self.stash
+                row_values[id(recomputed.result)] = self._load_output(output, inner)
+            outputs = self._block(op.compute_block, varying, row_values, inner, reciprocals)
             self._store(outputs, inner)
 
-        self._reduction(0, offsets, epilogue)
+        if not divisors:
+            self._reduction(0, offsets, lambda inner: epilogue(inner, {}))
+            return
+        reciprocals, exact = self._reciprocals(divisors, values)
+        with self.builder.if_else(exact) as (fast, slow):
+            with fast:
+                self._reduction(0, offsets, lambda inner: epilogue(inner, reciprocals))
+            with slow:
+                self._reduction(0, offsets, lambda inner: epilogue(inner, {}))
+
+    def _reciprocals(
+        self, divisors: Sequence[Operation], values: dict[int, ir.Value]
+    ) -> tuple[dict[int, ir.Value], ir.Value]:
+        """`1/d` for each row-invariant divisor `d` (keyed by the dividing op) and whether all
+        of them are exact enough to use: |d| within [2^-(emax-2), 2^(emax-2)] so that 1/d is a
+        normal number (module doc, Row-invariant division)."""
+        b = self.builder
+        reciprocals: dict[int, ir.Value] = {}
+        exact: ir.Value = ir.Constant(ir.IntType(1), 1)
+        for div in divisors:
+            divisor = values[id(div.rhs)]
+            limit = 2.0 ** (125 if isinstance(divisor.type, ir.FloatType) else 1021)
+            fabs = intrinsic(self.module, "llvm.fabs", divisor.type, 1)
+            magnitude = b.call(fabs, [divisor])
+            low = b.fcmp_ordered(">=", magnitude, ir.Constant(divisor.type, 1 / limit))
+            high = b.fcmp_ordered("<=", magnitude, ir.Constant(divisor.type, limit))
+            exact = b.and_(exact, b.and_(low, high))
+            reciprocals[id(div)] = b.fdiv(ir.Constant(divisor.type, 1.0), divisor)
+        return reciprocals, exact
+
+    def _load_output(self, index: int, offsets: list[ir.Value]) -> ir.Value:
+        """Read back output `index` at the current point (see `stash`)."""
+        position = len(self.inputs) + index
+        access = self.outputs[index]
+        pointer = element_pointer(self.builder, self.buffers[position], offsets[position],
+                                  access.dtype)
+        return load_element(self.builder, pointer, access.dtype)
 
     def _column_blocks(
         self, loop_position: int, offsets: list[ir.Value], start: ir.Value, stop: ir.Value
@@ -444,6 +494,8 @@ class KernelLowering:
 
         def step(inner: list[ir.Value]) -> None:
             values = self._block(op.reduce_block, op.reduce_block.ops, {}, inner)
+            if self.stash is not None:
+                self._store_output(self.stash[0], values[0], inner)
             for slot, kind, value, acc_type in zip(
                 self.accumulators, op.reductions, values, op.accumulator_types
             ):
@@ -459,13 +511,23 @@ class KernelLowering:
         ops: Sequence[Operation],
         values: dict[int, ir.Value],
         offsets: list[ir.Value],
+        reciprocals: dict[int, ir.Value] | None = None,
     ) -> list[ir.Value]:
-        """Emit `ops` of `block`; returns the yielded values when the yield is among them."""
+        """Emit `ops` of `block`; returns the yielded values when the yield is among them.
+        Ops whose value is already in `values` (stashed) are skipped; divisions in
+        `reciprocals` become multiplications by the given reciprocal."""
         yielded: list[ir.Value] = []
         for body_op in ops:
+            if body_op.results and id(body_op.result) in values:
+                continue
             operands = [self._operand(block, v, values, offsets) for v in body_op.operands]
             if isinstance(body_op, YieldOp):
                 yielded = operands
+                continue
+            if reciprocals and id(body_op) in reciprocals:
+                values[id(body_op.result)] = self.builder.fmul(
+                    operands[0], reciprocals[id(body_op)]
+                )
                 continue
             values[id(body_op.result)] = self.scalars.emit(body_op, operands)
         return yielded
@@ -484,12 +546,99 @@ class KernelLowering:
         return loaded
 
     def _store(self, outputs: list[ir.Value], offsets: list[ir.Value]) -> None:
-        first = len(self.inputs)
-        for index, (value, access) in enumerate(zip(outputs, self.outputs)):
-            pointer = element_pointer(
-                self.builder, self.buffers[first + index], offsets[first + index], access.dtype
-            )
-            store_element(self.builder, value, pointer, access.dtype)
+        for index, value in enumerate(outputs):
+            self._store_output(index, value, offsets)
+
+    def _store_output(self, index: int, value: ir.Value, offsets: list[ir.Value]) -> None:
+        position = len(self.inputs) + index
+        access = self.outputs[index]
+        pointer = element_pointer(self.builder, self.buffers[position], offsets[position],
+                                  access.dtype)
+        store_element(self.builder, value, pointer, access.dtype)
+
+
+# ----- row epilogues: stashing and reciprocals ------------------------------------------------
+
+
+def stash_plan(op: GenericOp, outputs: Sequence[Access]) -> tuple[int, Operation] | None:
+    """(output index, compute op) when a row epilogue recomputes its first reduction's value
+    (softmax's `exp(x - max)`): the reduction loop then stores that value into the output at
+    each (p, r) and the epilogue reads it back instead of recomputing it (module doc)."""
+    if not op.is_row_epilogue:
+        return None
+    reduced = op.reduce_block.ops[-1].operands[0]
+    producer = reduced.owner if isinstance(reduced.owner, Operation) else None
+    if producer is None or producer.name == "tc.constant":
+        return None
+    dtype = reduced.type.dtype
+    for compute_op in op.compute_block.ops:
+        if isinstance(compute_op, YieldOp) or compute_op.name != producer.name:
+            continue
+        if not same_value(op, reduced, compute_op.result, {}):
+            continue
+        for index, access in enumerate(outputs):
+            if access.dtype == dtype:
+                return index, compute_op
+    return None
+
+
+def same_value(op: GenericOp, reduced: Value, computed: Value, memo: dict) -> bool:
+    """Whether reduce-block value `reduced` and compute-block value `computed` are the same
+    function of the inputs (the same ops with the same attributes on the same inputs)."""
+    key = (id(reduced), id(computed))
+    if key in memo:
+        return memo[key]
+    memo[key] = False
+    reduce_args = op.reduce_block.args
+    compute_args = op.compute_block.args[: len(op.inputs)]
+    if reduced in reduce_args:
+        equal = computed in compute_args and (
+            compute_args.index(computed) == reduce_args.index(reduced)
+        )
+    else:
+        left, right = reduced.owner, computed.owner
+        equal = (
+            isinstance(left, Operation)
+            and isinstance(right, Operation)
+            and left.name == right.name
+            and len(left.operands) == len(right.operands)
+            and reduced.type == computed.type
+            and _same_attributes(left, right)
+            and all(same_value(op, a, b, memo) for a, b in zip(left.operands, right.operands))
+        )
+    memo[key] = equal
+    return equal
+
+
+def _same_attributes(left: Operation, right: Operation) -> bool:
+    if left.attributes.keys() != right.attributes.keys():
+        return False
+    for key, value in left.attributes.items():
+        other = right.attributes[key]
+        if isinstance(value, np.ndarray) or isinstance(other, np.ndarray):
+            if not (isinstance(value, np.ndarray) and isinstance(other, np.ndarray)):
+                return False
+            if value.dtype != other.dtype or value.tobytes() != other.tobytes():
+                return False
+        elif value != other:
+            return False
+    return True
+
+
+def row_invariant_divisors(ops: Sequence[Operation], known: dict[int, ir.Value]) -> list:
+    """The float divisions among a row epilogue's varying `ops` whose divisor is computed once
+    per row (in `known`): they become multiplications by a reciprocal."""
+    divisions = []
+    for body_op in ops:
+        if body_op.name != "tc.div" or id(body_op.rhs) not in known:
+            continue
+        divisor = known[id(body_op.rhs)]
+        if not isinstance(divisor.type, (ir.FloatType, ir.DoubleType)):
+            continue
+        if body_op.lhs.type.dtype != body_op.result.type.dtype:
+            continue
+        divisions.append(body_op)
+    return divisions
 
 
 def combine(

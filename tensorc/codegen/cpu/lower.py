@@ -32,6 +32,7 @@ from collections.abc import Sequence
 import llvmlite.ir as ir
 
 from tensorc.codegen.cpu.buffers import ARENA_ALIGNMENT, BufferPlan, StorageKind, plan_buffers
+from tensorc.codegen.cpu.chains import ChainLowering, chain_extends, leads_with_rows
 from tensorc.codegen.cpu.contraction import ContractionLowering, gemm_contraction
 from tensorc.codegen.cpu.irutil import (
     I8,
@@ -160,9 +161,16 @@ class FunctionLowering:
                                            "result")
         self.builder = ir.IRBuilder(arena)
         self._allocate_arena()
-        body = self.function.body.ops
-        for position, op in enumerate(body[:-1]):
-            self._lower_op(op, position)
+        body = self.function.body.ops[:-1]
+        position = 0
+        while position < len(body):
+            chain = self._chain_at(body, position)
+            if len(chain) > 1:
+                self._lower_chain(chain)
+                position += len(chain)
+                continue
+            self._lower_op(body[position], position)
+            position += 1
         for index, value in self.plan.result_copies:
             emit_memcpy(self.builder, self.results[index], self.pointer(value),
                         self.nbytes(value.type))
@@ -315,6 +323,47 @@ class FunctionLowering:
         status = gemm.emit_launch(self.builder, self.sizes, self.dims, buffers, context)
         failed = self.builder.icmp_signed("!=", status, I32(0))
         self.fail_if(failed, 3, position, "out of memory for a matrix product", [])
+
+
+    # ----- chains of row kernels (chains.py) ------------------------------------------------
+    def _chain_at(self, body: Sequence[Operation], position: int) -> list[KernelLowering]:
+        """The longest chain of row kernels starting at `body[position]` (maybe one)."""
+        kernels: list[KernelLowering] = []
+        for op in body[position:]:
+            if not isinstance(op, GenericOp) or gemm_contraction(op) is not None:
+                break
+            if is_full_reduction(op):
+                break
+            name = f"{self.function.sym_name}.kernel{self.kernel_count + len(kernels)}"
+            kernel = KernelLowering(self.module, name, op, self.symbols)
+            if not kernels and not leads_with_rows(kernel):
+                break
+            if kernels and not chain_extends(kernels, kernel, self.buffer_key):
+                break
+            kernels.append(kernel)
+        return kernels
+
+    def _lower_chain(self, kernels: Sequence[KernelLowering]) -> None:
+        name = f"{self.function.sym_name}.kernel{self.kernel_count}.chain"
+        self.kernel_count += len(kernels)
+        buffers = [
+            [self.pointer(v) for v in (*kernel.op.inputs, *kernel.op.results)]
+            for kernel in kernels
+        ]
+        total = 2 + sum(len(b) for b in buffers)
+        context = stack_array(self.prologue, ir.ArrayType(PTR, total), "ctx")
+        chain = ChainLowering(self.module, name, kernels)
+        chain.emit_launch(self.builder, self.sizes, self.dims, buffers, context)
+
+    def buffer_key(self, value: Value) -> object:
+        """Identifies `value`'s buffer: equal keys, the same memory."""
+        storage = self.plan.of(value)
+        while storage.kind is StorageKind.ALIAS and storage.source is not None:
+            value = storage.source
+            storage = self.plan.of(value)
+        if storage.kind in (StorageKind.ARGUMENT, StorageKind.RESULT, StorageKind.ARENA):
+            return (storage.kind.value, storage.index)
+        return ("value", id(value))
 
 
 def _static_slot_bytes(types: Sequence[TensorType]) -> int | None:

@@ -1,0 +1,152 @@
+"""Chains: consecutive row kernels run row block by row block, so a row stays in cache.
+
+Softmax is two kernels over the rows of `x` (the row max; then the exponentials, their sum
+and the scaled output) and layer norm two more (the mean; the variance and the output). Run
+one after the other, each streams all of `x` from memory; but the second kernel's row `p`
+needs only row `p` of the first kernel's result. So such kernels form a *chain*: one pool
+task over the rows, which for each block of ROW_BLOCK_ELEMENTS elements' worth of rows runs
+every kernel of the chain in order. The block is still in L1/L2 when the next kernel reads
+it, and the whole chain reads `x` from memory once.
+
+A kernel joins the chain before it when (`chain_extends`):
+
+- both are loop nests (`KernelLowering`, not column reductions) whose first loop is the
+  parallel loop over domain dim 0 alone, of the same size;
+- every value it reads that a kernel of the chain writes is row-local on both sides: axis 0
+  of the value is exactly dim 0 in the writer's output map and in the reader's input map,
+  so row `p` is written and read at the same step of the row loop;
+- its outputs share no buffer with anything a kernel of the chain reads or writes (the
+  arena reuses slots, and interleaving must not overwrite rows not yet read).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import llvmlite.ir as ir
+
+from tensorc.codegen.cpu.irutil import I64, PTR, VOID, counted_loop, declare, intrinsic
+from tensorc.codegen.cpu.loops import PARALLEL_MIN_WORK, KernelLowering
+from tensorc.codegen.cpu.sizes import SizeEmitter
+from tensorc.ir.affine import AffineMap
+from tensorc.ir.core import Value
+
+ROW_BLOCK_ELEMENTS = 4096
+
+BufferKey = Callable[[Value], object]
+
+
+def leads_with_rows(kernel: KernelLowering) -> bool:
+    """Whether `kernel`'s first parallel loop is domain dim 0 alone (chains split on it)."""
+    if kernel.columns or not kernel.parallel_loops or len(kernel.loops) < 2:
+        return False
+    return kernel.parallel_loops[0].dims == [0] and kernel.loops[0] is kernel.parallel_loops[0]
+
+
+def _row_local(amap: AffineMap) -> bool:
+    """Axis 0 is exactly dim 0 and no other axis uses dim 0."""
+    forms = amap.linear_forms()
+    if not forms or forms[0].coefficients != ((0, 1),) or forms[0].offset != 0:
+        return False
+    return all(all(dim != 0 for dim, _ in form.coefficients) for form in forms[1:])
+
+
+def chain_extends(chain: Sequence[KernelLowering], kernel: KernelLowering, key: BufferKey) -> bool:
+    """Whether `kernel` may join `chain` (module doc)."""
+    if not leads_with_rows(kernel):
+        return False
+    size = kernel.op.domain_sizes[0]
+    written: dict[int, AffineMap] = {}
+    touched: set[object] = set()
+    for member in chain:
+        if member.op.domain_sizes[0] != size:
+            return False
+        for result, amap in zip(member.op.results, member.op.output_maps):
+            written[id(result)] = amap
+            touched.add(key(result))
+        touched.update(key(value) for value in member.op.inputs)
+    for value, amap in zip(kernel.op.inputs, kernel.op.input_maps):
+        if id(value) in written:
+            if not (_row_local(written[id(value)]) and _row_local(amap)):
+                return False
+        elif key(value) in {key(r) for m in chain for r in m.op.results}:
+            return False
+    return not any(key(result) in touched for result in kernel.op.results)
+
+
+class ChainLowering:
+    """Emits a chain of row kernels as one pool task over row blocks (module doc)."""
+
+    def __init__(self, module: ir.Module, name: str, kernels: Sequence[KernelLowering]):
+        self.module = module
+        self.name = name
+        self.kernels = list(kernels)
+
+    def emit_launch(
+        self,
+        builder: ir.IRBuilder,
+        sizes: SizeEmitter,
+        dims: ir.Value,
+        buffers: Sequence[Sequence[ir.Value]],
+        context: ir.Value,
+    ) -> None:
+        """Run the chain from the entry point; `context` holds `2 + sum(len(b))` pointers:
+        dims, the rows per block (as an integer), then every kernel's buffers."""
+        nests = [kernel.emit_nest() for kernel in self.kernels]
+        task = self._task(nests)
+        smax = intrinsic(self.module, "llvm.smax", I64, 2)
+        per_row = [kernel.work_per_step(sizes) for kernel in self.kernels]
+        work = per_row[0]
+        for extra in per_row[1:]:
+            work = sizes.builder.add(work, extra)
+        work = sizes.builder.call(smax, [work, I64(1)])
+        elements = I64(1)
+        for kernel in self.kernels:
+            inner = sizes.product(
+                kernel.op.domain_sizes[d] for loop in kernel.loops[1:] for d in loop.dims
+            )
+            elements = sizes.builder.call(smax, [elements, inner])
+        block = sizes.builder.add(sizes.builder.udiv(I64(ROW_BLOCK_ELEMENTS), elements), I64(1))
+        grain = sizes.builder.add(sizes.builder.udiv(I64(PARALLEL_MIN_WORK), work), I64(1))
+        grain = sizes.builder.call(smax, [grain, block])
+        pointers = [dims, builder.inttoptr(block, PTR)]
+        for kernel_buffers in buffers:
+            pointers.extend(kernel_buffers)
+        for position, pointer in enumerate(pointers):
+            slot = builder.gep(context, [I64(position)], inbounds=True, source_etype=PTR)
+            builder.store(pointer, slot, align=8)
+        count = sizes.value(self.kernels[0].op.domain_sizes[0])
+        parallel_for = declare(self.module, "tensorc_parallel_for", VOID, [PTR, PTR, I64, I64])
+        builder.call(parallel_for, [task, context, count, grain])
+
+    def _task(self, nests: Sequence[ir.Function]) -> ir.Function:
+        """`void name.task(ptr ctx, i64 begin, i64 end)`: for each block of rows in
+        [begin, end), every kernel's nest over that block, in order."""
+        task_type = ir.FunctionType(VOID, [PTR, I64, I64])
+        task = ir.Function(self.module, task_type, f"{self.name}.task")
+        task.linkage = "internal"
+        context, begin, end = task.args
+        b = ir.IRBuilder(task.append_basic_block("entry"))
+
+        def pointer_at(position: int) -> ir.Value:
+            slot = b.gep(context, [I64(position)], inbounds=True, source_etype=PTR)
+            return b.load(slot, typ=PTR, align=8)
+
+        dims = pointer_at(0)
+        block = b.ptrtoint(pointer_at(1), I64)
+        arguments: list[list[ir.Value]] = []
+        position = 2
+        for kernel in self.kernels:
+            count = len(kernel.accesses)
+            arguments.append([pointer_at(position + k) for k in range(count)])
+            position += count
+        smin = intrinsic(self.module, "llvm.smin", I64, 2)
+        blocks = b.udiv(b.add(b.sub(end, begin), b.sub(block, I64(1))), block)
+        with counted_loop(b, I64(0), blocks, "rows") as index:
+            first = b.add(begin, b.mul(index, block))
+            last = b.call(smin, [b.add(first, block), end])
+            for nest, kernel_arguments in zip(nests, arguments):
+                b.call(nest, [dims, *kernel_arguments, first, last])
+        b.ret_void()
+        return task
+
