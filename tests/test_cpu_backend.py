@@ -556,3 +556,43 @@ def test_softmax_computes_exp_once_per_element() -> None:
     want = np.exp(x - x.max(axis=1, keepdims=True))
     want /= want.sum(axis=1, keepdims=True)
     np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-30)
+
+
+CHAINED = """
+def norm(x: f32[N, M], g: f32[M], b: f32[M]) -> f32[N, M] { return layer_norm(x, g, b) }
+def rows(x: f64[N, M]) -> (f64[N, M], f64[N]) {
+    y = x - max(x, axis=1, keepdims=true)
+    z = y / sum(abs(y), axis=1, keepdims=true)
+    w = z * mean(z * z, axis=1, keepdims=true)
+    return w, sum(w, axis=1)
+}
+"""
+
+
+def test_row_kernels_run_as_one_chain_task() -> None:
+    text = _build(CHAINED, 2).llvm_ir()
+    assert "@norm.kernel0.chain.task" in text
+    assert "@rows.kernel0.chain.task" in text
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (7, 13), (0, 5), (5, 0), (613, 97), (3, 4099)])
+def test_chained_row_kernels_match_the_interpreter(shape: tuple[int, int]) -> None:
+    rng = np.random.default_rng(sum(shape))
+    n, m = shape
+    x = rng.standard_normal(shape).astype(np.float32)
+    g, b = rng.standard_normal(m).astype(np.float32), rng.standard_normal(m).astype(np.float32)
+    run_both(CHAINED, 2, "norm", [x, g, b])
+    run_both(CHAINED, 2, "rows", [x.astype(np.float64) * 3])
+
+
+def test_fast_calls_go_through_tensorc_invoke_and_misaligned_arrays_do_not() -> None:
+    module = build("def f(x: f32[N]) -> f32[N] { return x * 3.0 }", 2)
+    source = type(module.f)._source
+    assert "invoke(pack_packet(" in source
+    assert "from_address(id(a0)" not in source.split("invoke(")[0]  # read natively
+    raw = np.zeros(4 * 9 + 1, np.uint8)
+    misaligned = np.frombuffer(raw.data, np.float32, count=9, offset=1)
+    assert not misaligned.flags.aligned
+    np.testing.assert_array_equal(module.f(misaligned), np.zeros(9, np.float32))
+    x = np.arange(9, dtype=np.float32)
+    np.testing.assert_array_equal(module.f(x), x * 3)

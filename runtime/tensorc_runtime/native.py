@@ -28,7 +28,13 @@ the entry point fails, the call is repeated with a fresh ``tensorc_error`` to re
 message (entry points have no effect besides writing their results, docs/abi.md), so
 success costs nothing for error reporting.
 
-An array's data address is read from the ``data`` field of NumPy's array struct (its first
+Artifacts that export ``tensorc_invoke`` (docs/abi.md) are called through it instead: the
+generated code packs, in one ``struct`` call, the entry point's address and the addresses of
+the arguments' and results' ``data`` fields (``id(array)`` plus the verified offset below),
+and ``tensorc_invoke`` reads the data addresses natively. This takes about a third off the
+cost of a small call (1.5 to 1.1 us for ``x + 1`` on 8 elements here).
+
+Otherwise an array's data address is read from the ``data`` field of NumPy's array struct (its first
 field after the object header, ``PyArrayObject_fields.data``; the offset is found and
 verified against ``__array_interface__`` at import), which costs an eighth of
 ``arr.ctypes.data``; where that cannot be verified the runtime uses ``arr.ctypes.data``.
@@ -233,9 +239,12 @@ def _specialized_function(
     """A NativeFunction whose class has a ``__call__`` generated for this signature."""
     if not _numpy_has_dtypes(signature):  # bf16: every call takes the general path (TypeError)
         return NativeFunction(signature, entry, symbol, dims_order, library)
-    source, namespace = _fast_call_source(signature, dims_order)
+    invoke = _invoke_function(library)
+    source, namespace = _fast_call_source(signature, dims_order, invoke is not None)
     namespace.update(
         entry=entry,
+        invoke=invoke,
+        entry_address=ctypes.cast(entry, ctypes.c_void_p).value,
         pack_args=_packer(len(signature.params), _POINTER_CODE),
         pack_results=_packer(len(signature.results), _POINTER_CODE),
         pack_dims=_packer(len(dims_order), "q"),
@@ -251,6 +260,20 @@ def _specialized_function(
     return specialized(signature, entry, symbol, dims_order, library)
 
 
+def _invoke_function(library: ctypes.CDLL) -> Callable[[bytes], int] | None:
+    """The artifact's `tensorc_invoke` (module doc), when it has one and the data field's
+    offset is verified; None otherwise (older artifacts, other Pythons)."""
+    if _DATA_OFFSET is None:
+        return None
+    try:
+        invoke = library["tensorc_invoke"]
+    except AttributeError:
+        return None
+    invoke.argtypes = None
+    invoke.restype = ctypes.c_int32
+    return invoke
+
+
 def _numpy_has_dtypes(signature: Signature) -> bool:
     try:
         for spec in (*signature.params, *signature.results):
@@ -261,7 +284,7 @@ def _numpy_has_dtypes(signature: Signature) -> bool:
 
 
 def _fast_call_source(
-    signature: Signature, dims_order: Sequence[str]
+    signature: Signature, dims_order: Sequence[str], invoke: bool = False
 ) -> tuple[str, dict[str, Any]]:
     """Python source of ``__call__`` for ``signature`` and the names it uses (module doc)."""
     namespace: dict[str, Any] = {
@@ -284,9 +307,11 @@ def _fast_call_source(
     type_checks = []
     for index, param in enumerate(params):
         namespace[f"dt{index}"] = to_numpy_dtype(param.dtype)
+        contiguous = f"not a{index}.flags.c_contiguous"
+        if invoke:
+            contiguous = f"not (fl{index} := a{index}.flags).c_contiguous or not fl{index}.aligned"
         type_checks.append(
-            f"type(a{index}) is not ndarray or a{index}.dtype is not dt{index} "
-            f"or not a{index}.flags.c_contiguous"
+            f"type(a{index}) is not ndarray or a{index}.dtype is not dt{index} or {contiguous}"
         )
     lines += _guard(type_checks, general)
 
@@ -308,6 +333,8 @@ def _fast_call_source(
 
     alignment_checks = []
     for index, param in enumerate(params):
+        if invoke:  # checked with the flags above; addresses are read natively
+            continue
         lines.append(f"p{index} = {address_of(f'a{index}')}")
         itemsize = to_numpy_dtype(param.dtype).itemsize
         if itemsize > 1:
@@ -347,7 +374,7 @@ def _fast_call_source(
                 expressions.append(dim)
         shape = f"({', '.join(axes)},)" if axes else "()"
         lines.append(f"shape{index} = {shape}")
-        lines += _result_allocation(index, axes, dtype, address_of)
+        lines += _result_allocation(index, axes, dtype, address_of, need_address=not invoke)
 
     missing = [name for name in dims_order if name not in symbol_vars]
     if missing:
@@ -355,13 +382,16 @@ def _fast_call_source(
     arg_items = ", ".join(f"p{index}" for index in range(len(params)))
     result_items = ", ".join(f"q{index}" for index in range(len(signature.results)))
     dims_items = ", ".join(symbol_vars[name] for name in dims_order)
-    lines += [
-        f"args_data = pack_args({arg_items})",
-        f"results_data = pack_results({result_items})",
-        f"dims_data = pack_dims({dims_items})",
-        "if entry(args_data, results_data, dims_data, None):",
-        "    self._raise_native_error(args_data, results_data, dims_data)",
-    ]
+    if invoke:
+        lines += _invoke_lines(signature, dims_order, dims_items, address_of, namespace)
+    else:
+        lines += [
+            f"args_data = pack_args({arg_items})",
+            f"results_data = pack_results({result_items})",
+            f"dims_data = pack_dims({dims_items})",
+            "if entry(args_data, results_data, dims_data, None):",
+            "    self._raise_native_error(args_data, results_data, dims_data)",
+        ]
     results = [f"r{index}" for index in range(len(signature.results))]
     if len(results) == 1:
         lines.append(f"return {results[0]}")
@@ -372,42 +402,75 @@ def _fast_call_source(
 
 
 def _result_allocation(
-    index: int, axes: Sequence[str], dtype: np.dtype, address_of: Callable[[str], str]
+    index: int,
+    axes: Sequence[str],
+    dtype: np.dtype,
+    address_of: Callable[[str], str],
+    need_address: bool,
 ) -> list[str]:
-    """Code binding result ``r{index}`` (of shape ``shape{index}``) and its address
-    ``q{index}``: np.empty when small, aligned when at least ALIGN_RESULTS_FROM_BYTES, from
-    the result pool when at least MIN_POOLED_BYTES (decided at generation time for static
-    shapes)."""
+    """Code binding result ``r{index}`` (of shape ``shape{index}``), and its address
+    ``q{index}`` when `need_address`: np.empty when small, 64-byte aligned when at least
+    ALIGN_RESULTS_FROM_BYTES, from the result pool when at least MIN_POOLED_BYTES (decided
+    at generation time for static shapes)."""
     static = all(axis.isdigit() for axis in axes)
     nbytes = " * ".join([*axes, str(dtype.itemsize)])
-    plain = [
-        f"r{index} = empty(shape{index}, rt{index})",
-        f"q{index} = {address_of(f'r{index}')}",
-    ]
+    address = [f"q{index} = {address_of(f'r{index}')}"]
+    if not need_address:
+        address = []
+    plain = [f"r{index} = empty(shape{index}, rt{index})"]
     aligned = [
+        *plain,
+        f"q{index} = {address_of(f'r{index}')}",
         f"if q{index} & {RESULT_ALIGNMENT - 1}:",
         f"    r{index}, q{index} = aligned_empty(shape{index}, rt{index})",
     ]
-    pooled = [
-        f"r{index} = pooled(shape{index}, rt{index}, nbytes{index})",
-        f"q{index} = {address_of(f'r{index}')}",
-    ]
+    pooled = [f"r{index} = pooled(shape{index}, rt{index}, nbytes{index})", *address]
     if static:
         static_bytes = dtype.itemsize * int(np.prod([int(axis) for axis in axes]))
         if static_bytes >= MIN_POOLED_BYTES:
             return [f"nbytes{index} = {static_bytes}", *pooled]
         if static_bytes >= ALIGN_RESULTS_FROM_BYTES:
-            return plain + aligned
-        return plain
-    indent = ["    " + line for line in aligned]
+            return aligned
+        return plain + address
+
+    def indented(block: list[str]) -> list[str]:
+        return ["    " + line for line in block]
+
     return [
         f"nbytes{index} = {nbytes}",
         f"if nbytes{index} >= {MIN_POOLED_BYTES}:",
-        *["    " + line for line in pooled],
+        *indented(pooled),
+        f"elif nbytes{index} >= {ALIGN_RESULTS_FROM_BYTES}:",
+        *indented(aligned),
         "else:",
-        *["    " + line for line in plain],
-        f"    if nbytes{index} >= {ALIGN_RESULTS_FROM_BYTES}:",
-        *["    " + line for line in indent],
+        *indented(plain + address),
+    ]
+
+
+def _invoke_lines(
+    signature: Signature,
+    dims_order: Sequence[str],
+    dims_items: str,
+    address_of: Callable[[str], str],
+    namespace: dict[str, Any],
+) -> list[str]:
+    """The call through the artifact's ``tensorc_invoke`` (module doc): one packet with the
+    addresses of the arrays' data fields; the slow path reads the addresses to report an
+    error."""
+    arity, count = len(signature.params), len(signature.results)
+    namespace["pack_packet"] = struct.Struct(
+        f"={4 + arity + count}{_POINTER_CODE}{len(dims_order)}q"
+    ).pack
+    fields = [f"id(a{index}) + {_DATA_OFFSET}" for index in range(arity)]
+    fields += [f"id(r{index}) + {_DATA_OFFSET}" for index in range(count)]
+    header = f"entry_address, {arity}, {count}, {len(dims_order)}"
+    items = ", ".join([header, *fields] + ([dims_items] if dims_items else []))
+    arg_addresses = ", ".join(address_of(f"a{index}") for index in range(arity))
+    result_addresses = ", ".join(address_of(f"r{index}") for index in range(count))
+    return [
+        f"if invoke(pack_packet({items})):",
+        f"    self._raise_native_error(pack_args({arg_addresses}), "
+        f"pack_results({result_addresses}), pack_dims({dims_items}))",
     ]
 
 

@@ -155,3 +155,33 @@ TC_HIDDEN void tensorc_parallel_for(tc_task_fn fn, void *ctx, int64_t n, int64_t
     }
     atomic_store(&pool.busy, 0);
 }
+
+/* ---- the Python runtime's fast call ----------------------------------------------------------
+ *
+ *     int32_t tensorc_invoke(const uint64_t *packet)
+ *
+ * packet = { entry, n_args, n_results, n_dims, arg_fields[n_args], result_fields[n_results],
+ *            dims[n_dims] }: `entry` is an entry point of this artifact, and each field is the
+ * address of a pointer holding an array's data address (NumPy's PyArrayObject data member,
+ * whose offset the runtime verifies at import). Reads the data addresses and returns
+ * entry(args, results, dims, NULL). This lets the runtime pass addresses it computes with one
+ * addition instead of reading each one through ctypes (tensorc_runtime/native.py). Returns -1
+ * without calling anything when the counts exceed TC_INVOKE_MAX. */
+
+#define TC_INVOKE_MAX 64
+
+typedef int32_t (*tc_entry_fn)(void *const *args, void *const *results, const int64_t *dims,
+                               void *error);
+
+__attribute__((visibility("default"))) int32_t tensorc_invoke(const uint64_t *packet) {
+    tc_entry_fn entry = (tc_entry_fn)(uintptr_t)packet[0];
+    uint64_t n_args = packet[1], n_results = packet[2];
+    if (n_args > TC_INVOKE_MAX || n_results > TC_INVOKE_MAX) return -1;
+    void *args[TC_INVOKE_MAX + 1];
+    void *results[TC_INVOKE_MAX + 1];
+    const uint64_t *fields = packet + 4;
+    for (uint64_t i = 0; i < n_args; ++i) args[i] = *(void *const *)(uintptr_t)fields[i];
+    for (uint64_t i = 0; i < n_results; ++i)
+        results[i] = *(void *const *)(uintptr_t)fields[n_args + i];
+    return entry(args, results, (const int64_t *)(fields + n_args + n_results), NULL);
+}
