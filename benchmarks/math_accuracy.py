@@ -32,6 +32,7 @@ from test_llvm_math import (  # noqa: E402  (the shared harness)
     MPMATH_REFERENCES,
     UNARY_MATH,
     CompiledKernels,
+    _host_has_avx512,
     compile_kernels,
     mpmath_reference,
     pow_reference,
@@ -159,7 +160,7 @@ def main() -> None:
           f"{'numpy':>8}  worst input")
     dtypes = ["float32"] if args.exhaustive else args.dtypes.split(",")
     for dtype in dtypes:
-        kernels = compile_kernels(dtype)
+        kernels = compile_kernels(dtype, ldexp=_host_has_avx512())  # as the CPU backend does
         for name in names:
             if args.exhaustive:
                 if name in BINARY_MATH:
