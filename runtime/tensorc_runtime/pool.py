@@ -13,9 +13,9 @@ only when no array refers to it any more. Every NumPy view of a result -- slices
 the pool's own", which :func:`sys.getrefcount` tells in O(1). Raw pointers taken from a
 result (``ctypes.data``) are as unsafe after the result dies as they are with ``np.empty``.
 
-The pool keeps at most ``TENSORC_RESULT_POOL_BYTES`` (default 512 MiB; 0 turns it off) of
-buffers nobody uses; buffers are 64-byte aligned, and only results of at least
-``MIN_POOLED_BYTES`` come from it, so small calls pay nothing.
+The pool keeps at most ``TENSORC_RESULT_POOL_BYTES`` (default 512 MiB; 0 turns it off; off on
+Pythons other than CPython with the GIL) of buffers nobody uses; buffers are 64-byte aligned,
+and only results of at least ``MIN_POOLED_BYTES`` come from it, so small calls pay nothing.
 """
 
 from __future__ import annotations
@@ -33,7 +33,18 @@ ALIGNMENT = 64
 DEFAULT_LIMIT_BYTES = 512 << 20
 
 
+def _refcounts_are_exact() -> bool:
+    """The pool's test needs CPython's reference counts, with the GIL (free-threaded builds
+    count references per thread)."""
+    if sys.implementation.name != "cpython":
+        return False
+    gil_enabled = getattr(sys, "_is_gil_enabled", None)
+    return gil_enabled is None or bool(gil_enabled())
+
+
 def _pool_limit_from_environment() -> int:
+    if not _refcounts_are_exact():
+        return 0
     text = os.environ.get("TENSORC_RESULT_POOL_BYTES", "").strip()
     if not text:
         return DEFAULT_LIMIT_BYTES
@@ -60,7 +71,7 @@ class ResultPool:
         self.limit_bytes = limit_bytes
         self._buffers: list[np.ndarray] = []  # raw uint8 blocks, oldest first
         self._lock = threading.Lock()
-        self._free_count = _unreferenced_count()
+        self._free_count = _unreferenced_count() if limit_bytes > 0 else 0
         self.reused = 0
         self.allocated = 0
 
