@@ -596,3 +596,15 @@ def test_fast_calls_go_through_tensorc_invoke_and_misaligned_arrays_do_not() -> 
     np.testing.assert_array_equal(module.f(misaligned), np.zeros(9, np.float32))
     x = np.arange(9, dtype=np.float32)
     np.testing.assert_array_equal(module.f(x), x * 3)
+
+
+def test_support_code_is_not_exported(tmp_path: Path) -> None:
+    source = "def f(a: f32[M, K], b: f32[K, N]) -> f32[M, N] { return relu(a @ b) }"
+    path = tmp_path / "mm.so"
+    _build(source, 2).write_shared_object(path)
+    library = ctypes.CDLL(str(path))
+    for exported in ("tensorc_f", "tensorc_invoke"):
+        assert hasattr(library, exported)
+    for hidden in ("tensorc_gemm_f32", "tensorc_gemm_f64", "tensorc_parallel_for",
+                   "tensorc_num_threads"):
+        assert not hasattr(library, hidden), f"{hidden} is exported"

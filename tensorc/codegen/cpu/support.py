@@ -80,7 +80,7 @@ def _compile_c(source: bytes) -> bytes:
 
 
 def gemm_object(target: NativeTarget) -> bytes:
-    sources = [path.read_bytes() for path in GEMM_SOURCES]
+    sources = [path.read_bytes() for path in (*GEMM_SOURCES, Path(__file__))]
     key = _digest(*sources, target.triple, target.cpu, target.features, __version__,
                   llvmlite.__version__)
     return support_object("gemm", key, lambda: _build_gemm(target))
@@ -92,7 +92,8 @@ def _build_gemm(target: NativeTarget) -> bytes:
     features = [f for f in target.features.split(",") if f]
     info = TargetInfo.from_features(target.triple, features)
     for dtype in GEMM_DTYPES:
-        function = emit_batched_gemm(module, gemm_symbol(dtype), dtype, info)
-        function.visibility = "hidden"
+        emit_batched_gemm(module, gemm_symbol(dtype), dtype, info)
     parsed = llvm.parse_assembly(str(module))
+    for dtype in GEMM_DTYPES:  # llvmlite.ir does not print a function's visibility
+        parsed.get_function(gemm_symbol(dtype)).visibility = "hidden"
     return emit_object(parsed, target, opt_level=3)
