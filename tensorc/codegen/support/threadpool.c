@@ -29,14 +29,16 @@ typedef struct {
     pthread_cond_t wake;
     pthread_cond_t done;
     atomic_int busy;               /* 1 while a parallel loop owns the workers */
-    atomic_uint_fast64_t generation;
-    atomic_int remaining;          /* workers still running the current job */
-    atomic_int_fast64_t next_chunk;
+    /* The job ticket: generation (bits 32-63), chunk count (16-31), next chunk (0-15). A chunk
+     * is claimed by a compare-and-swap that also checks the generation, so a worker that wakes
+     * late can never take a chunk of a newer job; the job's parameters below are written
+     * before its ticket is published (release) and stay valid while any chunk is unfinished. */
+    atomic_uint_fast64_t ticket;
+    atomic_int_fast64_t completed; /* chunks of the current job finished */
     tc_task_fn fn;
     void *ctx;
     int64_t n;
     int64_t chunk;
-    int64_t chunks;
     int workers;                   /* threads besides the caller */
 } tc_pool;
 
@@ -48,38 +50,57 @@ static tc_pool pool = {
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 static __thread int inside_worker = 0;
 
-static void run_chunks(void) {
+static uint64_t generation_of(uint64_t ticket) { return ticket >> 32; }
+
+/* Claim the next chunk of job `generation`; 0 when it has none left (or is over). */
+static int claim(uint64_t generation, int64_t *index) {
+    uint64_t ticket = atomic_load_explicit(&pool.ticket, memory_order_acquire);
     for (;;) {
-        int64_t index = atomic_fetch_add(&pool.next_chunk, 1);
-        if (index >= pool.chunks) return;
+        if (generation_of(ticket) != generation) return 0;
+        uint64_t next = ticket & 0xffff, chunks = (ticket >> 16) & 0xffff;
+        if (next >= chunks) return 0;
+        if (atomic_compare_exchange_weak_explicit(&pool.ticket, &ticket, ticket + 1,
+                                                  memory_order_acq_rel, memory_order_acquire)) {
+            *index = (int64_t)next;
+            return 1;
+        }
+    }
+}
+
+static void run_chunks(uint64_t generation, int64_t chunks) {
+    int64_t index;
+    while (claim(generation, &index)) {
         int64_t begin = index * pool.chunk;
         int64_t end = begin + pool.chunk < pool.n ? begin + pool.chunk : pool.n;
         pool.fn(pool.ctx, begin, end);
+        if (atomic_fetch_add(&pool.completed, 1) + 1 == chunks) {
+            pthread_mutex_lock(&pool.lock);
+            pthread_cond_broadcast(&pool.done);
+            pthread_mutex_unlock(&pool.lock);
+        }
     }
 }
 
 static void *worker_main(void *unused) {
     (void)unused;
     inside_worker = 1;
-    uint_fast64_t seen = 0;
+    uint64_t seen = 0;
     for (;;) {
         int spins = 0;
-        while (atomic_load_explicit(&pool.generation, memory_order_acquire) == seen) {
+        uint64_t ticket;
+        while (generation_of(ticket = atomic_load_explicit(&pool.ticket, memory_order_acquire)) ==
+               seen) {
             if (++spins < TC_SPIN_ITERATIONS) {
                 sched_yield();
                 continue;
             }
             pthread_mutex_lock(&pool.lock);
-            while (atomic_load(&pool.generation) == seen) pthread_cond_wait(&pool.wake, &pool.lock);
+            while (generation_of(atomic_load(&pool.ticket)) == seen)
+                pthread_cond_wait(&pool.wake, &pool.lock);
             pthread_mutex_unlock(&pool.lock);
         }
-        seen = atomic_load(&pool.generation);
-        run_chunks();
-        if (atomic_fetch_sub(&pool.remaining, 1) == 1) {
-            pthread_mutex_lock(&pool.lock);
-            pthread_cond_signal(&pool.done);
-            pthread_mutex_unlock(&pool.lock);
-        }
+        seen = generation_of(ticket);
+        run_chunks(seen, (int64_t)((ticket >> 16) & 0xffff));
     }
     return NULL;
 }
@@ -136,21 +157,25 @@ TC_HIDDEN void tensorc_parallel_for(tc_task_fn fn, void *ctx, int64_t n, int64_t
     pool.ctx = ctx;
     pool.n = n;
     pool.chunk = (n + chunks - 1) / chunks;
-    pool.chunks = (n + pool.chunk - 1) / pool.chunk;
-    atomic_store(&pool.next_chunk, 0);
-    atomic_store(&pool.remaining, pool.workers);
+    chunks = (n + pool.chunk - 1) / pool.chunk; /* <= 4 * TC_MAX_THREADS: fits 16 bits */
+    atomic_store(&pool.completed, 0);
+    uint64_t generation = generation_of(atomic_load(&pool.ticket)) + 1;
     pthread_mutex_lock(&pool.lock);
-    atomic_fetch_add_explicit(&pool.generation, 1, memory_order_release);
+    atomic_store_explicit(&pool.ticket, (generation << 32) | ((uint64_t)chunks << 16),
+                          memory_order_release);
     pthread_cond_broadcast(&pool.wake);
     pthread_mutex_unlock(&pool.lock);
     inside_worker = 1;
-    run_chunks();
+    run_chunks(generation, chunks);
     inside_worker = 0;
-    if (atomic_load(&pool.remaining) > 0) {
+    /* Wait for the chunks other threads took, not for every worker: a worker that has not
+     * woken up yet can no longer claim anything of this job. */
+    if (atomic_load(&pool.completed) < chunks) {
         int spins = 0;
-        while (atomic_load(&pool.remaining) > 0 && ++spins < TC_SPIN_ITERATIONS) sched_yield();
+        while (atomic_load(&pool.completed) < chunks && ++spins < TC_SPIN_ITERATIONS)
+            sched_yield();
         pthread_mutex_lock(&pool.lock);
-        while (atomic_load(&pool.remaining) > 0) pthread_cond_wait(&pool.done, &pool.lock);
+        while (atomic_load(&pool.completed) < chunks) pthread_cond_wait(&pool.done, &pool.lock);
         pthread_mutex_unlock(&pool.lock);
     }
     atomic_store(&pool.busy, 0);
