@@ -32,8 +32,8 @@ from test_llvm_math import (  # noqa: E402  (the shared harness)
     MPMATH_REFERENCES,
     UNARY_MATH,
     CompiledKernels,
-    _host_has_avx512,
     compile_kernels,
+    host_has_avx512,
     mpmath_reference,
     pow_reference,
     pow_sweep,
@@ -160,7 +160,7 @@ def main() -> None:
           f"{'numpy':>8}  worst input")
     dtypes = ["float32"] if args.exhaustive else args.dtypes.split(",")
     for dtype in dtypes:
-        kernels = compile_kernels(dtype, ldexp=_host_has_avx512())  # as the CPU backend does
+        kernels = compile_kernels(dtype, ldexp=host_has_avx512())  # as the CPU backend does
         for name in names:
             if args.exhaustive:
                 if name in BINARY_MATH:

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tensorc.ir.core import VerifyError
 from tensorc.ir.diagnostics import Diagnostic, DiagnosticError, render_diagnostic
@@ -177,8 +178,6 @@ def compile(
 
 def _compile_cpu(source: Source, options: CompileOptions):
     """Build (or find in the cache) the artifact and load it."""
-    import tensorc_runtime
-
     from tensorc.codegen.cpu.cache import artifact_key, artifact_path
 
     key_options = {
@@ -188,19 +187,33 @@ def _compile_cpu(source: Source, options: CompileOptions):
         "ir": source.is_ir,
     }
     path = artifact_path(artifact_key(source.text, key_options, compiler_version()))
+    return _load_or_build(
+        path, lambda: native_build(compile_to_ir(source, options)[0], source, options)
+    )
+
+
+def _load_or_build(path: Path, build: Callable[[], Any]):
+    """Load the cached artifact at `path`, or `build()` one (anything with
+    `write_shared_object`), write it there and load it. A damaged entry is built again; an
+    unwritable cache gets the artifact written beside the process instead. Loading errors
+    other than a damaged file (`CudaUnavailableError`: no pycuda or GPU) propagate."""
+    import tensorc_runtime
+
     if path.is_file():
         try:
             return tensorc_runtime.load(path)
-        except tensorc_runtime.ArtifactError:
-            pass  # a damaged entry: build it again
-    module, _ = compile_to_ir(source, options)
-    build = native_build(module, source, options)
+        except tensorc_runtime.ArtifactError as error:
+            from tensorc_runtime.cuda import CudaUnavailableError
+
+            if isinstance(error, CudaUnavailableError):
+                raise
+    artifact = build()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        build.write_shared_object(path)
-    except OSError:  # an unwritable cache: build beside the process instead
+        artifact.write_shared_object(path)
+    except OSError:
         path = Path(tempfile.mkdtemp(prefix="tensorc-")) / path.name
-        build.write_shared_object(path)
+        artifact.write_shared_object(path)
     return tensorc_runtime.load(path)
 
 
@@ -299,8 +312,6 @@ def emit_cuda(
 def _compile_cuda(source: Source, options: CompileOptions, arch: str | None):
     """Build (or find in the cache) the CUDA artifact and load it: without pycuda or a GPU,
     loading raises `tensorc_runtime.cuda.CudaUnavailableError` saying which is missing."""
-    import tensorc_runtime
-
     from tensorc.codegen.cpu.cache import artifact_key, artifact_path
     from tensorc.codegen.cuda.target import DEFAULT_ARCH, check_arch
 
@@ -313,16 +324,6 @@ def _compile_cuda(source: Source, options: CompileOptions, arch: str | None):
         "ir": source.is_ir,
     }
     path = artifact_path(artifact_key(source.text, key_options, compiler_version()))
-    if path.is_file():
-        from tensorc_runtime.cuda import CudaUnavailableError
-
-        try:
-            return tensorc_runtime.load(path)
-        except CudaUnavailableError:
-            raise
-        except tensorc_runtime.ArtifactError:
-            pass  # a damaged entry: build it again
-    module, _ = compile_to_ir(source, options)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cuda_build(module, source, options, arch).write_shared_object(path)
-    return tensorc_runtime.load(path)
+    return _load_or_build(
+        path, lambda: cuda_build(compile_to_ir(source, options)[0], source, options, arch)
+    )

@@ -411,7 +411,7 @@ FUNCTIONS = list(UNARY_MATH)
 EXACT_BOUNDS = {"floor": 0.0, "ceil": 0.0, "abs": 0.0, "sqrt": 0.5}  # sqrt is correctly rounded
 
 
-def _host_has_avx512() -> bool:
+def host_has_avx512() -> bool:
     return "+avx512f" in llvm.get_host_cpu_features().flatten().split(",")
 
 
@@ -422,7 +422,7 @@ def _host_has_avx512() -> bool:
 )
 def kernels(request: pytest.FixtureRequest) -> CompiledKernels:
     dtype, ldexp = request.param
-    if ldexp and not _host_has_avx512():
+    if ldexp and not host_has_avx512():
         pytest.skip("llvm.ldexp scaling is used (and vector code) only on AVX-512 hosts")
     return compile_kernels(dtype, ldexp=ldexp)
 

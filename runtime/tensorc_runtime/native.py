@@ -379,12 +379,12 @@ def _fast_call_source(
     missing = [name for name in dims_order if name not in symbol_vars]
     if missing:
         raise ArtifactError(f"{signature.name}: dims {missing} are not parameter sizes")
-    arg_items = ", ".join(f"p{index}" for index in range(len(params)))
-    result_items = ", ".join(f"q{index}" for index in range(len(signature.results)))
     dims_items = ", ".join(symbol_vars[name] for name in dims_order)
     if invoke:
         lines += _invoke_lines(signature, dims_order, dims_items, address_of, namespace)
     else:
+        arg_items = ", ".join(f"p{index}" for index in range(len(params)))
+        result_items = ", ".join(f"q{index}" for index in range(len(signature.results)))
         lines += [
             f"args_data = pack_args({arg_items})",
             f"results_data = pack_results({result_items})",
@@ -414,9 +414,7 @@ def _result_allocation(
     at generation time for static shapes)."""
     static = all(axis.isdigit() for axis in axes)
     nbytes = " * ".join([*axes, str(dtype.itemsize)])
-    address = [f"q{index} = {address_of(f'r{index}')}"]
-    if not need_address:
-        address = []
+    address = [f"q{index} = {address_of(f'r{index}')}"] if need_address else []
     plain = [f"r{index} = empty(shape{index}, rt{index})"]
     aligned = [
         *plain,

@@ -201,13 +201,16 @@ class MathEmitter:
     def intrinsic(self, name: str, *args: Operand) -> ir.Value:
         """Call `llvm.<name>.<suffix>` (declared once per module) on float operands."""
         values = [self.value(a) for a in args]
-        full_name = f"llvm.{name}.{self.suffix}"
-        module = self.builder.module
-        function = module.globals.get(full_name)
-        if function is None:
-            signature = ir.FunctionType(self.type, [self.type] * len(values))
-            function = ir.Function(module, signature, full_name)
+        function = self._declared(f"llvm.{name}.{self.suffix}", [self.type] * len(values))
         return self.builder.call(function, values)
+
+    def _declared(self, name: str, params: Sequence[ir.Type]) -> ir.Function:
+        """The function `name` returning this emitter's type, declared on first use."""
+        module = self.builder.module
+        function = module.globals.get(name)
+        if function is None:
+            function = ir.Function(module, ir.FunctionType(self.type, list(params)), name)
+        return function
 
     def abs(self, a: ir.Value) -> ir.Value:
         return self.intrinsic("fabs", a)
@@ -334,12 +337,8 @@ class MathEmitter:
         i32 = self.shaped(ir.IntType(32))
         if self.is_double:
             exponent = self.builder.trunc(exponent, i32)
-        suffix = f"v{self.lanes}" if self.lanes else ""
-        name = f"llvm.ldexp.{suffix}{self.fmt.suffix}.{suffix}i32"
-        function = self.builder.module.globals.get(name)
-        if function is None:
-            signature = ir.FunctionType(self.type, [self.type, i32])
-            function = ir.Function(self.builder.module, signature, name)
+        lanes = f"v{self.lanes}" if self.lanes else ""
+        function = self._declared(f"llvm.ldexp.{self.suffix}.{lanes}i32", [self.type, i32])
         return self.builder.call(function, [y, exponent])
 
     def pow2(self, exponent: ir.Value) -> ir.Value:

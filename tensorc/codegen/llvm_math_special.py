@@ -159,12 +159,17 @@ def erfc_tail(d: MathEmitter, s: ir.Value, s_lo: ir.Value | None, factor: ir.Val
     return d.add(quotient, d.fma(quotient, p, correction)), n  # (q + corr)(1 + p)
 
 
+def _erfc_of_magnitude(d: MathEmitter, ax: ir.Value, limit: float,
+                       float_accuracy: bool) -> ir.Value:
+    """erfc(|x|) for |x| >= 1/2, |x| clamped to [1/2, limit] (in the widened emitter `d`)."""
+    return d.scale(*erfc_tail(d, d.clamp(ax, 0.5, limit), None, d.const(1.0), float_accuracy))
+
+
 def erf_value(m: MathEmitter, x: ir.Value) -> ir.Value:
     d, xd = m.widened(x)
     float_accuracy = not m.is_double
     ax = d.abs(xd)
-    tail = d.scale(*erfc_tail(d, d.clamp(ax, 0.5, ERF_SATURATION[m.fmt]), None, d.const(1.0),
-                              float_accuracy))
+    tail = _erfc_of_magnitude(d, ax, ERF_SATURATION[m.fmt], float_accuracy)
     large = d.flip_sign(d.sub(1.0, tail), xd)
     y = d.select(d.lt(ax, ERF_SMALL_LIMIT), erf_small(d, xd, float_accuracy), large)
     return m.keep_zero(x, m.keep_nan(x, m.narrowed(y)))
@@ -179,8 +184,7 @@ def erfc_value(m: MathEmitter, x: ir.Value) -> ir.Value:
     d, xd = m.widened(x)
     float_accuracy = not m.is_double
     ax = d.abs(xd)
-    tail = d.scale(*erfc_tail(d, d.clamp(ax, 0.5, ERFC_UNDERFLOW[m.fmt]), None, d.const(1.0),
-                              float_accuracy))
+    tail = _erfc_of_magnitude(d, ax, ERFC_UNDERFLOW[m.fmt], float_accuracy)
     far = d.select(d.gt(xd, 0.0), tail, d.sub(2.0, tail))
     near = d.sub(1.0, erf_small(d, xd, float_accuracy))
     return m.keep_nan(x, m.narrowed(d.select(d.lt(ax, ERF_SMALL_LIMIT), near, far)))

@@ -25,7 +25,6 @@ are accepted as `ExprStmt` nodes; semantic analysis decides what to say about th
 from __future__ import annotations
 
 import functools
-import os
 import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from lark.lexer import PatternStr
 from lark.parsers.lalr_interactive_parser import InteractiveParser
 from lark.tree import Meta
 
+from tensorc.cache_location import cache_dir
 from tensorc.frontend import ast
 from tensorc.ir.diagnostics import Diagnostic, DiagnosticEngine, DiagnosticError
 from tensorc.ir.location import Location
@@ -80,20 +80,14 @@ def _lark() -> Lark:
 
 
 def _grammar_cache_path() -> str | None:
-    """`$TENSORC_CACHE_DIR/lark/tc-grammar.cache` (default `~/.cache/tensorc`), or None when
-    that directory cannot be made."""
-    configured = os.environ.get("TENSORC_CACHE_DIR")
-    if configured:
-        base = configured
-    else:
-        home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        base = os.path.join(home, "tensorc")
-    directory = os.path.join(base, "lark")
+    """`lark/tc-grammar.cache` in tensorc's cache directory, or None when that directory
+    cannot be made."""
+    directory = cache_dir() / "lark"
     try:
-        os.makedirs(directory, exist_ok=True)
+        directory.mkdir(parents=True, exist_ok=True)
     except OSError:
         return None
-    return os.path.join(directory, "tc-grammar.cache")
+    return str(directory / "tc-grammar.cache")
 
 
 def parse_module(source: str, filename: str = "<input>") -> ast.Module:

@@ -25,7 +25,7 @@ from tensorc.passes.rewrite import erase_ops, replace_all_uses
 OpKey = tuple[Hashable, ...]
 
 
-class _Unhashable(Exception):
+class Unhashable(Exception):
     pass
 
 
@@ -49,7 +49,7 @@ def freeze_attr(value: Any) -> Hashable:
     try:
         hash(value)
     except TypeError:
-        raise _Unhashable from None
+        raise Unhashable from None
     return value
 
 
@@ -59,7 +59,7 @@ def op_key(op: Operation) -> OpKey | None:
         return None
     try:
         attributes = tuple(sorted((k, freeze_attr(v)) for k, v in op.attributes.items()))
-    except _Unhashable:
+    except Unhashable:
         return None
     operands = list(op.operands)
     if Commutative in op.traits and len(operands) >= 2:

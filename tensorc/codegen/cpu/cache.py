@@ -25,15 +25,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-CACHE_ENVIRONMENT = "TENSORC_CACHE_DIR"
-
-
-def cache_dir() -> Path:
-    configured = os.environ.get(CACHE_ENVIRONMENT)
-    if configured:
-        return Path(configured)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "tensorc"
+from tensorc.cache_location import cache_dir
 
 
 def host_fingerprint() -> dict[str, Any]:

@@ -25,8 +25,17 @@ from collections.abc import Callable, Sequence
 
 import llvmlite.ir as ir
 
-from tensorc.codegen.cpu.irutil import I64, PTR, VOID, counted_loop, declare, intrinsic
-from tensorc.codegen.cpu.loops import PARALLEL_MIN_WORK, KernelLowering
+from tensorc.codegen.cpu.irutil import (
+    I64,
+    PTR,
+    VOID,
+    call_parallel_for,
+    counted_loop,
+    intrinsic,
+    load_pointers,
+    store_pointers,
+)
+from tensorc.codegen.cpu.loops import KernelLowering, pool_grain
 from tensorc.codegen.cpu.sizes import SizeEmitter
 from tensorc.ir.affine import AffineMap
 from tensorc.ir.core import Value
@@ -53,24 +62,26 @@ def _row_local(amap: AffineMap) -> bool:
 
 def chain_extends(chain: Sequence[KernelLowering], kernel: KernelLowering, key: BufferKey) -> bool:
     """Whether `kernel` may join `chain` (module doc)."""
-    if not leads_with_rows(kernel):
+    if not (leads_with_rows(chain[0]) and leads_with_rows(kernel)):
         return False
     size = kernel.op.domain_sizes[0]
-    written: dict[int, AffineMap] = {}
-    touched: set[object] = set()
+    written: dict[int, AffineMap] = {}  # id(value) -> its output map, for the chain's results
+    written_buffers: set[object] = set()
+    read_buffers: set[object] = set()
     for member in chain:
         if member.op.domain_sizes[0] != size:
             return False
         for result, amap in zip(member.op.results, member.op.output_maps):
             written[id(result)] = amap
-            touched.add(key(result))
-        touched.update(key(value) for value in member.op.inputs)
+            written_buffers.add(key(result))
+        read_buffers.update(key(value) for value in member.op.inputs)
     for value, amap in zip(kernel.op.inputs, kernel.op.input_maps):
         if id(value) in written:
             if not (_row_local(written[id(value)]) and _row_local(amap)):
                 return False
-        elif key(value) in {key(r) for m in chain for r in m.op.results}:
+        elif key(value) in written_buffers:
             return False
+    touched = written_buffers | read_buffers
     return not any(key(result) in touched for result in kernel.op.results)
 
 
@@ -94,30 +105,25 @@ class ChainLowering:
         dims, the rows per block (as an integer), then every kernel's buffers."""
         nests = [kernel.emit_nest() for kernel in self.kernels]
         task = self._task(nests)
+        b = sizes.builder
         smax = intrinsic(self.module, "llvm.smax", I64, 2)
-        per_row = [kernel.work_per_step(sizes) for kernel in self.kernels]
-        work = per_row[0]
-        for extra in per_row[1:]:
-            work = sizes.builder.add(work, extra)
-        work = sizes.builder.call(smax, [work, I64(1)])
+        work = self.kernels[0].work_per_step(sizes)
         elements = I64(1)
         for kernel in self.kernels:
+            if kernel is not self.kernels[0]:
+                work = b.add(work, kernel.work_per_step(sizes))
             inner = sizes.product(
                 kernel.op.domain_sizes[d] for loop in kernel.loops[1:] for d in loop.dims
             )
-            elements = sizes.builder.call(smax, [elements, inner])
-        block = sizes.builder.add(sizes.builder.udiv(I64(ROW_BLOCK_ELEMENTS), elements), I64(1))
-        grain = sizes.builder.add(sizes.builder.udiv(I64(PARALLEL_MIN_WORK), work), I64(1))
-        grain = sizes.builder.call(smax, [grain, block])
+            elements = b.call(smax, [elements, inner])
+        block = b.add(b.udiv(I64(ROW_BLOCK_ELEMENTS), elements), I64(1))
+        grain = b.call(smax, [pool_grain(sizes, work), block])
         pointers = [dims, builder.inttoptr(block, PTR)]
         for kernel_buffers in buffers:
             pointers.extend(kernel_buffers)
-        for position, pointer in enumerate(pointers):
-            slot = builder.gep(context, [I64(position)], inbounds=True, source_etype=PTR)
-            builder.store(pointer, slot, align=8)
+        store_pointers(builder, context, pointers)
         count = sizes.value(self.kernels[0].op.domain_sizes[0])
-        parallel_for = declare(self.module, "tensorc_parallel_for", VOID, [PTR, PTR, I64, I64])
-        builder.call(parallel_for, [task, context, count, grain])
+        call_parallel_for(builder, task, context, count, grain)
 
     def _task(self, nests: Sequence[ir.Function]) -> ir.Function:
         """`void name.task(ptr ctx, i64 begin, i64 end)`: for each block of rows in
@@ -127,18 +133,13 @@ class ChainLowering:
         task.linkage = "internal"
         context, begin, end = task.args
         b = ir.IRBuilder(task.append_basic_block("entry"))
-
-        def pointer_at(position: int) -> ir.Value:
-            slot = b.gep(context, [I64(position)], inbounds=True, source_etype=PTR)
-            return b.load(slot, typ=PTR, align=8)
-
-        dims = pointer_at(0)
-        block = b.ptrtoint(pointer_at(1), I64)
+        dims, block_pointer = load_pointers(b, context, 2)
+        block = b.ptrtoint(block_pointer, I64)
         arguments: list[list[ir.Value]] = []
         position = 2
         for kernel in self.kernels:
             count = len(kernel.accesses)
-            arguments.append([pointer_at(position + k) for k in range(count)])
+            arguments.append(load_pointers(b, context, count, start=position))
             position += count
         smin = intrinsic(self.module, "llvm.smin", I64, 2)
         blocks = b.udiv(b.add(b.sub(end, begin), b.sub(block, I64(1))), block)

@@ -27,11 +27,12 @@ import llvmlite.ir as ir
 from tensorc.codegen.cpu.gemm import EPILOGUE_PTR, EPILOGUE_TYPE
 from tensorc.codegen.cpu.irutil import (
     I64,
-    PTR,
     counted_loop,
     element_pointer,
     load_element,
+    load_pointers,
     store_element,
+    store_pointers,
 )
 from tensorc.codegen.cpu.loops import Access, KernelLowering, mergeable
 from tensorc.codegen.cpu.scalar import ScalarLowering
@@ -90,9 +91,7 @@ class ContractionLowering(KernelLowering):
         context: ir.Value,
     ) -> ir.Value:
         """Call the GEMM; returns its status (0, or 3 when its scratch could not be had)."""
-        for position, pointer in enumerate([dims, *buffers]):
-            slot = builder.gep(context, [I64(position)], inbounds=True, source_etype=PTR)
-            builder.store(pointer, slot, align=8)
+        store_pointers(builder, context, [dims, *buffers])
         contraction = self.contraction
         lhs, rhs = self.inputs[contraction.lhs], self.inputs[contraction.rhs]
         output = self.outputs[0]
@@ -140,11 +139,7 @@ class ContractionLowering(KernelLowering):
         start = function.append_basic_block("start")
         self.prologue = ir.IRBuilder(prologue)
         self.builder = ir.IRBuilder(start)
-        pointers = []
-        for position in range(len(self.accesses) + 1):
-            slot = self.prologue.gep(context, [I64(position)], inbounds=True, source_etype=PTR)
-            pointers.append(self.prologue.load(slot, typ=PTR, align=8))
-        dims, *self.buffers = pointers
+        dims, *self.buffers = load_pointers(self.prologue, context, len(self.accesses) + 1)
         self.sizes = SizeEmitter(self.prologue, dims, self.symbols)
         self.indices = {}
         self.scalars = ScalarLowering(self.builder, self.sizes, self.indices.__getitem__)

@@ -156,6 +156,33 @@ def stack_array(builder: ir.IRBuilder, array_type: ir.Type, name: str, align: in
     return slot
 
 
+def store_pointers(builder: ir.IRBuilder, array: ir.Value, pointers: Sequence[ir.Value]) -> None:
+    """`array[i] = pointers[i]` for a stack array of pointers (a pool task's context)."""
+    for position, pointer in enumerate(pointers):
+        slot = builder.gep(array, [I64(position)], inbounds=True, source_etype=PTR)
+        builder.store(pointer, slot, align=8)
+
+
+def load_pointers(
+    builder: ir.IRBuilder, array: ir.Value, count: int, start: int = 0, name: str = ""
+) -> list[ir.Value]:
+    """`array[start:start + count]` (named `name0, name1, ...` when `name` is given)."""
+    pointers = []
+    for index in range(count):
+        slot = builder.gep(array, [I64(start + index)], inbounds=True, source_etype=PTR)
+        label = f"{name}{index}" if name else ""
+        pointers.append(builder.load(slot, typ=PTR, align=8, name=label))
+    return pointers
+
+
+def call_parallel_for(
+    builder: ir.IRBuilder, task: ir.Function, context: ir.Value, count: ir.Value, grain: ir.Value
+) -> None:
+    """`tensorc_parallel_for(task, context, count, grain)` (support/threadpool.c)."""
+    parallel_for = declare(builder.module, "tensorc_parallel_for", VOID, [PTR, PTR, I64, I64])
+    builder.call(parallel_for, [task, context, count, grain])
+
+
 def c_string(module: ir.Module, name: str, text: str) -> ir.GlobalVariable:
     """A private NUL-terminated string constant."""
     return constant_bytes(module, name, text.encode() + b"\0", align=1)

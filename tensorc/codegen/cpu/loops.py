@@ -44,20 +44,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import llvmlite.ir as ir
-import numpy as np
 
 from tensorc.codegen.cpu.irutil import (
     I64,
     PTR,
     VOID,
+    call_parallel_for,
     counted_loop,
-    declare,
     element_pointer,
     intrinsic,
     load_element,
+    load_pointers,
     register_type,
     stack_array,
     store_element,
+    store_pointers,
 )
 from tensorc.codegen.cpu.scalar import ScalarLowering, constant
 from tensorc.codegen.cpu.sizes import SizeEmitter
@@ -74,6 +75,7 @@ from tensorc.ir.dialects.kernel import (
 from tensorc.ir.dims import DimExpr, prod
 from tensorc.ir.dtypes import DType
 from tensorc.ir.types import TensorType
+from tensorc.passes.cse import Unhashable, freeze_attr
 
 PARALLEL_MIN_WORK = 1 << 15
 COLUMN_BLOCK = 256
@@ -180,6 +182,15 @@ def mergeable(
     return all(a.coefficients[outer] == a.coefficients[inner] * sizes[inner] for a in accesses)
 
 
+def pool_grain(sizes: SizeEmitter, work: ir.Value) -> ir.Value:
+    """The pool's grain for steps of `work` body-op evaluations each: enough steps that a
+    chunk is worth at least PARALLEL_MIN_WORK (small loops then run on the calling thread)."""
+    b = sizes.builder
+    smax = intrinsic(b.module, "llvm.smax", I64, 2)
+    work = b.call(smax, [work, I64(1)])
+    return b.add(b.udiv(I64(PARALLEL_MIN_WORK), work), I64(1))
+
+
 def body_cost(op: GenericOp) -> int:
     """A rough count of scalar operations per domain point (for the parallel grain)."""
     cost = 1
@@ -238,16 +249,10 @@ class KernelLowering:
         """Run the kernel over its domain from the entry point; `context` is a stack array of
         `len(buffers) + 1` pointers."""
         task = self.emit()
-        for position, pointer in enumerate([dims, *buffers]):
-            slot = builder.gep(context, [I64(position)], inbounds=True, source_etype=PTR)
-            builder.store(pointer, slot, align=8)
+        store_pointers(builder, context, [dims, *buffers])
         count = self._loop_size(sizes, self.parallel_loops[0]) if self.parallel_loops else I64(1)
-        work = self.work_per_step(sizes)
-        smax = intrinsic(self.module, "llvm.smax", I64, 2)
-        work = sizes.builder.call(smax, [work, I64(1)])
-        grain = sizes.builder.add(sizes.builder.udiv(I64(PARALLEL_MIN_WORK), work), I64(1))
-        parallel_for = declare(self.module, "tensorc_parallel_for", VOID, [PTR, PTR, I64, I64])
-        builder.call(parallel_for, [task, context, count, grain])
+        grain = pool_grain(sizes, self.work_per_step(sizes))
+        call_parallel_for(builder, task, context, count, grain)
 
     def _loop_size(self, sizes: SizeEmitter, loop: Loop) -> ir.Value:
         return sizes.product(self.op.domain_sizes[d] for d in loop.dims)
@@ -283,11 +288,7 @@ class KernelLowering:
         task.linkage = "internal"
         context, begin, end = task.args
         builder = ir.IRBuilder(task.append_basic_block("entry"))
-        values = []
-        for position in range(pointers):
-            slot = builder.gep(context, [I64(position)], inbounds=True, source_etype=PTR)
-            values.append(builder.load(slot, typ=PTR, align=8))
-        builder.call(function, [*values, begin, end])
+        builder.call(function, [*load_pointers(builder, context, pointers), begin, end])
         builder.ret_void()
         return task
 
@@ -431,13 +432,15 @@ class KernelLowering:
             reciprocals[id(div)] = b.fdiv(ir.Constant(divisor.type, 1.0), divisor)
         return reciprocals, exact
 
+    def _output_pointer(self, index: int, offsets: list[ir.Value]) -> ir.Value:
+        position = len(self.inputs) + index
+        return element_pointer(self.builder, self.buffers[position], offsets[position],
+                               self.outputs[index].dtype)
+
     def _load_output(self, index: int, offsets: list[ir.Value]) -> ir.Value:
         """Read back output `index` at the current point (see `stash`)."""
-        position = len(self.inputs) + index
-        access = self.outputs[index]
-        pointer = element_pointer(self.builder, self.buffers[position], offsets[position],
-                                  access.dtype)
-        return load_element(self.builder, pointer, access.dtype)
+        pointer = self._output_pointer(index, offsets)
+        return load_element(self.builder, pointer, self.outputs[index].dtype)
 
     def _column_blocks(
         self, loop_position: int, offsets: list[ir.Value], start: ir.Value, stop: ir.Value
@@ -550,11 +553,8 @@ class KernelLowering:
             self._store_output(index, value, offsets)
 
     def _store_output(self, index: int, value: ir.Value, offsets: list[ir.Value]) -> None:
-        position = len(self.inputs) + index
-        access = self.outputs[index]
-        pointer = element_pointer(self.builder, self.buffers[position], offsets[position],
-                                  access.dtype)
-        store_element(self.builder, value, pointer, access.dtype)
+        pointer = self._output_pointer(index, offsets)
+        store_element(self.builder, value, pointer, self.outputs[index].dtype)
 
 
 # ----- row epilogues: stashing and reciprocals ------------------------------------------------
@@ -611,18 +611,11 @@ def same_value(op: GenericOp, reduced: Value, computed: Value, memo: dict) -> bo
 
 
 def _same_attributes(left: Operation, right: Operation) -> bool:
-    if left.attributes.keys() != right.attributes.keys():
+    """Equal attributes in the sense CSE uses (`freeze_attr`)."""
+    try:
+        return freeze_attr(left.attributes) == freeze_attr(right.attributes)
+    except Unhashable:
         return False
-    for key, value in left.attributes.items():
-        other = right.attributes[key]
-        if isinstance(value, np.ndarray) or isinstance(other, np.ndarray):
-            if not (isinstance(value, np.ndarray) and isinstance(other, np.ndarray)):
-                return False
-            if value.dtype != other.dtype or value.tobytes() != other.tobytes():
-                return False
-        elif value != other:
-            return False
-    return True
 
 
 def row_invariant_divisors(ops: Sequence[Operation], known: dict[int, ir.Value]) -> list:

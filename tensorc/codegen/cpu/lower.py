@@ -32,7 +32,7 @@ from collections.abc import Sequence
 import llvmlite.ir as ir
 
 from tensorc.codegen.cpu.buffers import ARENA_ALIGNMENT, BufferPlan, StorageKind, plan_buffers
-from tensorc.codegen.cpu.chains import ChainLowering, chain_extends, leads_with_rows
+from tensorc.codegen.cpu.chains import ChainLowering, chain_extends
 from tensorc.codegen.cpu.contraction import ContractionLowering, gemm_contraction
 from tensorc.codegen.cpu.irutil import (
     I8,
@@ -48,6 +48,7 @@ from tensorc.codegen.cpu.irutil import (
     emit_memcpy,
     intrinsic,
     itemsize,
+    load_pointers,
     stack_array,
 )
 from tensorc.codegen.cpu.loops import KernelLowering
@@ -156,9 +157,9 @@ class FunctionLowering:
         self.sizes = SizeEmitter(self.prologue, dims, self.symbols)
         self.code = self.prologue.alloca(I32, name="code")
         self.prologue.store(I32(0), self.code)
-        self.arguments = self._load_pointers(args, len(self.function.args), "arg")
-        self.results = self._load_pointers(results, len(self.function.function_type.results),
-                                           "result")
+        self.arguments = load_pointers(self.prologue, args, len(self.function.args), name="arg")
+        self.results = load_pointers(self.prologue, results,
+                                     len(self.function.function_type.results), name="result")
         self.builder = ir.IRBuilder(arena)
         self._allocate_arena()
         body = self.function.body.ops[:-1]
@@ -167,10 +168,11 @@ class FunctionLowering:
             chain = self._chain_at(body, position)
             if len(chain) > 1:
                 self._lower_chain(chain)
-                position += len(chain)
-                continue
-            self._lower_op(body[position], position)
-            position += 1
+            elif chain:
+                self._launch(chain[0])
+            else:
+                self._lower_op(body[position], position)
+            position += max(len(chain), 1)
         for index, value in self.plan.result_copies:
             emit_memcpy(self.builder, self.results[index], self.pointer(value),
                         self.nbytes(value.type))
@@ -178,13 +180,6 @@ class FunctionLowering:
         self._emit_exit()
         self.prologue.branch(arena)
         return llvm_function
-
-    def _load_pointers(self, array: ir.Value, count: int, name: str) -> list[ir.Value]:
-        pointers = []
-        for index in range(count):
-            slot = self.prologue.gep(array, [I64(index)], inbounds=True, source_etype=PTR)
-            pointers.append(self.prologue.load(slot, typ=PTR, align=8, name=f"{name}{index}"))
-        return pointers
 
     def _emit_exit(self) -> None:
         builder = ir.IRBuilder(self.exit)
@@ -308,26 +303,37 @@ class FunctionLowering:
             )
         lowering(self, op, position)
 
-    def _lower_kernel(self, op: GenericOp, position: int) -> None:
-        name = f"{self.function.sym_name}.kernel{self.kernel_count}"
+    def _next_kernel_name(self) -> str:
+        return f"{self.function.sym_name}.kernel{self.kernel_count}"
+
+    def _kernel_context(self, op: GenericOp) -> tuple[list[ir.Value], ir.Value]:
+        """The buffers of `op`'s operands and results, and a context array for them + dims."""
         self.kernel_count += 1
-        buffers = [self.pointer(v) for v in op.inputs] + [self.pointer(r) for r in op.results]
-        context = stack_array(self.prologue, ir.ArrayType(PTR, len(buffers) + 1), "ctx")
+        buffers = [self.pointer(v) for v in (*op.inputs, *op.results)]
+        return buffers, stack_array(self.prologue, ir.ArrayType(PTR, len(buffers) + 1), "ctx")
+
+    def _launch(self, kernel: KernelLowering) -> None:
+        """Run a loop-nest (or split-reduction) kernel built for the next kernel name."""
+        buffers, context = self._kernel_context(kernel.op)
+        kernel.emit_launch(self.builder, self.sizes, self.dims, buffers, context)
+
+    def _lower_kernel(self, op: GenericOp, position: int) -> None:
+        """Contractions and full reductions (`_chain_at` takes the other kernels)."""
+        name = self._next_kernel_name()
         contraction = gemm_contraction(op)
         if contraction is None:
-            lowering = SplitReductionLowering if is_full_reduction(op) else KernelLowering
-            kernel = lowering(self.module, name, op, self.symbols)
-            kernel.emit_launch(self.builder, self.sizes, self.dims, buffers, context)
+            self._launch(SplitReductionLowering(self.module, name, op, self.symbols))
             return
         gemm = ContractionLowering(self.module, name, op, self.symbols, contraction)
+        buffers, context = self._kernel_context(op)
         status = gemm.emit_launch(self.builder, self.sizes, self.dims, buffers, context)
         failed = self.builder.icmp_signed("!=", status, I32(0))
         self.fail_if(failed, 3, position, "out of memory for a matrix product", [])
 
-
     # ----- chains of row kernels (chains.py) ------------------------------------------------
     def _chain_at(self, body: Sequence[Operation], position: int) -> list[KernelLowering]:
-        """The longest chain of row kernels starting at `body[position]` (maybe one)."""
+        """The loop-nest kernel at `body[position]` and the row kernels that chain after it
+        (chains.py); empty when that op is not a loop-nest kernel."""
         kernels: list[KernelLowering] = []
         for op in body[position:]:
             if not isinstance(op, GenericOp) or gemm_contraction(op) is not None:
@@ -336,8 +342,6 @@ class FunctionLowering:
                 break
             name = f"{self.function.sym_name}.kernel{self.kernel_count + len(kernels)}"
             kernel = KernelLowering(self.module, name, op, self.symbols)
-            if not kernels and not leads_with_rows(kernel):
-                break
             if kernels and not chain_extends(kernels, kernel, self.buffer_key):
                 break
             kernels.append(kernel)
@@ -355,15 +359,10 @@ class FunctionLowering:
         chain = ChainLowering(self.module, name, kernels)
         chain.emit_launch(self.builder, self.sizes, self.dims, buffers, context)
 
-    def buffer_key(self, value: Value) -> object:
-        """Identifies `value`'s buffer: equal keys, the same memory."""
-        storage = self.plan.of(value)
-        while storage.kind is StorageKind.ALIAS and storage.source is not None:
-            value = storage.source
-            storage = self.plan.of(value)
-        if storage.kind in (StorageKind.ARGUMENT, StorageKind.RESULT, StorageKind.ARENA):
-            return (storage.kind.value, storage.index)
-        return ("value", id(value))
+    def buffer_key(self, value: Value) -> int:
+        """Identifies `value`'s buffer: equal keys, the same memory (values sharing an
+        argument, a result or an arena slot share its one pointer value)."""
+        return id(self.pointer(value))
 
 
 def _static_slot_bytes(types: Sequence[TensorType]) -> int | None:

@@ -26,12 +26,12 @@ import llvmlite.ir as ir
 from tensorc.codegen.cpu.irutil import (
     I64,
     PTR,
-    VOID,
+    call_parallel_for,
     counted_loop,
-    declare,
     intrinsic,
     register_type,
     stack_array,
+    store_pointers,
 )
 from tensorc.codegen.cpu.loops import PARALLEL_MIN_WORK, KernelLowering, body_cost, combine
 from tensorc.codegen.cpu.scalar import constant
@@ -66,21 +66,18 @@ class SplitReductionLowering(KernelLowering):
         pieces_slot = stack_array(prologue, ir.ArrayType(I64, 1), "pieces", 8)
         pointers = [dims, *buffers, *partials, pieces_slot]
         split_context = stack_array(prologue, ir.ArrayType(PTR, len(pointers)), "split_ctx")
-        for position, pointer in enumerate(pointers):
-            slot = builder.gep(split_context, [I64(position)], inbounds=True, source_etype=PTR)
-            builder.store(pointer, slot, align=8)
+        store_pointers(builder, split_context, pointers)
         pieces = self._pieces(sizes)
         builder.store(pieces, pieces_slot, align=8)
         whole = self.emit()
         partial = self._emit_partial(len(pointers))
         finish = self._emit_finish()
-        parallel_for = declare(self.module, "tensorc_parallel_for", VOID, [PTR, PTR, I64, I64])
         with builder.if_else(builder.icmp_signed(">", pieces, I64(1))) as (split, serial):
             with split:
-                builder.call(parallel_for, [partial, split_context, pieces, I64(1)])
+                call_parallel_for(builder, partial, split_context, pieces, I64(1))
                 builder.call(finish, [dims, *buffers, *partials, pieces])
             with serial:
-                builder.call(parallel_for, [whole, split_context, I64(1), I64(1)])
+                call_parallel_for(builder, whole, split_context, I64(1), I64(1))
 
     def _pieces(self, sizes: SizeEmitter) -> ir.Value:
         """min(MAX_PIECES, first reduction loop's size, work / PARALLEL_MIN_WORK), at least 1."""

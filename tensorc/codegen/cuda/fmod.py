@@ -101,20 +101,8 @@ class _FmodBuilder:
         start = b.block
         b.cbranch(b.icmp_unsigned("==", e, self.const(0)), subnormal_block, join)
         b.position_at_end(subnormal_block)
-        header, body, done = self.block(f"sub{tag}.h"), self.block(f"sub{tag}.b"), \
-            self.block(f"sub{tag}.d")
-        b.branch(header)
-        b.position_at_end(header)
-        m = b.phi(self.int)
-        k = b.phi(self.int)
-        m.add_incoming(field, subnormal_block)
-        k.add_incoming(self.const(1), subnormal_block)
-        b.cbranch(b.icmp_unsigned("==", b.and_(m, one), self.const(0)), body, done)
-        b.position_at_end(body)
-        m.add_incoming(b.shl(m, self.const(1)), body)
-        k.add_incoming(b.sub(k, self.const(1)), body)
-        b.branch(header)
-        b.position_at_end(done)
+        m, k = self.shift_to_leading_one(field, self.const(1), f"sub{tag}")
+        done = b.block
         b.branch(join)
         b.position_at_end(join)
         significand = b.phi(self.int)
@@ -124,6 +112,28 @@ class _FmodBuilder:
         exponent.add_incoming(e, start)
         exponent.add_incoming(k, done)
         return significand, exponent
+
+    def shift_to_leading_one(self, m: ir.Value, e: ir.Value,
+                             tag: str) -> tuple[ir.Value, ir.Value]:
+        """`while (!(m & 1 << mantissa)) { m <<= 1; e--; }`; returns the final (m, e) with
+        the builder after the loop."""
+        b = self.b
+        one = self.const(1 << self.mantissa)
+        entry = b.block
+        header, body, done = self.block(f"{tag}.h"), self.block(f"{tag}.b"), self.block(f"{tag}.d")
+        b.branch(header)
+        b.position_at_end(header)
+        shifted = b.phi(self.int)
+        exponent = b.phi(self.int)
+        shifted.add_incoming(m, entry)
+        exponent.add_incoming(e, entry)
+        b.cbranch(b.icmp_unsigned("==", b.and_(shifted, one), self.const(0)), body, done)
+        b.position_at_end(body)
+        shifted.add_incoming(b.shl(shifted, self.const(1)), body)
+        exponent.add_incoming(b.sub(exponent, self.const(1)), body)
+        b.branch(header)
+        b.position_at_end(done)
+        return shifted, exponent
 
     def reduce(self, mx: ir.Value, my: ir.Value, ex: ir.Value, ey: ir.Value,
                zero: ir.Block) -> tuple[ir.Value, ir.Value]:
@@ -161,20 +171,7 @@ class _FmodBuilder:
         """Renormalise (shift left until the leading one is back), rebuild, apply the sign."""
         b = self.b
         one = self.const(1 << self.mantissa)
-        entry = b.block
-        header, body, done = self.block("fix.h"), self.block("fix.b"), self.block("fix.d")
-        b.branch(header)
-        b.position_at_end(header)
-        mm = b.phi(self.int)
-        ee = b.phi(self.int)
-        mm.add_incoming(m, entry)
-        ee.add_incoming(e, entry)
-        b.cbranch(b.icmp_unsigned("==", b.and_(mm, one), self.const(0)), body, done)
-        b.position_at_end(body)
-        mm.add_incoming(b.shl(mm, self.const(1)), body)
-        ee.add_incoming(b.sub(ee, self.const(1)), body)
-        b.branch(header)
-        b.position_at_end(done)
+        mm, ee = self.shift_to_leading_one(m, e, "fix")
         normal = b.or_(b.sub(mm, one), b.shl(ee, self.const(self.mantissa)))
         shift = b.sub(self.const(1), ee)
         subnormal = b.lshr(mm, b.select(b.icmp_signed(">", ee, self.const(0)),

@@ -43,6 +43,7 @@ from tensorc.codegen.cuda.split import (
     SplitFinishKernel,
     SplitPartialKernel,
     split_count,
+    split_sizes,
     split_switch,
     splittable,
 )
@@ -51,7 +52,7 @@ from tensorc.codegen.cuda.tc_kernels import EMITTERS
 from tensorc.ir.core import Operation
 from tensorc.ir.dialects.func import FuncOp, Module
 from tensorc.ir.dialects.kernel import GenericOp
-from tensorc.ir.dims import DimExpr, dim_max, prod
+from tensorc.ir.dims import DimExpr
 from tensorc.ir.types import TensorType
 
 
@@ -145,7 +146,7 @@ class FunctionLowering:
         """A reduction that may run split (`split.py`): the ordinary kernel unless S is known
         to exceed 1, then the partial and finish kernels, each launched when it applies."""
         count = split_count(op)
-        points = prod(dim_max(op.domain_sizes[d], 0) for d in op.parallel_dims)
+        points, _ = split_sizes(op)
         if not (count.is_const and (count.value or 0) > 1):
             _, off = split_switch(op)
             self._lower_whole(op, position, grid_factor=off)

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import llvmlite.ir as ir
 
-from tensorc.codegen.cpu.irutil import element_pointer, itemsize, memory_type
+from tensorc.codegen.cpu.irutil import declare, element_pointer, itemsize, memory_type
 from tensorc.codegen.cuda.kernel import (
     BLOCK_THREADS,
     Addressing,
@@ -118,9 +118,7 @@ class PointwiseKernel:
         """`pointer % alignment == 0`, with `llvm.ptrmask` rather than `ptrtoint`: the
         pointer does not escape, so LLVM still sees read-only inputs (`ld.global.nc`)."""
         p = self.kernel.prologue
-        ptrmask = p.module.globals.get("llvm.ptrmask.p0.i64") or ir.Function(
-            p.module, ir.FunctionType(PTR, [PTR, I64]), "llvm.ptrmask.p0.i64"
-        )
+        ptrmask = declare(p.module, "llvm.ptrmask.p0.i64", PTR, [PTR, I64])
         masked = p.call(ptrmask, [pointer, I64(-alignment)])
         return p.icmp_unsigned("==", masked, pointer)
 

@@ -51,7 +51,7 @@ SPLIT_CHUNK = 1024
 SPLIT_TARGET = 32768
 
 
-def _counts(op: GenericOp) -> tuple[DimExpr, DimExpr]:
+def split_sizes(op: GenericOp) -> tuple[DimExpr, DimExpr]:
     """(points, reduction length) as size expressions (extents clamped at 0)."""
     sizes = op.domain_sizes
     points = prod(dim_max(sizes[d], 0) for d in op.parallel_dims)
@@ -61,7 +61,7 @@ def _counts(op: GenericOp) -> tuple[DimExpr, DimExpr]:
 
 def split_count(op: GenericOp) -> DimExpr:
     """S, the number of chunks (see the module documentation)."""
-    points, length = _counts(op)
+    points, length = split_sizes(op)
     chunks = (length + (SPLIT_CHUNK - 1)) // SPLIT_CHUNK
     per_point = (SPLIT_TARGET + dim_max(points, 1) - 1) // dim_max(points, 1)
     return dim_max(dim_min(chunks, per_point), 1)
@@ -71,7 +71,7 @@ def splittable(op: GenericOp) -> bool:
     """Whether `op` may need the split kernels (S is not the constant 1)."""
     if not op.has_reduction or op.is_row_epilogue or gpu_contraction(op) is not None:
         return False
-    _, length = _counts(op)
+    _, length = split_sizes(op)
     if length.is_const and (length.value or 0) <= SPLIT_CHUNK:
         return False
     count = split_count(op)
@@ -138,7 +138,7 @@ class SplitPartialKernel(_SplitKernel):
         else:
             self._rows()
         self.kernel.finish()
-        points, _ = _counts(self.op)
+        points, _ = split_sizes(self.op)
         count = split_count(self.op)
         on, _ = split_switch(self.op)
         if self.columns:
@@ -232,7 +232,7 @@ class SplitFinishKernel(_SplitKernel):
                                      phase.loader(offsets))
             phase.store(outputs, offsets)
         kernel.finish()
-        points, _ = _counts(op)
+        points, _ = split_sizes(op)
         on, _ = split_switch(op)
         return LaunchShape(blocks_expr(points, BLOCK_THREADS) * on,
                            DimExpr.const(BLOCK_THREADS))
