@@ -31,6 +31,7 @@ from tensorc.codegen.artifact import (
     make_manifest,
 )
 from tensorc.codegen.cpu.lower import entry_symbol, lower_module
+from tensorc.codegen.cpu.parallel import build_jobs, compile_parts, split_module
 from tensorc.codegen.cpu.pipeline import prepare_for_lowering
 from tensorc.codegen.cpu.support import (
     GEMM_DTYPES,
@@ -94,12 +95,16 @@ class CpuBuild:
 
     @cached_property
     def optimized(self) -> llvm.ModuleRef:
-        machine = self.target.target_machine(llvm_opt_level(self.opt_level))
-        parsed = llvm.parse_assembly(str(self.unoptimized))
+        return self._optimize(str(self.unoptimized))
+
+    def _optimize(self, text: str) -> llvm.ModuleRef:
+        """LLVM IR text parsed and run through LLVM's pipeline for this build."""
+        level = llvm_opt_level(self.opt_level)
+        machine = self.target.target_machine(level)
+        parsed = llvm.parse_assembly(text)
         parsed.triple = self.target.triple
         parsed.data_layout = str(machine.target_data)
         parsed.verify()
-        level = llvm_opt_level(self.opt_level)
         tuning = llvm.create_pipeline_tuning_options(speed_level=level)
         tuning.loop_vectorization = level >= 2
         tuning.slp_vectorization = level >= 2
@@ -120,6 +125,20 @@ class CpuBuild:
     @cached_property
     def _object(self) -> bytes:
         return emit_object(self.optimized, self.target, opt_level=None)
+
+    def _compile_part(self, text: str) -> bytes:
+        return emit_object(self._optimize(text), self.target, opt_level=None)
+
+    def _library_objects(self) -> list[bytes]:
+        """The module's object code for the shared library: compiled in parts by several
+        processes when that pays (`parallel.py`), else the one object."""
+        if "_object" in self.__dict__ or "optimized" in self.__dict__:
+            return [self.object_code()]  # already compiled whole (--emit=obj, asm)
+        jobs = build_jobs()
+        texts = split_module(self.unoptimized, jobs) if jobs > 1 else []
+        if len(texts) < 2:
+            return [self.object_code()]
+        return compile_parts(texts, self._compile_part, jobs)
 
     # ----- artifact -----------------------------------------------------------------------
     @cached_property
@@ -142,7 +161,7 @@ class CpuBuild:
 
     def write_shared_object(self, path: str | os.PathLike[str]) -> Path:
         """Link the artifact at `path` (atomically: a temporary file, then a rename)."""
-        objects = [self.object_code(), thread_pool_object()]
+        objects = [*self._library_objects(), thread_pool_object()]
         if any(gemm_symbol(dtype) in self.unoptimized.globals for dtype in GEMM_DTYPES):
             objects.append(gemm_object(self.target))
         return build_shared_object(
