@@ -193,6 +193,15 @@ def _inner(a: np.ndarray, b: np.ndarray) -> float:
     return math.fsum((a.astype(np.float64) * b.astype(np.float64)).ravel().tolist())
 
 
+def _assert_adjoint(
+    x: np.ndarray, taken: np.ndarray, updates: np.ndarray, scattered: np.ndarray, dtype: np.dtype
+) -> None:
+    """<take(x, i), u> == <x, scatter_add(u, i)>: the scatter is the gather's transpose."""
+    assert _inner(taken, updates) == pytest.approx(
+        _inner(x, scattered), rel=1e-2 if dtype == F16 else 1e-5
+    )
+
+
 @pytest.mark.parametrize("dtype", NUMERIC)
 @pytest.mark.parametrize(("shape", "index_shape", "axis"), SCATTERS)
 def test_scatter_add_is_transpose_of_take(
@@ -204,10 +213,7 @@ def test_scatter_add_is_transpose_of_take(
     updates = sample(dtype, taken_shape, seed=3)
     taken = run("tc.take", x, idx, dtype=dtype, shape=taken_shape, axis=axis)
     scattered = run("tc.scatter_add", updates, idx, dtype=dtype, shape=shape, axis=axis, size=size)
-    # <take(x, i), u> == <x, scatter_add(u, i)>
-    assert _inner(taken, updates) == pytest.approx(
-        _inner(x, scattered), rel=1e-2 if dtype == F16 else 1e-5
-    )
+    _assert_adjoint(x, taken, updates, scattered, dtype)
     expected = np.zeros(shape, dtype=np.float64)  # explicit accumulation loop
     for index in np.ndindex(*taken_shape):
         position = int(idx[index[axis : axis + len(index_shape)]]) % size
@@ -229,9 +235,7 @@ def test_scatter_add_along_axis_is_transpose(
     taken = run("tc.take_along_axis", x, idx, dtype=dtype, shape=taken_shape, axis=axis)
     attrs = {"axis": axis, "size": size}
     scattered = run("tc.scatter_add_along_axis", updates, idx, dtype=dtype, shape=shape, **attrs)
-    assert _inner(taken, updates) == pytest.approx(
-        _inner(x, scattered), rel=1e-2 if dtype == F16 else 1e-5
-    )
+    _assert_adjoint(x, taken, updates, scattered, dtype)
 
 
 def test_scatter_add_duplicates_and_broadcast_operand() -> None:

@@ -132,13 +132,11 @@ class CpuBuild:
     def _library_objects(self) -> list[bytes]:
         """The module's object code for the shared library: compiled in parts by several
         processes when that pays (`parallel.py`), else the one object."""
-        if "_object" in self.__dict__ or "optimized" in self.__dict__:
-            return [self.object_code()]  # already compiled whole (--emit=obj, asm)
         jobs = build_jobs()
-        texts = split_module(self.unoptimized, jobs) if jobs > 1 else []
-        if len(texts) < 2:
-            return [self.object_code()]
-        return compile_parts(texts, self._compile_part, jobs)
+        if jobs < 2 or "_object" in self.__dict__ or "optimized" in self.__dict__:
+            return [self.object_code()]  # serial, or already compiled whole (--emit=obj, asm)
+        # one text when splitting does not pay: compiled here, without printing it again
+        return compile_parts(split_module(self.unoptimized, jobs), self._compile_part, jobs)
 
     # ----- artifact -----------------------------------------------------------------------
     @cached_property

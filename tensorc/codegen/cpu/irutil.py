@@ -111,6 +111,9 @@ def emit_memset_zero(builder: ir.IRBuilder, dest: ir.Value, nbytes: ir.Value) ->
     builder.call(function, [dest, I8(0), nbytes, I1(0)])
 
 
+LOOP_HEADER = "header"  # name suffix of a loop header block (parallel.py counts loops by it)
+
+
 @contextmanager
 def counted_loop(
     builder: ir.IRBuilder, start: ir.Value, stop: ir.Value, name: str
@@ -118,7 +121,7 @@ def counted_loop(
     """`for i in range(start, stop)`: the with-block emits the body; afterwards the builder is
     positioned after the loop. The index is an `i64` that never overflows (`nsw`)."""
     entry = builder.block
-    header = builder.append_basic_block(f"{name}.header")
+    header = builder.append_basic_block(f"{name}.{LOOP_HEADER}")
     body = builder.append_basic_block(f"{name}.body")
     done = builder.append_basic_block(f"{name}.exit")
     builder.branch(header)

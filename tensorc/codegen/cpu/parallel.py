@@ -42,13 +42,15 @@ from collections.abc import Callable, Sequence
 import llvmlite.binding as llvm
 import llvmlite.ir as ir
 
+from tensorc.codegen.cpu.irutil import LOOP_HEADER
+
 ENVIRONMENT_VARIABLE = "TENSORC_BUILD_JOBS"
 # LLVM's time on a function, estimated: ~11 ms per loop (the vectoriser's work, measured
 # here on the MLP, softmax and layer norm modules) plus ~0.17 ms per 1,000 characters of IR.
 MS_PER_LOOP = 11.0
 MS_PER_CHARACTER = 0.00017
 MIN_PART_MS = 20.0  # a part estimated below this is not worth a process
-_LOOP_HEADER = re.compile(r"^[-\w$.]*\.header(?:\.\d+)?:", re.M)
+_LOOP_HEADER = re.compile(rf"^[-\w$.]*\.{LOOP_HEADER}(?:\.\d+)?:", re.M)
 WORKER_TIMEOUT_S = 600.0
 
 _CALLEE = re.compile(r'\bcall\b[^@\n]*@("(?:[^"\\]|\\.)*"|[-\w$.]+)\(')
@@ -139,6 +141,8 @@ class _Graph:
 def split_module(module: ir.Module, parts: int) -> list[str]:
     """At most `parts` LLVM IR texts which, compiled and linked together, define what `module`
     defines (module doc). One text when there is nothing worth splitting."""
+    if parts < 2:
+        return [str(module)]
     graph = _Graph(module)
     functions = [n for n, v in graph.values.items() if isinstance(v, ir.Function)]
     entries = [n for n in functions if graph.is_definition(n) and not graph.is_internal_function(n)]
@@ -161,7 +165,7 @@ def split_module(module: ir.Module, parts: int) -> list[str]:
         else:
             roots.remove(root)
             home.extend(n for n in unit if n not in home)
-    if parts < 2 or not units:
+    if not units:
         return [str(module)]
     weights = [sum(graph.cost[n] for n in unit) for unit in units]
     loads = [sum(graph.cost[n] for n in home)] + [0.0] * (parts - 1)
@@ -203,13 +207,13 @@ def _resolvable(graph: _Graph, group: Sequence[str], moved: set[str]) -> bool:
 def _movable(graph: _Graph, unit: Sequence[str]) -> bool:
     """Whether a unit may live in another part: it reads no mutable internal global (copies
     of constants are fine, copies of variables are not)."""
-    for name in unit:
-        for mentioned in graph.mentions.get(name, ()):
-            value = graph.values[mentioned]
-            if isinstance(value, ir.GlobalVariable) and value.linkage in ("internal", "private"):
-                if not value.global_constant:
-                    return False
-    return True
+    return not any(
+        isinstance(value, ir.GlobalVariable)
+        and value.linkage in ("internal", "private")
+        and not value.global_constant
+        for name in unit
+        for value in (graph.values[mentioned] for mentioned in graph.mentions.get(name, ()))
+    )
 
 
 def _part_text(graph: _Graph, members: Sequence[str], moved: set[str]) -> str:
@@ -225,7 +229,7 @@ def _part_text(graph: _Graph, members: Sequence[str], moved: set[str]) -> str:
     for name in needed:
         value = graph.values[name]
         if isinstance(value, ir.GlobalVariable):
-            lines.append(str(value))
+            lines.append(graph.texts.get(name) or str(value))
         elif isinstance(value, ir.Function):
             lines.append(str(value) if value.is_declaration else _declaration_text(value))
     for name in members:
