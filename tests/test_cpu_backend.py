@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -550,7 +551,9 @@ def test_row_invariant_division_is_a_reciprocal_multiply_only_where_exact() -> N
 def test_softmax_computes_exp_once_per_element() -> None:
     text = str(_build(ROW_SCALE, 2).unoptimized)
     kernel = _function_text(text, "@soft.kernel1(")
-    assert kernel.count("call float @llvm.roundeven.f32") == 1  # exp's range reduction, once
+    # exp's range reduction, once: roundeven, or lrint where ldexp is one instruction (AVX-512)
+    reductions = re.findall(r"call \S+ @llvm\.(?:roundeven\.f32|lrint\.i32\.f32)\(", kernel)
+    assert len(reductions) == 1
     x = np.random.default_rng(4).standard_normal((33, 129)).astype(np.float32) * 30
     got = build(ROW_SCALE, 2).soft(x)
     want = np.exp(x - x.max(axis=1, keepdims=True))

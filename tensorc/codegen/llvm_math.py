@@ -234,9 +234,18 @@ class MathEmitter:
     def max(self, a: Operand, b: Operand) -> ir.Value:
         return self.intrinsic("maxnum", a, b)
 
-    def clamp(self, a: ir.Value, low: float, high: float) -> ir.Value:
-        """`a` limited to [low, high]; NaN becomes `low` (callers select NaN back in)."""
-        return self.min(self.max(a, low), high)
+    def clamp(self, a: ir.Value, low: float, high: float | None) -> ir.Value:
+        """`a` limited to [low, high] (no upper limit for None); NaN becomes `low` (callers
+        select NaN back in)."""
+        a = self.max(a, low)
+        return a if high is None else self.min(a, high)
+
+    def clamp_keeping_nan(self, a: ir.Value, low: float, high: float | None) -> ir.Value:
+        """`a` limited to [low, high] (no upper limit for None); NaN stays NaN. Each limit is
+        a compare and select, which x86 matches to one `vmaxps`/`vminps` with the constant
+        first (whose NaN rule returns the second operand)."""
+        a = self.select(self.lt(a, low), low, a)
+        return a if high is None else self.select(self.gt(a, high), high, a)
 
     def poly(self, x: ir.Value, coefficients: Sequence[float]) -> ir.Value:
         """Horner's scheme with fma; coefficients from the highest degree down (as polevl)."""
@@ -312,6 +321,29 @@ class MathEmitter:
         """fptosi; `a` must be finite and integral-valued in range."""
         return self.builder.fptosi(a, self.int_type)
 
+    def round_to_integer(self, a: ir.Value) -> tuple[ir.Value, ir.Value]:
+        """(n, i): `a` rounded to the nearest integer, ties to even, as a float and as an
+        integer; `a` must be within the integer type's range, or NaN (then `n` is NaN, or
+        under `ldexp_scaling` `i` and `n` are unspecified but not poison). Under
+        `ldexp_scaling` this is `llvm.lrint` (one `vcvtps2dq`) and its conversion back, which
+        `llvm.ldexp` shares, instead of a rounding and two conversions."""
+        if not _LDEXP_SCALING.get():
+            n = self.round_even(a)
+            return n, self.to_int(n)
+        lanes = f"v{self.lanes}" if self.lanes else ""
+        name = f"llvm.lrint.{lanes}i{self.fmt.bits}.{self.suffix}"
+        module = self.builder.module
+        function = module.globals.get(name)
+        if function is None:
+            function = ir.Function(module, ir.FunctionType(self.int_type, [self.type]), name)
+        i = self.builder.call(function, [a])
+        return self.to_float(i), i
+
+    @property
+    def scale_keeps_nan(self) -> bool:
+        """`scale(NaN, i)` is NaN for every `i` from `round_to_integer` (none is poison)."""
+        return _LDEXP_SCALING.get()
+
     def to_float(self, a: ir.Value) -> ir.Value:
         return self.builder.sitofp(a, self.type)
 
@@ -384,6 +416,12 @@ LOG2E = 1.4426950408889634
 # Cephes expf.c: expm1(r) = r + r^2 P(r), peak relative error 7.6e-8 on [-0.5, 0.5].
 EXPF_P = (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2,
           1.6666665459e-1, 5.0000001201e-1)
+# exp(r) = 1 + r + r^2 P(r) on [-0.35, 0.35], P of degree 4, minimax for the relative error of
+# exp (not of expm1: near 0 only the sum 1 + p needs the accuracy), 4.7e-9 with the coefficients
+# rounded to float, fitted for this module (linear programming over 3001 points against mpmath).
+# One fma shorter than EXPF_P, for exp and everything built on it in float.
+EXP_FLOAT_P = (1.381313311867416e-3, 8.369424380362034e-3, 4.166845604777336e-2,
+               1.6666515171527863e-1, 4.999999403953552e-1)
 # Double: expm1(r) = r + r^2/2 + r^3 Q(r) on [-0.35, 0.35], Q minimax for relative error
 # (5.2e-17), fitted with mpmath (Remez exchange) for this module. (Cephes' Pade form of exp.c
 # is 1.5 ulp for exp but 3.4 ulp as an expm1 kernel.)
@@ -405,11 +443,12 @@ LN2_LO = 1.90821492927058770002e-10
 
 
 def exp_reduce(m: MathEmitter, x: ir.Value) -> tuple[ir.Value, ir.Value]:
-    """(n, r) with x = n ln2 + r, n integral, |r| <= ln2/2 (+ rounding); x must be clamped."""
+    """(i, r) with x = i ln2 + r, i an integer, |r| <= ln2/2 (+ rounding); x must be clamped
+    (NaN gives a NaN r)."""
     c1, c2 = EXP_LN2_SPLIT[m.fmt]
-    n = m.round_even(m.mul(x, LOG2E))
+    n, i = m.round_to_integer(m.mul(x, LOG2E))
     minus_n = m.neg(n)
-    return n, m.fma(minus_n, c2, m.fma(minus_n, c1, x))
+    return i, m.fma(minus_n, c2, m.fma(minus_n, c1, x))
 
 
 def expm1_kernel(m: MathEmitter, r: ir.Value, float_accuracy: bool = False) -> ir.Value:
@@ -420,34 +459,49 @@ def expm1_kernel(m: MathEmitter, r: ir.Value, float_accuracy: bool = False) -> i
     return m.add(r, m.fma(r2, 0.5, m.mul(m.mul(r2, r), m.poly(r, EXPM1_Q))))
 
 
+def exp_kernel(m: MathEmitter, r: ir.Value, float_accuracy: bool = False) -> ir.Value:
+    """p with 1 + p = exp(r) for |r| <= 0.35, to about one ulp of 1 + p (of float if
+    `float_accuracy`); unlike `expm1_kernel`, p itself is not accurate near r = 0."""
+    if float_accuracy or not m.is_double:
+        return m.fma(m.mul(r, r), m.poly(r, EXP_FLOAT_P), r)
+    return expm1_kernel(m, r)
+
+
 def exp_parts(m: MathEmitter, x: ir.Value, x_lo: ir.Value | None = None,
-              float_accuracy: bool = False) -> tuple[ir.Value, ir.Value]:
-    """(p, n) with exp(x + x_lo) = (1 + p) 2^n, |p| <= 0.42 and n an integer value, so that
-    callers can fold 1 + p into other factors (fma(a, p, a) = a (1 + p) in one rounding) before
+              float_accuracy: bool = False, nonpositive: bool = False,
+              keep_nan: bool = False) -> tuple[ir.Value, ir.Value]:
+    """(p, n) with exp(x + x_lo) = (1 + p) 2^n, |p| <= 0.42 and n an integer, so that callers
+    can fold 1 + p into other factors (fma(a, p, a) = a (1 + p) in one rounding) before
     `m.scale`, which rounds only once into the subnormals. `x_lo` is an optional low part
     (|x_lo| <= ulp(x)); `float_accuracy` uses the float polynomial (double arithmetic that only
-    needs float results). NaN is not propagated."""
+    needs float results); `nonpositive` promises x <= 0 or NaN (no upper clamp). NaN gives a
+    NaN p with `keep_nan`, else an unspecified finite p."""
     low, high = EXP_DOMAIN[m.fmt]
-    clamped = m.clamp(x, low, high)
+    upper = None if nonpositive else high
+    clamped = m.clamp_keeping_nan(x, low, upper) if keep_nan else m.clamp(x, low, upper)
     n, r = exp_reduce(m, clamped)
     if x_lo is not None:
         r = m.add(r, m.select(m.eq(clamped, x), x_lo, 0.0))
-    return expm1_kernel(m, r, float_accuracy), m.to_int(n)
+    return exp_kernel(m, r, float_accuracy), n
 
 
-def exp_value(m: MathEmitter, x: ir.Value, float_accuracy: bool = False) -> ir.Value:
-    """exp(x) for any x (NaN in, NaN out)."""
-    p, n = exp_parts(m, x, float_accuracy=float_accuracy)
-    return m.keep_nan(x, m.scale(m.add(1.0, p), n))
+def exp_value(m: MathEmitter, x: ir.Value, float_accuracy: bool = False,
+              nonpositive: bool = False) -> ir.Value:
+    """exp(x) for any x (NaN in, NaN out); `nonpositive` promises x <= 0 or NaN. Where `scale`
+    keeps NaN, the NaN travels through the arithmetic instead of a final select."""
+    through = m.scale_keeps_nan
+    p, n = exp_parts(m, x, float_accuracy=float_accuracy, nonpositive=nonpositive,
+                     keep_nan=through)
+    y = m.scale(m.add(1.0, p), n)
+    return y if through else m.keep_nan(x, y)
 
 
 def expm1_value(m: MathEmitter, x: ir.Value) -> ir.Value:
     """expm1(x) = 2^n expm1(r) + (2^n - 1), one rounding (fma); 2^n (1 + expm1(r)) when 2^n
     could overflow."""
-    n, r = exp_reduce(m, m.clamp(x, EXPM1_LOW, EXP_DOMAIN[m.fmt][1]))
+    n_int, r = exp_reduce(m, m.clamp(x, EXPM1_LOW, EXP_DOMAIN[m.fmt][1]))
     p = expm1_kernel(m, r)
     big_exponent = 64 if not m.is_double else 512
-    n_int = m.to_int(n)
     big = m.igt(n_int, big_exponent)
     scale = m.pow2(m.int_select(big, m.isub(n_int, big_exponent), n_int))
     moderate = m.fma(scale, p, m.sub(scale, 1.0))
@@ -462,12 +516,12 @@ def exp_double_word_parts(m: MathEmitter, y_hi: ir.Value,
     low, high = EXP_DOMAIN[m.fmt]
     x = m.clamp(y_hi, low, high)
     tail = m.select(m.eq(x, y_hi), y_lo, 0.0)
-    n = m.round_even(m.mul(x, LOG2E))
+    n, n_int = m.round_to_integer(m.mul(x, LOG2E))
     minus_n = m.neg(n)
     r_hi = m.fma(minus_n, LN2_HI, x)  # exact: n * LN2_HI has at most 43 bits
     r, r_tail = m.fast_two_sum(r_hi, m.fma(minus_n, LN2_LO, tail))
     p = expm1_kernel(m, r)
-    return m.add(p, m.fma(p, r_tail, r_tail)), m.to_int(n)  # (1 + p)(1 + r_tail) - 1
+    return m.add(p, m.fma(p, r_tail, r_tail)), n_int  # (1 + p)(1 + r_tail) - 1
 
 
 def exp_double_word(m: MathEmitter, y_hi: ir.Value, y_lo: ir.Value) -> ir.Value:

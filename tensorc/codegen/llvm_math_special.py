@@ -71,14 +71,14 @@ def emit_tanh(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
 def emit_sigmoid(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
     """1 / (1 + exp(-x)) as 1/(1 + e) for x >= 0 and e/(1 + e) below, e = exp(-|x|)."""
     m = MathEmitter.of(builder, x)
-    e = exp_value(m, m.neg(m.abs(x)))
+    e = exp_value(m, m.neg(m.abs(x)), nonpositive=True)
     return m.div(m.select(m.ge(x, 0.0), 1.0, e), m.add(1.0, e))
 
 
 def emit_softplus(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
     """log(1 + exp(x)) as log1p(exp(-|x|)) + max(x, 0)."""
     m = MathEmitter.of(builder, x)
-    e = exp_value(m, m.neg(m.abs(x)))
+    e = exp_value(m, m.neg(m.abs(x)), nonpositive=True)
     return m.keep_nan(x, m.add(m.max(x, 0.0), log1p_value(m, e)))
 
 

@@ -9,8 +9,8 @@
                        where y < 0, so that a negative label raises IndexError as it must
     mean(x, A)         sum(x, A) / count; the count is a constant, or `tc.dim_size` cast
     gelu(x)            0.5 * x * (1 + erf(x * sqrt(1/2)))
-    gelu(x, approx)    x * sigmoid(2*sqrt(2/pi) * (x + 0.044715*x^3)), which equals
-                       0.5*x*(1 + tanh(u)) and never overflows
+    gelu(x, approx)    x * sigmoid(x * (k + k*0.044715*x^2)), k = 2*sqrt(2/pi), which equals
+                       0.5*x*(1 + tanh(u)) and never overflows (four ops for the argument)
 
 Every formula follows the interpreter's own kernel step by step (`kernels_nn.py`,
 `kernels_reduce.mean`), so the results agree to rounding. Broadcasts are explicit
@@ -180,10 +180,11 @@ def _gelu(e: Emitter, op: Operation) -> Value:
     x = e.cast(op.x, compute_dtype(op.x.type.dtype))
     dtype, shape = x.type.dtype, x.type.shape
     if op.approximate:
-        cube = e.op(tc.MulOp, e.op(tc.MulOp, x, x), x)
-        inner = e.op(tc.AddOp, x, e.op(tc.MulOp, e.splat(_GELU_CUBIC, dtype, shape), cube))
-        scale = e.splat(2.0 * math.sqrt(2.0 / math.pi), dtype, shape)
-        gate = e.op(tc.SigmoidOp, e.op(tc.MulOp, scale, inner))
+        scale = 2.0 * math.sqrt(2.0 / math.pi)  # u = x * (scale + scale * cubic * x^2)
+        square = e.op(tc.MulOp, x, x)
+        slope = e.op(tc.MulOp, e.splat(scale * _GELU_CUBIC, dtype, shape), square)
+        inner = e.op(tc.AddOp, e.splat(scale, dtype, shape), slope)
+        gate = e.op(tc.SigmoidOp, e.op(tc.MulOp, x, inner))
         return e.cast(e.op(tc.MulOp, x, gate), op.x.type.dtype)
     scaled = e.op(tc.MulOp, x, e.splat(math.sqrt(0.5), dtype, shape))
     one_plus = e.op(tc.AddOp, e.splat(1.0, dtype, shape), e.op(tc.ErfOp, scaled))
