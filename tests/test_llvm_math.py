@@ -557,6 +557,20 @@ def test_vector_lanes_and_scalar_tail_agree(kernels: CompiledKernels, name: str)
     assert _same(vector, scalar).all()
 
 
+def test_exp_under_ldexp_scaling_carries_nan_through_its_arithmetic() -> None:
+    """On AVX-512 exp rounds with lrint (shared with ldexp's conversion) and needs no final NaN
+    select; exp(-|x|) in sigmoid has no upper clamp. Golden shape of the optimised IR."""
+    kernels = compile_kernels("float32", ["exp", "sigmoid"], ldexp=True)
+    for name in ("exp", "sigmoid"):
+        text = kernels.function_ir(name)
+        assert "@llvm.lrint." in text and "@llvm.roundeven." not in text, name
+        assert "fcmp uno" not in text and "@llvm.maxnum" not in text, name
+    assert "@llvm.minnum" not in kernels.function_ir("sigmoid")
+    x = np.array([np.nan, -np.nan, 1.0, -200.0, 200.0] * 8, dtype=np.float32)
+    assert np.isnan(kernels.run("exp", x)[0::5]).all()
+    assert np.isnan(kernels.run("sigmoid", x)[1::5]).all()
+
+
 def test_emitters_accept_only_float_types() -> None:
     module = ir.Module()
     function = ir.Function(module, ir.FunctionType(ir.VoidType(), [ir.IntType(32)]), "f")
