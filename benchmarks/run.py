@@ -2,7 +2,8 @@
 
     python benchmarks/run.py [--target cpu] [--repeat 30] [--only gelu,softmax]
 
-Prints, per workload, the median time per call of each engine, a throughput (GB/s for memory
+Prints, per workload, the median time per call of each engine (sampled in interleaved
+rounds, so the machine's drift weighs on every engine alike), a throughput (GB/s for memory
 bound work, GFLOP/s for matmul), and tensorc's speed ratio to each peer (> 1 means tensorc is
 faster). PyTorch is used when installed (`pip install torch==2.13.0`, CPU build). Targets from
 the issue are printed next to tensorc's figure, with the compile time of each workload: cold
@@ -13,6 +14,7 @@ once per run by the first workload that needs them) and cached (a cache hit: loa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import platform
@@ -213,24 +215,44 @@ def workloads() -> list[Workload]:
     ]
 
 
-def median_time(function: Runner, repeat: int) -> float:
-    function()  # warm up (first-touch, caches, lazy thread pools)
-    budget = time.perf_counter() + 3.0
-    inner = 1
-    started = time.perf_counter()
-    function()
-    single = time.perf_counter() - started
-    if single < 1e-3:
-        inner = max(1, int(1e-3 / max(single, 1e-7)))
-    samples = []
-    for _ in range(repeat):
+SETTLE_S = 0.25
+
+
+def median_times(engines: dict[str, Runner], repeat: int, rounds: int = 5) -> dict[str, float]:
+    """Median seconds per call of each engine, sampled in `rounds` interleaved rounds (every
+    engine takes its share of samples in each round), so that the machine's drift during a
+    workload weighs on all engines alike and the ratios stay fair. Calls under a millisecond
+    are timed in batches of about a millisecond; each engine gets about 3 s, at least one
+    sample per round. Each engine's turn starts with SETTLE_S of untimed calls: the engine
+    before it leaves threads spinning (PyTorch's OpenMP workers after a parallel op, which
+    halves the speed of the next ~10 calls of a 2-thread kernel on two cores; OpenBLAS's
+    workers for up to ~0.1 s, which with a shorter settle made a 256x784x512 matmul measure
+    0.58x NumPy) and caches holding its own data."""
+    inner: dict[str, int] = {}
+    for name, function in engines.items():
+        function()  # warm up (first-touch, caches, lazy thread pools)
         started = time.perf_counter()
-        for _ in range(inner):
+        function()
+        single = time.perf_counter() - started
+        inner[name] = max(1, int(1e-3 / max(single, 1e-7))) if single < 1e-3 else 1
+    per_round = max(1, repeat // rounds)
+    budget = 3.0 / rounds
+    samples: dict[str, list[float]] = {name: [] for name in engines}
+    for _ in range(rounds):
+        for name, function in engines.items():
+            settled = time.perf_counter() + SETTLE_S
             function()
-        samples.append((time.perf_counter() - started) / inner)
-        if time.perf_counter() > budget and len(samples) >= 5:
-            break
-    return statistics.median(samples)
+            while time.perf_counter() < settled:
+                function()
+            deadline = time.perf_counter() + budget
+            for _ in range(per_round):
+                started = time.perf_counter()
+                for _ in range(inner[name]):
+                    function()
+                samples[name].append((time.perf_counter() - started) / inner[name])
+                if time.perf_counter() > deadline:
+                    break
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 FRESH_PROCESS_PROBE = """
@@ -305,25 +327,19 @@ def main() -> None:
             tensorc.compile(workload.source, target=args.target)
             cached_seconds = time.perf_counter() - started
         function = getattr(module, workload.function)
-        ours = median_time(lambda f=function, a=inputs: f(*a), args.repeat)
-        rows = [("tensorc", ours)]
-        rows.append(
-            (
-                "numpy",
-                median_time(lambda a=inputs, w=workload: w.numpy_impl(*a), args.repeat),
-            )
-        )
+        engines: dict[str, Runner] = {
+            "tensorc": lambda f=function, a=inputs: f(*a),
+            "numpy": lambda a=inputs, w=workload: w.numpy_impl(*a),
+        }
+        inference = contextlib.nullcontext()
         if workload.torch_impl is not None:
             torch_inputs = [torch.from_numpy(np.array(x)) for x in inputs]
-            with torch.inference_mode(mode=workload.function != "train_step"):
-                rows.append(
-                    (
-                        "torch",
-                        median_time(
-                            lambda a=torch_inputs, w=workload: w.torch_impl(*a), args.repeat
-                        ),
-                    )
-                )
+            engines["torch"] = lambda a=torch_inputs, w=workload: w.torch_impl(*a)
+            inference = torch.inference_mode(mode=workload.function != "train_step")
+        with inference:
+            times = median_times(engines, args.repeat)
+        ours = times["tensorc"]
+        rows = list(times.items())
         for engine, seconds in rows:
             ratio = "" if engine == "tensorc" else f"{seconds / ours:9.2f}x"
             note = (
