@@ -204,12 +204,15 @@ class MathEmitter:
         function = self._declared(f"llvm.{name}.{self.suffix}", [self.type] * len(values))
         return self.builder.call(function, values)
 
-    def _declared(self, name: str, params: Sequence[ir.Type]) -> ir.Function:
-        """The function `name` returning this emitter's type, declared on first use."""
+    def _declared(self, name: str, params: Sequence[ir.Type],
+                  result: ir.Type | None = None) -> ir.Function:
+        """The function `name` returning `result` (default: this emitter's type), declared on
+        first use."""
         module = self.builder.module
         function = module.globals.get(name)
         if function is None:
-            function = ir.Function(module, ir.FunctionType(self.type, list(params)), name)
+            signature = ir.FunctionType(result or self.type, list(params))
+            function = ir.Function(module, signature, name)
         return function
 
     def abs(self, a: ir.Value) -> ir.Value:
@@ -332,11 +335,7 @@ class MathEmitter:
             return n, self.to_int(n)
         lanes = f"v{self.lanes}" if self.lanes else ""
         name = f"llvm.lrint.{lanes}i{self.fmt.bits}.{self.suffix}"
-        module = self.builder.module
-        function = module.globals.get(name)
-        if function is None:
-            function = ir.Function(module, ir.FunctionType(self.int_type, [self.type]), name)
-        i = self.builder.call(function, [a])
+        i = self.builder.call(self._declared(name, [self.type], self.int_type), [a])
         return self.to_float(i), i
 
     @property
