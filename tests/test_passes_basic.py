@@ -26,6 +26,7 @@ from tensorc.ir import (
     print_module,
     verify_module,
 )
+from tensorc.ir.attributes import freeze_attr
 from tensorc.ir.dialects import tc, tc_shape
 from tensorc.passes import (
     PASS_REGISTRY,
@@ -37,7 +38,6 @@ from tensorc.passes import (
     pipeline_for,
 )
 from tensorc.passes.cloning import clone_ops
-from tensorc.passes.cse import freeze_attr
 from tensorc.passes.pipelines import missing_passes, split_pipeline
 
 BASIC_PASSES = ("inline", "canonicalize", "cse", "dce", "fold")

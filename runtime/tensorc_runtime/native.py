@@ -414,11 +414,12 @@ def _result_allocation(
     at generation time for static shapes)."""
     static = all(axis.isdigit() for axis in axes)
     nbytes = " * ".join([*axes, str(dtype.itemsize)])
-    address = [f"q{index} = {address_of(f'r{index}')}"] if need_address else []
+    bind_address = f"q{index} = {address_of(f'r{index}')}"
+    address = [bind_address] if need_address else []
     plain = [f"r{index} = empty(shape{index}, rt{index})"]
     aligned = [
         *plain,
-        f"q{index} = {address_of(f'r{index}')}",
+        bind_address,
         f"if q{index} & {RESULT_ALIGNMENT - 1}:",
         f"    r{index}, q{index} = aligned_empty(shape{index}, rt{index})",
     ]

@@ -160,8 +160,13 @@ class MathEmitter:
         return self.fmt is F64
 
     @property
+    def lane_prefix(self) -> str:
+        """`v16` for 16 lanes, empty for scalars: the vector part of an overload suffix."""
+        return f"v{self.lanes}" if self.lanes else ""
+
+    @property
     def suffix(self) -> str:
-        return f"v{self.lanes}{self.fmt.suffix}" if self.lanes else self.fmt.suffix
+        return f"{self.lane_prefix}{self.fmt.suffix}"
 
     # -- constants and operands ---------------------------------------------------------------
 
@@ -333,8 +338,7 @@ class MathEmitter:
         if not _LDEXP_SCALING.get():
             n = self.round_even(a)
             return n, self.to_int(n)
-        lanes = f"v{self.lanes}" if self.lanes else ""
-        name = f"llvm.lrint.{lanes}i{self.fmt.bits}.{self.suffix}"
+        name = f"llvm.lrint.{self.lane_prefix}i{self.fmt.bits}.{self.suffix}"
         i = self.builder.call(self._declared(name, [self.type], self.int_type), [a])
         return self.to_float(i), i
 
@@ -368,8 +372,8 @@ class MathEmitter:
         i32 = self.shaped(ir.IntType(32))
         if self.is_double:
             exponent = self.builder.trunc(exponent, i32)
-        lanes = f"v{self.lanes}" if self.lanes else ""
-        function = self._declared(f"llvm.ldexp.{self.suffix}.{lanes}i32", [self.type, i32])
+        name = f"llvm.ldexp.{self.suffix}.{self.lane_prefix}i32"
+        function = self._declared(name, [self.type, i32])
         return self.builder.call(function, [y, exponent])
 
     def pow2(self, exponent: ir.Value) -> ir.Value:
@@ -381,7 +385,7 @@ class MathEmitter:
         """y * 2**exponent for |exponent| up to twice the normal exponent range: y 2^(e/2) is
         exact, and the second product rounds once (into the subnormals, or to inf). Under
         `ldexp_scaling` it is one `llvm.ldexp` (AVX-512's `vscalefps`: the same one rounding)."""
-        if _LDEXP_SCALING.get() and self.fmt in (F32, F64):
+        if _LDEXP_SCALING.get():
             return self._ldexp(y, exponent)
         half = self.ashr(exponent, 1)
         rest = self.isub(exponent, half)

@@ -262,15 +262,16 @@ def gelu_tanh_value(m: MathEmitter, x: ir.Value) -> ir.Value:
     d, xd = m.widened(x)
     if m.is_double:
         v, v_lo = _gelu_tanh_argument(m, x)
-        a_lo = d.select(d.lt(v, 0.0), v_lo, d.neg(v_lo))
-        p, exponent = exp_double_word_parts(d, d.neg(d.abs(v)), a_lo)
+        a = d.neg(d.abs(v))
+        p, exponent = exp_double_word_parts(d, a, d.select(d.lt(v, 0.0), v_lo, d.neg(v_lo)))
     else:
         xc = d.clamp(xd, -GELU_TANH_LIMIT, GELU_TANH_LIMIT)  # keeps x^3 finite
         v = d.mul(d.fma(d.mul(d.mul(xc, xc), GELU_TANH_CUBIC), xc, xc), 2.0 * SQRT_2_OVER_PI)
-        p, exponent = exp_parts(d, d.neg(d.abs(v)), float_accuracy=True)
+        a = d.neg(d.abs(v))
+        p, exponent = exp_parts(d, a, float_accuracy=True)
     denominator = d.add(1.0, d.scale(d.add(1.0, p), exponent))
     below = d.scale(d.div(d.fma(xd, p, xd), denominator), exponent)
-    below = d.select(d.lt(d.neg(d.abs(v)), EXP_DOMAIN[F64][0]), -0.0, below)
+    below = d.select(d.lt(a, EXP_DOMAIN[F64][0]), -0.0, below)
     result = m.narrowed(d.select(d.lt(v, 0.0), below, d.div(xd, denominator)))
     result = m.select(m.eq(x, -math.inf), -0.0, result)
     return m.keep_nan(x, result)

@@ -6,7 +6,11 @@ Attributes are ordinary Python values (`int`, `float`, `bool`, `str`, `None`, li
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 from tensorc.ir.dims import DimExpr
 
@@ -56,3 +60,40 @@ class ShapeConstraint:
             "error": self.error,
             "message": self.message,
         }
+
+
+class Unhashable(Exception):
+    pass
+
+
+def freeze_attr(value: Any) -> Hashable:
+    """A hashable form of an attribute value under which equal attributes are equal:
+    lists become tuples, arrays (dtype, shape, bytes), constant dims ints; floats and bools
+    are tagged so that `-0.0`/`0.0`, NaN and `True`/`1` keep apart and NaN equals itself."""
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, float):
+        return ("float", repr(value))
+    if isinstance(value, DimExpr):
+        static = value.value
+        return static if static is not None else value
+    if isinstance(value, np.ndarray):
+        return ("array", value.dtype.str, value.shape, value.tobytes())
+    if isinstance(value, (list, tuple)):
+        return tuple(freeze_attr(item) for item in value)
+    if isinstance(value, dict):
+        return tuple(sorted((key, freeze_attr(item)) for key, item in value.items()))
+    try:
+        hash(value)
+    except TypeError:
+        raise Unhashable from None
+    return value
+
+
+def frozen_attributes(attributes: Mapping[str, Any]) -> Hashable | None:
+    """An op's attributes in the hashable form of `freeze_attr` (what makes two ops' attributes
+    the same, for CSE and for codegen's comparisons), or None when one of them has none."""
+    try:
+        return freeze_attr(dict(attributes))
+    except Unhashable:
+        return None

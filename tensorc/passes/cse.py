@@ -12,54 +12,22 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Any
 
-import numpy as np
-
+from tensorc.ir.attributes import frozen_attributes
 from tensorc.ir.core import Block, Commutative, IsolatedFromAbove, NoCSE, Operation, Pure
 from tensorc.ir.dialects.func import Module
-from tensorc.ir.dims import DimExpr
 from tensorc.passes.pass_manager import ModulePass, register_pass
 from tensorc.passes.rewrite import erase_ops, replace_all_uses
 
 OpKey = tuple[Hashable, ...]
 
 
-class Unhashable(Exception):
-    pass
-
-
-def freeze_attr(value: Any) -> Hashable:
-    """A hashable form of an attribute value under which equal attributes are equal:
-    lists become tuples, arrays (dtype, shape, bytes), constant dims ints; floats and bools
-    are tagged so that `-0.0`/`0.0`, NaN and `True`/`1` keep apart and NaN equals itself."""
-    if isinstance(value, bool):
-        return ("bool", value)
-    if isinstance(value, float):
-        return ("float", repr(value))
-    if isinstance(value, DimExpr):
-        static = value.value
-        return static if static is not None else value
-    if isinstance(value, np.ndarray):
-        return ("array", value.dtype.str, value.shape, value.tobytes())
-    if isinstance(value, (list, tuple)):
-        return tuple(freeze_attr(item) for item in value)
-    if isinstance(value, dict):
-        return tuple(sorted((key, freeze_attr(item)) for key, item in value.items()))
-    try:
-        hash(value)
-    except TypeError:
-        raise Unhashable from None
-    return value
-
-
 def op_key(op: Operation) -> OpKey | None:
     """What makes `op` the same computation as another, or None if it cannot be merged."""
     if Pure not in op.traits or NoCSE in op.traits or op.regions or not op.results:
         return None
-    try:
-        attributes = tuple(sorted((k, freeze_attr(v)) for k, v in op.attributes.items()))
-    except Unhashable:
+    attributes = frozen_attributes(op.attributes)
+    if attributes is None:
         return None
     operands = list(op.operands)
     if Commutative in op.traits and len(operands) >= 2:

@@ -21,6 +21,7 @@ A kernel joins the chain before it when (`chain_extends`):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 import llvmlite.ir as ir
@@ -107,11 +108,9 @@ class ChainLowering:
         task = self._task(nests)
         b = sizes.builder
         smax = intrinsic(self.module, "llvm.smax", I64, 2)
-        work = self.kernels[0].work_per_step(sizes)
-        elements = I64(1)
+        work = functools.reduce(b.add, [kernel.work_per_step(sizes) for kernel in self.kernels])
+        elements: ir.Value = I64(1)
         for kernel in self.kernels:
-            if kernel is not self.kernels[0]:
-                work = b.add(work, kernel.work_per_step(sizes))
             inner = sizes.product(
                 kernel.op.domain_sizes[d] for loop in kernel.loops[1:] for d in loop.dims
             )

@@ -63,6 +63,7 @@ from tensorc.codegen.cpu.irutil import (
 from tensorc.codegen.cpu.scalar import ScalarLowering, constant
 from tensorc.codegen.cpu.sizes import SizeEmitter
 from tensorc.ir.affine import AffineMap
+from tensorc.ir.attributes import frozen_attributes
 from tensorc.ir.core import Block, Operation, Value
 from tensorc.ir.dialects.kernel import (
     PARALLEL,
@@ -75,7 +76,6 @@ from tensorc.ir.dialects.kernel import (
 from tensorc.ir.dims import DimExpr, prod
 from tensorc.ir.dtypes import DType
 from tensorc.ir.types import TensorType
-from tensorc.passes.cse import Unhashable, freeze_attr
 
 PARALLEL_MIN_WORK = 1 << 15
 COLUMN_BLOCK = 256
@@ -611,11 +611,9 @@ def same_value(op: GenericOp, reduced: Value, computed: Value, memo: dict) -> bo
 
 
 def _same_attributes(left: Operation, right: Operation) -> bool:
-    """Equal attributes in the sense CSE uses (`freeze_attr`)."""
-    try:
-        return freeze_attr(left.attributes) == freeze_attr(right.attributes)
-    except Unhashable:
-        return False
+    """Equal attributes in the sense CSE uses (`frozen_attributes`)."""
+    frozen = frozen_attributes(left.attributes)
+    return frozen is not None and frozen == frozen_attributes(right.attributes)
 
 
 def row_invariant_divisors(ops: Sequence[Operation], known: dict[int, ir.Value]) -> list:

@@ -140,6 +140,7 @@ class FunctionLowering:
         self.plan: BufferPlan = plan_buffers(function)
         self.pointers: dict[int, ir.Value] = {}
         self.kernel_count = 0
+        self.chain_breaker: KernelLowering | None = None  # built by `_chain_at`, not yet run
         self.constant_count = 0
         self.heap: ir.Value | None = None
 
@@ -303,13 +304,18 @@ class FunctionLowering:
             )
         lowering(self, op, position)
 
-    def _next_kernel_name(self) -> str:
-        return f"{self.function.sym_name}.kernel{self.kernel_count}"
+    def _next_kernel_name(self, ahead: int = 0) -> str:
+        """The name of the kernel `ahead` kernels after the next one to be run."""
+        return f"{self.function.sym_name}.kernel{self.kernel_count + ahead}"
+
+    def _buffers(self, op: GenericOp) -> list[ir.Value]:
+        """The buffers of `op`'s operands, then of its results."""
+        return [self.pointer(v) for v in (*op.inputs, *op.results)]
 
     def _kernel_context(self, op: GenericOp) -> tuple[list[ir.Value], ir.Value]:
         """The buffers of `op`'s operands and results, and a context array for them + dims."""
         self.kernel_count += 1
-        buffers = [self.pointer(v) for v in (*op.inputs, *op.results)]
+        buffers = self._buffers(op)
         return buffers, stack_array(self.prologue, ir.ArrayType(PTR, len(buffers) + 1), "ctx")
 
     def _launch(self, kernel: KernelLowering) -> None:
@@ -340,20 +346,24 @@ class FunctionLowering:
                 break
             if is_full_reduction(op):
                 break
-            name = f"{self.function.sym_name}.kernel{self.kernel_count + len(kernels)}"
-            kernel = KernelLowering(self.module, name, op, self.symbols)
+            kernel = self._loop_kernel(op, self._next_kernel_name(len(kernels)))
             if kernels and not chain_extends(kernels, kernel, self.buffer_key):
+                self.chain_breaker = kernel  # the next chain starts with it, under this name
                 break
             kernels.append(kernel)
         return kernels
 
+    def _loop_kernel(self, op: GenericOp, name: str) -> KernelLowering:
+        """The loop-nest lowering of `op`: the one that ended the last chain, or a new one."""
+        kernel, self.chain_breaker = self.chain_breaker, None
+        if kernel is not None and kernel.op is op:
+            return kernel
+        return KernelLowering(self.module, name, op, self.symbols)
+
     def _lower_chain(self, kernels: Sequence[KernelLowering]) -> None:
-        name = f"{self.function.sym_name}.kernel{self.kernel_count}.chain"
+        name = f"{self._next_kernel_name()}.chain"
         self.kernel_count += len(kernels)
-        buffers = [
-            [self.pointer(v) for v in (*kernel.op.inputs, *kernel.op.results)]
-            for kernel in kernels
-        ]
+        buffers = [self._buffers(kernel.op) for kernel in kernels]
         total = 2 + sum(len(b) for b in buffers)
         context = stack_array(self.prologue, ir.ArrayType(PTR, total), "ctx")
         chain = ChainLowering(self.module, name, kernels)

@@ -51,17 +51,18 @@ static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 static __thread int inside_worker = 0;
 
 static uint64_t generation_of(uint64_t ticket) { return ticket >> 32; }
+static int64_t chunks_of(uint64_t ticket) { return (int64_t)((ticket >> 16) & 0xffff); }
 
 /* Claim the next chunk of job `generation`; 0 when it has none left (or is over). */
 static int claim(uint64_t generation, int64_t *index) {
     uint64_t ticket = atomic_load_explicit(&pool.ticket, memory_order_acquire);
     for (;;) {
         if (generation_of(ticket) != generation) return 0;
-        uint64_t next = ticket & 0xffff, chunks = (ticket >> 16) & 0xffff;
-        if (next >= chunks) return 0;
+        int64_t next = (int64_t)(ticket & 0xffff);
+        if (next >= chunks_of(ticket)) return 0;
         if (atomic_compare_exchange_weak_explicit(&pool.ticket, &ticket, ticket + 1,
                                                   memory_order_acq_rel, memory_order_acquire)) {
-            *index = (int64_t)next;
+            *index = next;
             return 1;
         }
     }
@@ -100,7 +101,7 @@ static void *worker_main(void *unused) {
             pthread_mutex_unlock(&pool.lock);
         }
         seen = generation_of(ticket);
-        run_chunks(seen, (int64_t)((ticket >> 16) & 0xffff));
+        run_chunks(seen, chunks_of(ticket));
     }
     return NULL;
 }
