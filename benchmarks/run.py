@@ -9,6 +9,11 @@ faster). PyTorch is used when installed (`pip install torch==2.13.0`, CPU build)
 the issue are printed next to tensorc's figure, with the compile time of each workload: cold
 (an empty artifact cache; the per-machine support objects -- thread pool, GEMM -- are built
 once per run by the first workload that needs them) and cached (a cache hit: load only).
+
+Row workloads (softmax, layer norm) also time a `floor` engine, sampled in the same rounds: a
+tensorc kernel that only reads `x` and writes a result of its size (`x * 2`). No kernel with
+that traffic can beat it by much, so its ratio says how far from the machine's memory floor
+tensorc is in this run.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -50,7 +55,7 @@ class Workload:
     bytes_moved: Callable[[list], float] | None = None
     flops: Callable[[list], float] | None = None
     target: str = ""
-    extra: dict = field(default_factory=dict)
+    floor: bool = False  # also time FLOOR_SOURCE on the first input (module doc)
 
 
 def _softmax_np(x):
@@ -153,6 +158,7 @@ def workloads() -> list[Workload]:
             (lambda x: t.softmax(x, dim=-1)) if t else None,
             bytes_moved=lambda a: 2 * a[0].nbytes,
             target="<= 1.0 ms",
+            floor=True,
         ),
         Workload(
             "layer_norm 4096x1024",
@@ -167,6 +173,7 @@ def workloads() -> list[Workload]:
             (lambda x, g, b: t.nn.functional.layer_norm(x, (x.shape[-1],), g, b)) if t else None,
             bytes_moved=lambda a: 2 * a[0].nbytes,
             target="<= 0.6 ms",
+            floor=True,
         ),
         Workload(
             "matmul 1024^3",
@@ -215,6 +222,7 @@ def workloads() -> list[Workload]:
     ]
 
 
+FLOOR_SOURCE = "def f(x: f32[N, M]) -> f32[N, M] { return x * 2.0 }"
 SETTLE_S = 0.25
 
 
@@ -336,6 +344,9 @@ def main() -> None:
             torch_inputs = [torch.from_numpy(np.array(x)) for x in inputs]
             engines["torch"] = lambda a=torch_inputs, w=workload: w.torch_impl(*a)
             inference = torch.inference_mode(mode=workload.function != "train_step")
+        if workload.floor:
+            floor = tensorc.compile(FLOOR_SOURCE, target=args.target).f
+            engines["floor"] = lambda f=floor, x=inputs[0]: f(x)
         with inference:
             times = median_times(engines, args.repeat)
         ours = times["tensorc"]
