@@ -5,7 +5,9 @@
 Prints, per workload, the median time per call of each engine (sampled in interleaved
 rounds, so the machine's drift weighs on every engine alike), a throughput (GB/s for memory
 bound work, GFLOP/s for matmul), and tensorc's speed ratio to each peer (> 1 means tensorc is
-faster). PyTorch is used when installed (`pip install torch==2.13.0`, CPU build). Targets from
+faster). PyTorch is used when installed (`pip install torch==2.13.0`, CPU build), and numba for
+layer norm and `relu(x*a+b)`, where the issue names it the best peer
+(`pip install numba==0.68.0`; `numba_peers.py`). Targets from
 the issue are printed next to tensorc's figure, with the compile time of each workload: cold
 (an empty artifact cache; the per-machine support objects -- thread pool, GEMM -- are built
 once per run by the first workload that needs them) and cached (a cache hit: load only).
@@ -41,6 +43,11 @@ try:  # optional peer
 except ImportError:  # pragma: no cover - depends on the machine
     torch = None
 
+try:  # optional peer where the issue names numba the best one (benchmarks/numba_peers.py)
+    import numba_peers
+except ImportError:  # pragma: no cover - depends on the machine
+    numba_peers = None
+
 Runner = Callable[[], object]
 
 
@@ -56,6 +63,7 @@ class Workload:
     flops: Callable[[list], float] | None = None
     target: str = ""
     floor: bool = False  # also time FLOOR_SOURCE on the first input (module doc)
+    numba_impl: Callable[..., object] | None = None
 
 
 def _softmax_np(x):
@@ -148,6 +156,7 @@ def workloads() -> list[Workload]:
             (lambda x, a, b: t.relu(x * a + b)) if t else None,
             bytes_moved=lambda a: 2 * a[0].nbytes,
             target="<= 4 ms",
+            numba_impl=numba_peers.relu_affine if numba_peers else None,
         ),
         Workload(
             "softmax 4096x1024",
@@ -174,6 +183,7 @@ def workloads() -> list[Workload]:
             bytes_moved=lambda a: 2 * a[0].nbytes,
             target="<= 0.6 ms",
             floor=True,
+            numba_impl=numba_peers.layer_norm if numba_peers else None,
         ),
         Workload(
             "matmul 1024^3",
@@ -344,6 +354,8 @@ def main() -> None:
             torch_inputs = [torch.from_numpy(np.array(x)) for x in inputs]
             engines["torch"] = lambda a=torch_inputs, w=workload: w.torch_impl(*a)
             inference = torch.inference_mode(mode=workload.function != "train_step")
+        if workload.numba_impl is not None:
+            engines["numba"] = lambda a=inputs, w=workload: w.numba_impl(*a)
         if workload.floor:
             floor = tensorc.compile(FLOOR_SOURCE, target=args.target).f
             engines["floor"] = lambda f=floor, x=inputs[0]: f(x)

@@ -1,0 +1,53 @@
+"""Numba versions of the workloads where the CPU-backend issue names numba as the best peer
+(layer norm, `relu(x*a+b)`), for `run.py` when numba is installed (`pip install numba==0.68.0`,
+the release built against llvmlite 0.50).
+
+Written as a numba user would for speed: `parallel=True` over rows, `fastmath=True` so the
+row reductions vectorise, float32 accumulators (a float64 one makes numba convert every
+element and runs about 1.7x slower), and a fresh output array per call, as NumPy, PyTorch and
+tensorc return.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(parallel=True, fastmath=True, cache=False)
+def _layer_norm_into(x, g, b, out):  # pragma: no cover - compiled by numba
+    rows, columns = x.shape
+    count = np.float32(columns)
+    for i in prange(rows):
+        total = np.float32(0)
+        for j in range(columns):
+            total += x[i, j]
+        mean = total / count
+        spread = np.float32(0)
+        for j in range(columns):
+            d = x[i, j] - mean
+            spread += d * d
+        scale = np.float32(1) / np.sqrt(spread / count + np.float32(1e-5))
+        for j in range(columns):
+            out[i, j] = (x[i, j] - mean) * scale * g[j] + b[j]
+
+
+@njit(parallel=True, fastmath=True, cache=False)
+def _relu_affine_into(x, a, b, out):  # pragma: no cover - compiled by numba
+    rows, columns = x.shape
+    zero = np.float32(0)
+    for i in prange(rows):
+        for j in range(columns):
+            out[i, j] = max(x[i, j] * a[j] + b[j], zero)
+
+
+def layer_norm(x: np.ndarray, g: np.ndarray, b: np.ndarray) -> np.ndarray:
+    out = np.empty_like(x)
+    _layer_norm_into(x, g, b, out)
+    return out
+
+
+def relu_affine(x: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    out = np.empty_like(x)
+    _relu_affine_into(x, a, b, out)
+    return out
