@@ -592,6 +592,42 @@ def test_chained_row_kernels_match_the_interpreter(shape: tuple[int, int]) -> No
     run_both(CHAINED, 2, "rows", [x.astype(np.float64) * 3])
 
 
+def test_a_chain_carries_its_first_row_reduction_one_row_ahead() -> None:
+    """chains.py, Pipelining: the chain task calls only the second kernel's nest, which
+    reduces row `begin` of the first kernel before its row loop and then the row ahead inside
+    its own reduction loop (softmax, layer norm). `rows` starts with a kernel that writes
+    whole rows (`x - max`), which cannot ride along, so its chain runs kernel by kernel."""
+    text = str(_build(CHAINED + ROW_SCALE, 2).unoptimized)
+    rows_task = _function_text(text, "@rows.kernel0.chain.task(")
+    assert "call void @rows.kernel0(" in rows_task
+    for function in ("norm", "soft"):
+        task = _function_text(text, f"@{function}.kernel0.chain.task(")
+        nests = re.findall(rf"call void @{function}\.kernel(\d+)\(", task)
+        assert nests and "0" not in nests, nests
+        host = _function_text(text, f"@{function}.kernel{nests[0]}(")
+        assert len(re.findall(r"^p0\.header(?:\.\d+)?:", host, re.M)) == 1  # one row loop
+        # the first kernel's row `begin` before it, then its own reduction loop
+        assert len(re.findall(r"^r0\.header(?:\.\d+)?:", host, re.M)) >= 2
+    soft = _function_text(text, "@soft.kernel1(")
+    assert "@llvm.maximum.f32" in soft  # the row max rides in the exponentials' nest
+
+
+def test_carried_rows_stay_independent() -> None:
+    """A NaN, an infinity or a huge value in one row must not reach its neighbours through the
+    row-ahead reduction, at any row (the first, the last, a task's boundary)."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((613, 97)).astype(np.float32)
+    for row in (0, 1, 300, 306, 307, 611, 612):
+        x[row, row % 97] = (np.nan, np.inf, -np.inf, 3e38)[row % 4]
+    got = build(ROW_SCALE, 2).soft(x)
+    with np.errstate(all="ignore"):
+        want = np.exp(x - x.max(axis=1, keepdims=True))
+        want /= want.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-30, equal_nan=True)
+    g, b = np.ones(97, np.float32), np.zeros(97, np.float32)
+    run_both(CHAINED, 2, "norm", [x, g, b])
+
+
 def test_fast_calls_go_through_tensorc_invoke_and_misaligned_arrays_do_not() -> None:
     module = build("def f(x: f32[N]) -> f32[N] { return x * 3.0 }", 2)
     source = type(module.f)._source

@@ -17,6 +17,26 @@ A kernel joins the chain before it when (`chain_extends`):
   so row `p` is written and read at the same step of the row loop;
 - its outputs share no buffer with anything a kernel of the chain reads or writes (the
   arena reuses slots, and interleaving must not overwrite rows not yet read).
+
+Pipelining. Run in turn, the chain's first kernel (softmax's row max, layer norm's row sum)
+only streams `x` from memory while the core idles, and the second (the exponentials and
+their sum, or the variance) only computes on rows already in cache while memory idles. When
+both are a row loop and one reduction loop of the same size and the first has a plain
+epilogue (`KernelLowering.can_carry`), the second kernel's nest *carries* the first one row
+ahead: before the loop it reduces row `begin`; then for each row `p`, one reduction loop over
+`j` advances both the second kernel's row `p` and the first kernel's row `p + 1` (the last
+row recomputes itself), and the first kernel's result for row `p + 1` is stored after it.
+The loads of the next row then issue among the arithmetic of this one, and LLVM vectorises
+the fused loop like any other (two reductions and the stash store in one body). Rows stay
+independent -- row `p + 1` is only read, row `p`'s result of the first kernel was stored one
+iteration before -- so results change at most by the order in which a reassociated sum adds
+(loops.py, Reassociation). A two-kernel chain then needs no
+row blocks (nothing later reads the rows from cache), and each task runs its rows in one
+call. Measured here (A/B of the two builds, alternating calls in one process): softmax
+4096x1024 0.96 -> 0.88 ms, layer norm 0.79 -> 0.70 ms, against 0.67 ms for `x * 2` on the
+same array. Software prefetching of the next block instead (a burst after the first kernel,
+or a row at a time) gained nothing measurable, and LLVM will not vectorise a loop that
+contains `llvm.prefetch`.
 """
 
 from __future__ import annotations
@@ -93,6 +113,9 @@ class ChainLowering:
         self.module = module
         self.name = name
         self.kernels = list(kernels)
+        self.pipelined = len(kernels) > 1 and kernels[1].can_carry(kernels[0])
+        if self.pipelined:
+            kernels[1].carry(kernels[0])
 
     def emit_launch(
         self,
@@ -104,7 +127,7 @@ class ChainLowering:
     ) -> None:
         """Run the chain from the entry point; `context` holds `2 + sum(len(b))` pointers:
         dims, the rows per block (as an integer), then every kernel's buffers."""
-        nests = [kernel.emit_nest() for kernel in self.kernels]
+        nests = [kernel.emit_nest() for kernel in self.kernels[1 if self.pipelined else 0 :]]
         task = self._task(nests)
         b = sizes.builder
         smax = intrinsic(self.module, "llvm.smax", I64, 2)
@@ -117,11 +140,13 @@ class ChainLowering:
             elements = b.call(smax, [elements, inner])
         block = b.add(b.udiv(I64(ROW_BLOCK_ELEMENTS), elements), I64(1))
         grain = b.call(smax, [pool_grain(sizes, work), block])
+        count = sizes.value(self.kernels[0].op.domain_sizes[0])
+        if self.pipelined and len(self.kernels) == 2:
+            block = b.call(smax, [count, I64(1)])  # no later kernel needs rows kept in cache
         pointers = [dims, builder.inttoptr(block, PTR)]
         for kernel_buffers in buffers:
             pointers.extend(kernel_buffers)
         store_pointers(builder, context, pointers)
-        count = sizes.value(self.kernels[0].op.domain_sizes[0])
         call_parallel_for(builder, task, context, count, grain)
 
     def _task(self, nests: Sequence[ir.Function]) -> ir.Function:
@@ -142,6 +167,8 @@ class ChainLowering:
             position += count
         smin = intrinsic(self.module, "llvm.smin", I64, 2)
         blocks = b.udiv(b.add(b.sub(end, begin), b.sub(block, I64(1))), block)
+        if self.pipelined:  # the second kernel's nest runs the first (KernelLowering.carry)
+            arguments = [arguments[1] + arguments[0], *arguments[2:]]
         with counted_loop(b, I64(0), blocks, "rows") as index:
             first = b.add(begin, b.mul(index, block))
             last = b.call(smin, [b.add(first, block), end])

@@ -19,6 +19,9 @@ The nest, for parallel loops P and reduction loops R (`kernel.generic`'s semanti
         row epilogue:      hoisted = row-invariant compute ops
                            for r in R: out[p, r] = compute(inputs at p, r, acc, hoisted)
 
+A kernel that ends a chain's row reduction may carry the one before it one row ahead inside
+its own reduction loop (`KernelLowering.carry`; chains.py, Pipelining).
+
 Column reductions. When the reduced inputs are contiguous along the last parallel loop but not
 along the innermost reduction loop (`sum(x, axis=0)`), the nest above would stride through
 memory. Instead the last parallel loop runs in blocks of COLUMN_BLOCK points, each with a row
@@ -220,6 +223,8 @@ class KernelLowering:
         self.columns = self._is_column_reduction()
         self.first_reduction_range: tuple[ir.Value, ir.Value] | None = None
         self.stash = stash_plan(op, self.outputs) if not self.columns else None
+        self.passenger: KernelLowering | None = None  # see `carry`
+        self._rider: list[ir.Value] | None = None  # the passenger's row offsets, while riding
 
     def _is_column_reduction(self) -> bool:
         """Whether the reduced inputs are contiguous along the last parallel loop and not along
@@ -265,11 +270,63 @@ class KernelLowering:
     def emit_nest(self) -> ir.Function:
         """`void name(ptr dims, ptr buffers..., i64 begin, i64 end)`: the nest over
         `[begin, end)` of the first parallel loop (all of it without parallel loops)."""
-        function = self.open_function(self.name, [I64, I64])
+        passenger = self.passenger
+        extra = [PTR] * len(passenger.accesses) if passenger is not None else []
+        function = self.open_function(self.name, [*extra, I64, I64])
         begin, end = function.args[-2:]
+        if passenger is not None:
+            self._board(passenger, function.args[len(self.accesses) + 1 : -2])
         self._parallel(0, self.base_offsets(), begin, end)
         self.close_function()
         return function
+
+    # ----- pipelining a passenger ---------------------------------------------------------
+    def carry(self, passenger: KernelLowering) -> None:
+        """Compute `passenger` -- the row reduction before this kernel in a chain, whose
+        result this kernel reads row-locally -- inside this kernel's nest, one row ahead:
+        while this kernel reduces row p, the passenger reduces row p+1 in the same loop, so
+        the passenger's stream from memory overlaps this kernel's arithmetic (chains.py,
+        Pipelining). Only when `can_carry` says so."""
+        self.passenger = passenger
+
+    def can_carry(self, passenger: KernelLowering) -> bool:
+        """Both nests are a row loop over dim 0 and one reduction loop over dim 1 of the same
+        size; the passenger has a plain epilogue (out[p] = compute(acc)) and no stash."""
+        shape = [([0], PARALLEL), ([1], "reduction")]
+        for kernel in (self, passenger):
+            if kernel.columns or [(loop.dims, loop.kind) for loop in kernel.loops] != shape:
+                return False
+        sizes = (self.op.domain_sizes, passenger.op.domain_sizes)
+        if sizes[0][:2] != sizes[1][:2] or not passenger.op.has_reduction:
+            return False
+        return not passenger.op.is_row_epilogue and passenger.stash is None
+
+    def _board(self, passenger: KernelLowering, extra: Sequence[ir.Value]) -> None:
+        """Bind `passenger` to this nest's function. A value this kernel also reads uses this
+        kernel's (noalias) argument, so that the passenger's stores to this kernel's input
+        are based on it; the others come as plain pointers in `extra`."""
+        mine = {id(value): argument for value, argument in zip(self.op.inputs, self.buffers)}
+        values = [*passenger.op.inputs, *passenger.op.results]
+        buffers = [mine.get(id(value), own) for value, own in zip(values, extra)]
+        passenger._bind(self.prologue, self.sizes, self.builder, buffers)
+
+    def _pipelined_rows(self, offsets: list[ir.Value], begin: ir.Value, end: ir.Value) -> None:
+        """The row loop with the passenger one row ahead (`carry`)."""
+        passenger = self.passenger
+        assert passenger is not None
+        b = self.builder
+        ahead_base = passenger.base_offsets()
+        with b.if_then(b.icmp_signed("<", begin, end)):
+            passenger._point(passenger._advance(ahead_base, 0, begin))
+        smin = intrinsic(self.module, "llvm.smin", I64, 2)
+        last = b.sub(end, I64(1))
+        with counted_loop(b, begin, end, "p0") as index:
+            ahead = passenger._advance(ahead_base, 0, b.call(smin, [b.add(index, I64(1)), last]))
+            passenger._start_accumulators()
+            self._rider = ahead
+            self._parallel(1, self._advance(offsets, 0, index), begin, end)
+            self._rider = None
+            passenger._finish_point(ahead)
 
     def work_per_step(self, sizes: SizeEmitter) -> ir.Value:
         """Body-op evaluations per index of the first parallel loop (for the pool's grain)."""
@@ -306,9 +363,23 @@ class KernelLowering:
         prologue = function.append_basic_block("entry")
         self._start = function.append_basic_block("start")
         self.prologue = ir.IRBuilder(prologue)
-        self.sizes = SizeEmitter(self.prologue, dims, self.symbols)
-        self.builder = ir.IRBuilder(self._start)
-        self.buffers = list(buffers)
+        sizes = SizeEmitter(self.prologue, dims, self.symbols)
+        self._bind(self.prologue, sizes, ir.IRBuilder(self._start), list(buffers))
+        return function
+
+    def _bind(
+        self,
+        prologue: ir.IRBuilder,
+        sizes: SizeEmitter,
+        builder: ir.IRBuilder,
+        buffers: list[ir.Value],
+    ) -> None:
+        """The per-function state: where sizes and accumulators go (`prologue`), where the
+        nest goes (`builder`), and this kernel's buffers in that function."""
+        self.prologue = prologue
+        self.sizes = sizes
+        self.builder = builder
+        self.buffers = buffers
         self.indices: dict[int, ir.Value] = {}
         self.scalars = ScalarLowering(self.builder, self.sizes, self.indices.__getitem__)
         self.loop_sizes = [self._loop_size(self.sizes, loop) for loop in self.loops]
@@ -326,7 +397,6 @@ class KernelLowering:
             for j, t in enumerate(self.op.accumulator_types)
             if self.columns
         ]
-        return function
 
     def close_function(self) -> None:
         self.builder.ret_void()
@@ -341,6 +411,9 @@ class KernelLowering:
     ) -> None:
         if level == len(self.parallel_loops):
             self._point(offsets)
+            return
+        if level == 0 and self.passenger is not None:
+            self._pipelined_rows(offsets, begin, end)
             return
         loop_position = self.loops.index(self.parallel_loops[level])
         start, stop = (begin, end) if level == 0 else (I64(0), self.loop_sizes[loop_position])
@@ -378,16 +451,12 @@ class KernelLowering:
 
     def _point(self, offsets: list[ir.Value]) -> None:
         op = self.op
-        values: dict[int, ir.Value] = {}
         if op.has_reduction:
             self._accumulate(offsets)
-            compute_args = op.compute_block.args[len(op.inputs) :]
-            for arg, slot, acc_type in zip(compute_args, self.accumulators, op.accumulator_types):
-                values[id(arg)] = self.builder.load(slot, typ=register_type(acc_type.dtype))
         if not op.is_row_epilogue:
-            outputs = self._block(op.compute_block, op.compute_block.ops, values, offsets)
-            self._store(outputs, offsets)
+            self._finish_point(offsets)
             return
+        values = self._accumulated()
         hoisted = row_invariant_ops(op)
         hoisted_ids = {id(o) for o in hoisted}
         self._block(op.compute_block, hoisted, values, offsets)
@@ -411,6 +480,21 @@ class KernelLowering:
                 self._reduction(0, offsets, lambda inner: epilogue(inner, reciprocals))
             with slow:
                 self._reduction(0, offsets, lambda inner: epilogue(inner, {}))
+
+    def _accumulated(self) -> dict[int, ir.Value]:
+        """The compute block's accumulator arguments, loaded (none without a reduction)."""
+        op = self.op
+        compute_args = op.compute_block.args[len(op.inputs) :]
+        return {
+            id(arg): self.builder.load(slot, typ=register_type(acc_type.dtype))
+            for arg, slot, acc_type in zip(compute_args, self.accumulators, op.accumulator_types)
+        }
+
+    def _finish_point(self, offsets: list[ir.Value]) -> None:
+        """`out[p] = compute(inputs at p, acc)`: the plain epilogue."""
+        op = self.op
+        outputs = self._block(op.compute_block, op.compute_block.ops, self._accumulated(), offsets)
+        self._store(outputs, offsets)
 
     def _reciprocals(
         self, divisors: Sequence[Operation], values: dict[int, ir.Value]
@@ -490,23 +574,31 @@ class KernelLowering:
                 self._store(outputs, point)
 
     def _accumulate(self, offsets: list[ir.Value]) -> None:
+        self._start_accumulators()
+        self._reduction(0, offsets, self._accumulate_step)
+
+    def _start_accumulators(self) -> None:
         op = self.op
         for slot, kind, acc_type in zip(self.accumulators, op.reductions, op.accumulator_types):
             identity = combiner_identity(kind, acc_type.dtype)
             self.builder.store(constant(acc_type.dtype, identity), slot)
 
-        def step(inner: list[ir.Value]) -> None:
-            values = self._block(op.reduce_block, op.reduce_block.ops, {}, inner)
-            if self.stash is not None:
-                self._store_output(self.stash[0], values[0], inner)
-            for slot, kind, value, acc_type in zip(
-                self.accumulators, op.reductions, values, op.accumulator_types
-            ):
-                dtype = acc_type.dtype
-                current = self.builder.load(slot, typ=register_type(dtype))
-                self.builder.store(combine(self.builder, kind, dtype, current, value), slot)
-
-        self._reduction(0, offsets, step)
+    def _accumulate_step(self, inner: list[ir.Value]) -> None:
+        """One reduction step at `inner`, and the passenger's at the same reduction index of
+        its row ahead, when one rides along (`carry`)."""
+        op = self.op
+        values = self._block(op.reduce_block, op.reduce_block.ops, {}, inner)
+        if self.stash is not None:
+            self._store_output(self.stash[0], values[0], inner)
+        for slot, kind, value, acc_type in zip(
+            self.accumulators, op.reductions, values, op.accumulator_types
+        ):
+            dtype = acc_type.dtype
+            current = self.builder.load(slot, typ=register_type(dtype))
+            self.builder.store(combine(self.builder, kind, dtype, current, value), slot)
+        if self._rider is not None and self.passenger is not None:
+            passenger = self.passenger
+            passenger._accumulate_step(passenger._advance(self._rider, 1, self.indices[1]))
 
     def _block(
         self,
