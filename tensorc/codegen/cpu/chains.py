@@ -24,8 +24,9 @@ their sum, or the variance) only computes on rows already in cache while memory 
 both are a row loop and one reduction loop of the same size and the first has a plain
 epilogue (`KernelLowering.can_carry`), the second kernel's nest *carries* the first one row
 ahead: before the loop it reduces row `begin`; then for each row `p`, one reduction loop over
-`j` advances both the second kernel's row `p` and the first kernel's row `p + 1` (the last
-row recomputes itself), and the first kernel's result for row `p + 1` is stored after it.
+`j` advances both the second kernel's row `p` and the first kernel's row `p + 1`, and the
+first kernel's result for row `p + 1` is stored after it (the last row's loop reduces itself
+again, to keep the loop free of branches, and stores nothing).
 The loads of the next row then issue among the arithmetic of this one, and LLVM vectorises
 the fused loop like any other (two reductions and the stash store in one body). Rows stay
 independent -- row `p + 1` is only read, row `p`'s result of the first kernel was stored one

@@ -326,7 +326,10 @@ class KernelLowering:
             self._rider = ahead
             self._parallel(1, self._advance(offsets, 0, index), begin, end)
             self._rider = None
-            passenger._finish_point(ahead)
+            # the last row reduced itself again (`ahead` is clamped); its stored result, which
+            # this kernel has used, must stay the one it used
+            with b.if_then(b.icmp_signed("<", index, last)):
+                passenger._finish_point(ahead)
 
     def work_per_step(self, sizes: SizeEmitter) -> ir.Value:
         """Body-op evaluations per index of the first parallel loop (for the pool's grain)."""
