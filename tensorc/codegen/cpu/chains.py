@@ -19,25 +19,24 @@ A kernel joins the chain before it when (`chain_extends`):
   arena reuses slots, and interleaving must not overwrite rows not yet read).
 
 Pipelining. Run in turn, the chain's first kernel (softmax's row max, layer norm's row sum)
-only streams `x` from memory while the core idles, and the second (the exponentials and
-their sum, or the variance) only computes on rows already in cache while memory idles. When
-both are a row loop and one reduction loop of the same size and the first has a plain
-epilogue (`KernelLowering.can_carry`), the second kernel's nest *carries* the first one row
-ahead: before the loop it reduces row `begin`; then for each row `p`, one reduction loop over
-`j` advances both the second kernel's row `p` and the first kernel's row `p + 1`, and the
-first kernel's result for row `p + 1` is stored after it (the last row's loop reduces itself
-again, to keep the loop free of branches, and stores nothing).
-The loads of the next row then issue among the arithmetic of this one, and LLVM vectorises
-the fused loop like any other (two reductions and the stash store in one body). Rows stay
-independent -- row `p + 1` is only read, row `p`'s result of the first kernel was stored one
-iteration before -- so results change at most by the order in which a reassociated sum adds
-(loops.py, Reassociation). A two-kernel chain then needs no
-row blocks (nothing later reads the rows from cache), and each task runs its rows in one
-call. Measured here (A/B of the two builds, alternating calls in one process): softmax
-4096x1024 0.96 -> 0.88 ms, layer norm 0.79 -> 0.70 ms, against 0.67 ms for `x * 2` on the
-same array. Software prefetching of the next block instead (a burst after the first kernel,
-or a row at a time) gained nothing measurable, and LLVM will not vectorise a loop that
-contains `llvm.prefetch`.
+only streams `x` from memory while the core idles, and the second (the exponentials and their
+sum, or the variance) only computes on rows already in cache while memory idles. When both are
+a row loop and one reduction loop of the same size and the first has a plain epilogue
+(`KernelLowering.can_carry`), the second kernel's nest *carries* the first one row ahead:
+before the loop it reduces row `begin`; then for each row `p`, one reduction loop over `j`
+advances both the second kernel's row `p` and the first kernel's row `p + 1`, and the first
+kernel's result for row `p + 1` is stored after it (the last row's loop reduces itself again,
+to keep the loop free of branches, and stores nothing). The loads of the next row then issue
+among the arithmetic of this one, and LLVM vectorises the fused loop like any other (two
+reductions and the stash store in one body). Rows stay independent -- row `p + 1` is only read,
+row `p`'s result of the first kernel was stored one iteration before -- so results change at
+most by the order in which a reassociated sum adds (loops.py, Reassociation). A two-kernel
+chain then needs no row blocks (nothing later reads the rows from cache), and each task runs
+its rows in one call. Measured here (A/B of the two builds, alternating calls in one process):
+softmax 4096x1024 0.96 -> 0.88 ms, layer norm 0.79 -> 0.70 ms, against 0.67 ms for `x * 2` on
+the same array. Software prefetching of the next block instead (a burst after the first kernel,
+or a row at a time) gained nothing measurable, and LLVM will not vectorise a loop that contains
+`llvm.prefetch`.
 """
 
 from __future__ import annotations
