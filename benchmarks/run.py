@@ -332,6 +332,7 @@ def main() -> None:
     header = f"{'workload':24} {'engine':8} {'time':>11} {'throughput':>16} {'tensorc x':>10}"
     print(header)
     print("-" * len(header))
+    floor = None  # the FLOOR_SOURCE function, once a workload asks for it
     for workload in workloads():
         if wanted and not any(workload.name.startswith(w) for w in wanted):
             continue
@@ -344,6 +345,8 @@ def main() -> None:
             started = time.perf_counter()
             tensorc.compile(workload.source, target=args.target)
             cached_seconds = time.perf_counter() - started
+            if workload.floor and floor is None:  # built once, in a cache that is cleaned up
+                floor = tensorc.compile(FLOOR_SOURCE, target=args.target).f
         function = getattr(module, workload.function)
         engines: dict[str, Runner] = {
             "tensorc": lambda f=function, a=inputs: f(*a),
@@ -357,7 +360,6 @@ def main() -> None:
         if workload.numba_impl is not None:
             engines["numba"] = lambda a=inputs, w=workload: w.numba_impl(*a)
         if workload.floor:
-            floor = tensorc.compile(FLOOR_SOURCE, target=args.target).f
             engines["floor"] = lambda f=floor, x=inputs[0]: f(x)
         with inference:
             times = median_times(engines, args.repeat)

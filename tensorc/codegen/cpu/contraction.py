@@ -35,7 +35,6 @@ from tensorc.codegen.cpu.irutil import (
     store_pointers,
 )
 from tensorc.codegen.cpu.loops import Access, KernelLowering, mergeable
-from tensorc.codegen.cpu.scalar import ScalarLowering
 from tensorc.codegen.cpu.sizes import SizeEmitter
 from tensorc.codegen.cpu.support import declare_gemm
 from tensorc.ir.dialects.kernel import Contraction, GenericOp, YieldOp, match_contraction
@@ -140,12 +139,9 @@ class ContractionLowering(KernelLowering):
         c_block.add_attribute("noalias")
         prologue = function.append_basic_block("entry")
         start = function.append_basic_block("start")
-        self.prologue = ir.IRBuilder(prologue)
-        self.builder = ir.IRBuilder(start)
-        dims, *self.buffers = load_pointers(self.prologue, context, len(self.accesses) + 1)
-        self.sizes = SizeEmitter(self.prologue, dims, self.symbols)
-        self.indices = {}
-        self.scalars = ScalarLowering(self.builder, self.sizes, self.indices.__getitem__)
+        entry = ir.IRBuilder(prologue)
+        dims, *buffers = load_pointers(entry, context, len(self.accesses) + 1)
+        self._bind(entry, SizeEmitter(entry, dims, self.symbols), ir.IRBuilder(start), buffers)
         coefficient = [
             {d: access.coefficient(self.sizes, d) for d in range(self.op.num_dims)}
             for access in self.inputs

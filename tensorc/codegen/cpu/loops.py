@@ -224,7 +224,8 @@ class KernelLowering:
         self.first_reduction_range: tuple[ir.Value, ir.Value] | None = None
         self.stash = stash_plan(op, self.outputs) if not self.columns else None
         self.passenger: KernelLowering | None = None  # see `carry`
-        self._rider: list[ir.Value] | None = None  # the passenger's row offsets, while riding
+        # while the passenger rides along: it and the offsets of its row ahead
+        self._rider: tuple[KernelLowering, list[ir.Value]] | None = None
 
     def _is_column_reduction(self) -> bool:
         """Whether the reduced inputs are contiguous along the last parallel loop and not along
@@ -309,6 +310,7 @@ class KernelLowering:
         values = [*passenger.op.inputs, *passenger.op.results]
         buffers = [mine.get(id(value), own) for value, own in zip(values, extra)]
         passenger._bind(self.prologue, self.sizes, self.builder, buffers)
+        passenger._prepare_nest()
 
     def _pipelined_rows(self, offsets: list[ir.Value], begin: ir.Value, end: ir.Value) -> None:
         """The row loop with the passenger one row ahead (`carry`)."""
@@ -323,7 +325,7 @@ class KernelLowering:
         with counted_loop(b, begin, end, "p0") as index:
             ahead = passenger._advance(ahead_base, 0, b.call(smin, [b.add(index, I64(1)), last]))
             passenger._start_accumulators()
-            self._rider = ahead
+            self._rider = (passenger, ahead)
             self._parallel(1, self._advance(offsets, 0, index), begin, end)
             self._rider = None
             # the last row reduced itself again (`ahead` is clamped); its stored result, which
@@ -368,6 +370,7 @@ class KernelLowering:
         self.prologue = ir.IRBuilder(prologue)
         sizes = SizeEmitter(self.prologue, dims, self.symbols)
         self._bind(self.prologue, sizes, ir.IRBuilder(self._start), list(buffers))
+        self._prepare_nest()
         return function
 
     def _bind(
@@ -377,14 +380,17 @@ class KernelLowering:
         builder: ir.IRBuilder,
         buffers: list[ir.Value],
     ) -> None:
-        """The per-function state: where sizes and accumulators go (`prologue`), where the
-        nest goes (`builder`), and this kernel's buffers in that function."""
+        """The function this kernel is emitted into: where sizes and accumulators go
+        (`prologue`), where the code goes (`builder`), and this kernel's buffers there."""
         self.prologue = prologue
         self.sizes = sizes
         self.builder = builder
         self.buffers = buffers
         self.indices: dict[int, ir.Value] = {}
         self.scalars = ScalarLowering(self.builder, self.sizes, self.indices.__getitem__)
+
+    def _prepare_nest(self) -> None:
+        """The nest's values in the bound function: loop sizes, strides, accumulators."""
         self.loop_sizes = [self._loop_size(self.sizes, loop) for loop in self.loops]
         self.steps = [
             [access.coefficient(self.sizes, loop.innermost) for loop in self.loops]
@@ -484,19 +490,28 @@ class KernelLowering:
             with slow:
                 self._reduction(0, offsets, lambda inner: epilogue(inner, {}))
 
-    def _accumulated(self) -> dict[int, ir.Value]:
-        """The compute block's accumulator arguments, loaded (none without a reduction)."""
+    def _accumulated(self, slots: Sequence[ir.Value] | None = None) -> dict[int, ir.Value]:
+        """The compute block's accumulator arguments, loaded from `slots` (default this
+        kernel's own accumulators; none without a reduction)."""
         op = self.op
         compute_args = op.compute_block.args[len(op.inputs) :]
         return {
             id(arg): self.builder.load(slot, typ=register_type(acc_type.dtype))
-            for arg, slot, acc_type in zip(compute_args, self.accumulators, op.accumulator_types)
+            for arg, slot, acc_type in zip(compute_args, self._slots(slots),
+                                           op.accumulator_types)
         }
 
-    def _finish_point(self, offsets: list[ir.Value]) -> None:
-        """`out[p] = compute(inputs at p, acc)`: the plain epilogue."""
+    def _slots(self, slots: Sequence[ir.Value] | None) -> Sequence[ir.Value]:
+        return self.accumulators if slots is None else slots
+
+    def _finish_point(
+        self, offsets: list[ir.Value], slots: Sequence[ir.Value] | None = None
+    ) -> None:
+        """`out[p] = compute(inputs at p, acc)`: the plain epilogue (accumulators in `slots`,
+        default this kernel's own)."""
         op = self.op
-        outputs = self._block(op.compute_block, op.compute_block.ops, self._accumulated(), offsets)
+        values = self._accumulated(slots)
+        outputs = self._block(op.compute_block, op.compute_block.ops, values, offsets)
         self._store(outputs, offsets)
 
     def _reciprocals(
@@ -551,40 +566,39 @@ class KernelLowering:
             first = b.add(start, b.mul(block, I64(COLUMN_BLOCK)))
             width = b.call(smin, [I64(COLUMN_BLOCK), b.sub(stop, first)])
             with counted_loop(b, I64(0), width, "init") as j:
-                for slot, kind, acc_type in zip(slots(j), op.reductions, op.accumulator_types):
-                    identity = combiner_identity(kind, acc_type.dtype)
-                    b.store(constant(acc_type.dtype, identity), slot)
+                self._start_accumulators(slots(j))
 
             def step(inner: list[ir.Value]) -> None:
                 with counted_loop(b, I64(0), width, "column") as j:
                     point = self._advance(inner, loop_position, b.add(first, j))
                     values = self._block(op.reduce_block, op.reduce_block.ops, {}, point)
-                    for slot, kind, value, value_type, acc_type in zip(
-                        slots(j), op.reductions, values, types, op.accumulator_types
-                    ):
-                        current = b.load(slot, typ=value_type)
-                        b.store(combine(b, kind, acc_type.dtype, current, value), slot)
+                    self._combine_into(slots(j), values)
 
             self._reduction(0, offsets, step)
             with counted_loop(b, I64(0), width, "finish") as j:
                 point = self._advance(offsets, loop_position, b.add(first, j))
-                compute_args = op.compute_block.args[len(op.inputs) :]
-                values = {
-                    id(arg): b.load(slot, typ=value_type)
-                    for arg, slot, value_type in zip(compute_args, slots(j), types)
-                }
-                outputs = self._block(op.compute_block, op.compute_block.ops, values, point)
-                self._store(outputs, point)
+                self._finish_point(point, slots(j))
 
     def _accumulate(self, offsets: list[ir.Value]) -> None:
         self._start_accumulators()
         self._reduction(0, offsets, self._accumulate_step)
 
-    def _start_accumulators(self) -> None:
+    def _start_accumulators(self, slots: Sequence[ir.Value] | None = None) -> None:
+        """Each accumulator (in `slots`, default this kernel's own) set to its identity."""
         op = self.op
-        for slot, kind, acc_type in zip(self.accumulators, op.reductions, op.accumulator_types):
+        for slot, kind, acc_type in zip(self._slots(slots), op.reductions,
+                                        op.accumulator_types):
             identity = combiner_identity(kind, acc_type.dtype)
             self.builder.store(constant(acc_type.dtype, identity), slot)
+
+    def _combine_into(self, slots: Sequence[ir.Value], values: Sequence[ir.Value]) -> None:
+        """`slot = combine(slot, value)` for each accumulator."""
+        op = self.op
+        for slot, kind, value, acc_type in zip(slots, op.reductions, values,
+                                               op.accumulator_types):
+            dtype = acc_type.dtype
+            current = self.builder.load(slot, typ=register_type(dtype))
+            self.builder.store(combine(self.builder, kind, dtype, current, value), slot)
 
     def _accumulate_step(self, inner: list[ir.Value]) -> None:
         """One reduction step at `inner`, and the passenger's at the same reduction index of
@@ -593,15 +607,10 @@ class KernelLowering:
         values = self._block(op.reduce_block, op.reduce_block.ops, {}, inner)
         if self.stash is not None:
             self._store_output(self.stash[0], values[0], inner)
-        for slot, kind, value, acc_type in zip(
-            self.accumulators, op.reductions, values, op.accumulator_types
-        ):
-            dtype = acc_type.dtype
-            current = self.builder.load(slot, typ=register_type(dtype))
-            self.builder.store(combine(self.builder, kind, dtype, current, value), slot)
-        if self._rider is not None and self.passenger is not None:
-            passenger = self.passenger
-            passenger._accumulate_step(passenger._advance(self._rider, 1, self.indices[1]))
+        self._combine_into(self.accumulators, values)
+        if self._rider is not None:
+            passenger, row = self._rider
+            passenger._accumulate_step(passenger._advance(row, 1, self.indices[1]))
 
     def _block(
         self,
