@@ -296,13 +296,15 @@ def test_bind_ok() -> None:
 def test_wrong_argument_count() -> None:
     sig = Signature.from_dict(MLP)
     with pytest.raises(
-        TypeError, match=r"^mlp\(\) takes 5 arguments \(x, w1, b1, w2, b2\) but 4 were given$"
+        TypeError,
+        match=r"^mlp\(\) takes 5 arguments \(x, w1, b1, w2, b2\) but 4 were given "
+        r"\(missing 'b2'\)$",
     ):
         sig.bind(mlp_args()[:4])
     with pytest.raises(TypeError, match=r"takes 5 arguments .* but 6 were given"):
         sig.bind([*mlp_args(), 1.0])
     one = make_signature([("x", "f32", [])])
-    with pytest.raises(TypeError, match=r"f\(\) takes 1 argument \(x\) but 0 were given"):
+    with pytest.raises(TypeError, match=r"f\(\) takes 1 argument \(x\) but 0 were given \("):
         one.bind([])
     none = make_signature([])
     with pytest.raises(TypeError, match=r"f\(\) takes no arguments but 1 was given"):

@@ -361,10 +361,8 @@ class Signature:
         absent = [param.name for param, value in zip(self._params, slots) if value is missing]
         if not absent:
             return slots
-        message = self._count_message(len(args) + len(kwargs))
-        if kwargs:
-            message += f" (missing {', '.join(repr(name) for name in absent)})"
-        raise TypeError(message)
+        names = ", ".join(repr(name) for name in absent)
+        raise TypeError(f"{self._count_message(len(args) + len(kwargs))} (missing {names})")
 
     def _count_message(self, given: int) -> str:
         if self._arity == 0:

@@ -199,15 +199,44 @@ TC_HIDDEN void tensorc_parallel_for(tc_task_fn fn, void *ctx, int64_t n, int64_t
 typedef int32_t (*tc_entry_fn)(void *const *args, void *const *results, const int64_t *dims,
                                void *error);
 
-__attribute__((visibility("default"))) int32_t tensorc_invoke(const uint64_t *packet) {
+/* Reads the data addresses behind `fields` (args, then results; the dims follow them) and calls. */
+static int32_t tc_call_fields(const uint64_t *packet, const uint64_t *fields) {
     tc_entry_fn entry = (tc_entry_fn)(uintptr_t)packet[0];
     uint64_t n_args = packet[1], n_results = packet[2];
     if (n_args > TC_INVOKE_MAX || n_results > TC_INVOKE_MAX) return -1;
     void *args[TC_INVOKE_MAX + 1];
     void *results[TC_INVOKE_MAX + 1];
-    const uint64_t *fields = packet + 4;
     for (uint64_t i = 0; i < n_args; ++i) args[i] = *(void *const *)(uintptr_t)fields[i];
     for (uint64_t i = 0; i < n_results; ++i)
         results[i] = *(void *const *)(uintptr_t)fields[n_args + i];
     return entry(args, results, (const int64_t *)(fields + n_args + n_results), NULL);
+}
+
+__attribute__((visibility("default"))) int32_t tensorc_invoke(const uint64_t *packet) {
+    return tc_call_fields(packet, packet + 4);
+}
+
+/*     int32_t tensorc_invoke_checked(const uint64_t *packet)
+ *
+ * packet = { entry, n_args, n_results, n_dims, flags_offset, flags_required, arg_fields[n_args],
+ *            result_fields[n_results], dims[n_dims] }: as tensorc_invoke, but first checks each
+ * argument's flags, the int32 at (field + flags_offset) (NumPy's PyArrayObject flags member,
+ * whose offset from the data member the runtime verifies at import). Unless each argument has
+ * every bit of `flags_required` (C-contiguous and aligned), it returns TC_INVOKE_DECLINED
+ * without calling anything, and the runtime takes its general path, which copies the array.
+ * This moves the per-argument `arr.flags` check (a new Python object per call) into C. */
+
+#define TC_INVOKE_DECLINED -2
+
+__attribute__((visibility("default"))) int32_t tensorc_invoke_checked(const uint64_t *packet) {
+    uint64_t n_args = packet[1];
+    if (n_args > TC_INVOKE_MAX) return -1;
+    int64_t flags_offset = (int64_t)packet[4];
+    int32_t required = (int32_t)packet[5];
+    const uint64_t *fields = packet + 6;
+    for (uint64_t i = 0; i < n_args; ++i) {
+        int32_t flags = *(const int32_t *)(uintptr_t)(fields[i] + (uint64_t)flags_offset);
+        if ((flags & required) != required) return TC_INVOKE_DECLINED;
+    }
+    return tc_call_fields(packet, fields);
 }
