@@ -10,6 +10,7 @@ errors for every way of binding arguments wrongly.
 from __future__ import annotations
 
 import ctypes
+import inspect
 import struct
 
 import numpy as np
@@ -97,6 +98,7 @@ def test_named_parameters_bind_like_the_general_path(
 ) -> None:
     f = load_calling(scale_rows_path, way, monkeypatch).f
     assert type(f)._source.startswith("def __call__(_self, x=MISSING, b=MISSING, *_extra):")
+    assert str(inspect.signature(f)) == "(x: 'f32[N, M]', b: 'f32[M]') -> 'f32[N, M]'"
     x, b = np.ones((2, 3), np.float32), np.arange(3, dtype=np.float32)
     calls = [
         ((x, b), {}),
@@ -128,6 +130,7 @@ def test_clashing_parameter_names_fall_back_to_unpacking() -> None:
     g = tensorc.compile(CLASHING).g
     source = type(g)._source
     assert source.startswith("def __call__(self, *args, **kwargs):")
+    assert str(inspect.signature(g)) == "(empty: 'f32[N]', d0: 'f32[N]') -> 'f32[N]'"
     a, b = np.arange(4, dtype=np.float32), np.ones(4, np.float32)
     np.testing.assert_array_equal(g(a, b), a - b)
     np.testing.assert_array_equal(g(d0=b, empty=a), a - b)

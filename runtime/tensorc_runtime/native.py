@@ -39,6 +39,7 @@ and then to about 0.9 us (``tensorc_invoke_checked`` and named parameters).
 from __future__ import annotations
 
 import ctypes
+import inspect
 import os
 import struct
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -230,12 +231,30 @@ def _specialized_function(
         call.__code__ = call.__code__.replace(co_name=signature.name)
         call.__qualname__ = signature.name
     call.__doc__ = f"Call {signature} ({symbol})."
+    call.__signature__ = _python_signature(signature)  # what help() and inspect show
     specialized = type(
         "NativeFunction",
         (NativeFunction,),
         {"__call__": call, "__module__": __name__, "_source": generated.source},
     )
     return specialized(signature, entry, symbol, dims_order, library)
+
+
+def _python_signature(signature: Signature) -> inspect.Signature | None:
+    """``(self, x: 'f32[N]', ...) -> 'f32[N]'``: the parameters a call takes, whichever way
+    the generated ``__call__`` spells them; None where a name is not a Python identifier."""
+    results = [result.type_str() for result in signature.results]
+    returns = results[0] if len(results) == 1 else f"({', '.join(results)})"
+    try:
+        params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)] + [
+            inspect.Parameter(
+                param.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=param.type_str()
+            )
+            for param in signature.params
+        ]
+    except ValueError:
+        return None
+    return inspect.Signature(params, return_annotation=returns)
 
 
 def _native_call(library: ctypes.CDLL, signature: Signature) -> tuple[str, Callable | None]:
