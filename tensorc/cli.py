@@ -15,8 +15,8 @@ from tensorc.driver import (
     Source,
     compile_to_ir,
     emit_native,
-    write_atomically,
 )
+from tensorc.files import write_atomically
 from tensorc.ir.printer import print_module
 from tensorc.passes import Instrumentation, PassFailure, PipelineError, available_passes
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tensorc.files import write_atomically
 from tensorc.ir.core import VerifyError
 from tensorc.ir.diagnostics import Diagnostic, DiagnosticError, render_diagnostic
 from tensorc.ir.dialects.func import Module
@@ -126,22 +127,6 @@ def compile_to_ir(source: Source, options: CompileOptions) -> tuple[Module, Pass
     module = parse_source(source)
     manager = optimize(module, options)
     return module, manager
-
-
-def write_atomically(path: str | os.PathLike[str], data: bytes | str) -> None:
-    """Write to a temporary file beside `path`, then rename: never a half-written output."""
-    target = Path(path)
-    directory = target.parent if str(target.parent) else Path(".")
-    payload = data.encode() if isinstance(data, str) else data
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=directory)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(payload)
-        os.replace(temporary, target)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
 
 
 def compile(

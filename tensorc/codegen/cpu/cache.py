@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from tensorc.cache_location import cache_dir
+from tensorc.files import write_atomically
 
 
 def host_fingerprint() -> dict[str, Any]:
@@ -66,19 +65,6 @@ def artifact_path(key: str) -> Path:
     return cache_dir() / "artifacts" / f"{key}.so"
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-
-
 _SUPPORT: dict[str, bytes] = {}
 
 
@@ -97,6 +83,7 @@ def support_object(name: str, key: str, build: Callable[[], bytes]) -> bytes:
     if not data or not data.startswith(b"\x7fELF"):
         data = build()
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             write_atomically(path, data)
         except OSError:
             pass

@@ -66,7 +66,6 @@ from tensorc.codegen.cpu.gemm_microkernel import (
     GemmTiles,
     TargetInfo,
     choose_tiles,
-    counted_loop,
     declare,
     element_ptr,
     emit_tile_kernel,
@@ -82,6 +81,7 @@ from tensorc.codegen.cpu.gemm_pack import (
     emit_pack_range,
     emit_pack_rows,
 )
+from tensorc.codegen.cpu.irutil import counted_loop
 
 __all__ = [
     "EPILOGUE_TYPE",

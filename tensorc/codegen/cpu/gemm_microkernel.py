@@ -21,8 +21,7 @@ partial tile row never touches rows past the end of A or C.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -188,31 +187,6 @@ def choose_tiles(dtype: str, target: TargetInfo, **overrides: int) -> GemmTiles:
 
 
 # -- IR helpers ------------------------------------------------------------------------------
-
-
-@contextmanager
-def counted_loop(
-    builder: ir.IRBuilder, start: ir.Value, stop: ir.Value, name: str,
-    step: int | ir.Value = 1,
-) -> Iterator[ir.Value]:
-    """`for index in range(start, stop, step)` (signed i64, step > 0); the body is emitted
-    inside the `with` block, and the builder ends after the loop."""
-    before = builder.block
-    header = builder.append_basic_block(f"{name}.header")
-    body = builder.append_basic_block(f"{name}.body")
-    done = builder.append_basic_block(f"{name}.done")
-    builder.branch(header)
-    builder.position_at_end(header)
-    index = builder.phi(I64, name)
-    index.add_incoming(start, before)
-    builder.cbranch(builder.icmp_signed("<", index, stop), body, done)
-    builder.position_at_end(body)
-    yield index
-    increment = i64(step) if isinstance(step, int) else step
-    following = builder.add(index, increment, flags=("nsw",))
-    index.add_incoming(following, builder.block)
-    builder.branch(header)
-    builder.position_at_end(done)
 
 
 def min_i64(builder: ir.IRBuilder, a: ir.Value, b: ir.Value) -> ir.Value:

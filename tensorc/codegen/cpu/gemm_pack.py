@@ -29,7 +29,6 @@ from tensorc.codegen.cpu.gemm_microkernel import (
     PTR,
     VOID,
     GemmTiles,
-    counted_loop,
     element_ptr,
     i64,
     internal_function,
@@ -37,6 +36,7 @@ from tensorc.codegen.cpu.gemm_microkernel import (
     min_i64,
     scalar_type,
 )
+from tensorc.codegen.cpu.irutil import counted_loop
 
 # K steps per pack task when a whole row of panels is copied at once.
 PACK_ROWS = 32

@@ -116,10 +116,13 @@ LOOP_HEADER = "header"  # name suffix of a loop header block (parallel.py counts
 
 @contextmanager
 def counted_loop(
-    builder: ir.IRBuilder, start: ir.Value, stop: ir.Value, name: str
+    builder: ir.IRBuilder, start: ir.Value, stop: ir.Value, name: str,
+    step: int | ir.Value = 1,
 ) -> Iterator[ir.Value]:
-    """`for i in range(start, stop)`: the with-block emits the body; afterwards the builder is
-    positioned after the loop. The index is an `i64` that never overflows (`nsw`)."""
+    """`for i in range(start, stop, step)` over i64 (signed compare, step > 0): the with-block
+    emits the body; afterwards the builder is positioned after the loop. The index never
+    overflows (`nsw`: it stays below `stop` before each step, and steps are far smaller than
+    the i64 range)."""
     entry = builder.block
     header = builder.append_basic_block(f"{name}.{LOOP_HEADER}")
     body = builder.append_basic_block(f"{name}.body")
@@ -131,7 +134,8 @@ def counted_loop(
     builder.cbranch(builder.icmp_signed("<", index, stop), body, done)
     builder.position_at_end(body)
     yield index
-    following = builder.add(index, I64(1), name=f"{name}.next", flags=("nsw",))
+    increment = I64(step) if isinstance(step, int) else step
+    following = builder.add(index, increment, name=f"{name}.next", flags=("nsw",))
     index.add_incoming(following, builder.block)
     builder.branch(header)
     builder.position_at_end(done)

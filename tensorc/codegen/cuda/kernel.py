@@ -21,13 +21,14 @@ loop indices (`udiv`/`urem`, which NVPTX runs in 32 bits when the values fit).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import llvmlite.ir as ir
 
 from tensorc.codegen.cpu.irutil import (
+    counted_loop,
     element_pointer,
     load_element,
     register_type,
@@ -144,27 +145,12 @@ class KernelSkeleton:
 # ----- control flow -------------------------------------------------------------------------
 
 
-@contextmanager
 def strided_loop(
     builder: ir.IRBuilder, start: ir.Value, stop: ir.Value, step: ir.Value, name: str
-) -> Iterator[ir.Value]:
-    """`for (i = start; i < stop; i += step)` over i64 (signed compare); afterwards the builder
-    is positioned after the loop."""
-    entry = builder.block
-    header = builder.append_basic_block(f"{name}.header")
-    body = builder.append_basic_block(f"{name}.body")
-    done = builder.append_basic_block(f"{name}.exit")
-    builder.branch(header)
-    builder.position_at_end(header)
-    index = builder.phi(I64, name=name)
-    index.add_incoming(start, entry)
-    builder.cbranch(builder.icmp_signed("<", index, stop), body, done)
-    builder.position_at_end(body)
-    yield index
-    following = builder.add(index, step, name=f"{name}.next")
-    index.add_incoming(following, builder.block)
-    builder.branch(header)
-    builder.position_at_end(done)
+) -> AbstractContextManager[ir.Value]:
+    """`for (i = start; i < stop; i += step)` over i64, the grid-stride form of
+    `counted_loop`; afterwards the builder is positioned after the loop."""
+    return counted_loop(builder, start, stop, name, step=step)
 
 
 # ----- launch-size expressions (for the plan) -----------------------------------------------
