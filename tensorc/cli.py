@@ -144,6 +144,23 @@ def _check_pass_names(args: argparse.Namespace) -> None:
             )
 
 
+def _compile_options(
+    args: argparse.Namespace, target: str, opt_level: int, pipeline: str | None
+) -> CompileOptions:
+    """The options of a command, its pass names and pipeline checked first: a malformed
+    pipeline is a usage error, reported before any parsing."""
+    _check_pass_names(args)
+    options = CompileOptions(
+        target=target,
+        opt_level=opt_level,
+        pipeline=pipeline,
+        verify_each=not args.no_verify,
+        instrumentation=_instrumentation(args),
+    )
+    options.passes()
+    return options
+
+
 def _load(path: str) -> Source:
     try:
         return Source.load(path)
@@ -152,15 +169,12 @@ def _load(path: str) -> Source:
 
 
 def _run_pipeline(args: argparse.Namespace, opt_level: int | None):
-    _check_pass_names(args)
-    options = CompileOptions(
+    options = _compile_options(
+        args,
         target=getattr(args, "target", "cpu"),
         opt_level=opt_level if opt_level is not None else 0,
         pipeline=args.passes if args.passes is not None else (None if opt_level else ""),
-        verify_each=not args.no_verify,
-        instrumentation=_instrumentation(args),
     )
-    options.passes()  # a malformed pipeline is a usage error, reported before any parsing
     module, manager = compile_to_ir(_load(args.file), options)
     if args.timing:
         sys.stderr.write(manager.timing_report(_statistics(module)))
@@ -209,15 +223,7 @@ def _compile_native(args: argparse.Namespace) -> int:
     from tensorc.codegen.artifact import BuildError
     from tensorc.codegen.cpu.irutil import UnsupportedError
 
-    _check_pass_names(args)
-    options = CompileOptions(
-        target="cpu",
-        opt_level=args.opt_level,
-        pipeline=args.passes,
-        verify_each=not args.no_verify,
-        instrumentation=_instrumentation(args),
-    )
-    options.passes()  # a malformed pipeline is a usage error, reported before any parsing
+    options = _compile_options(args, "cpu", args.opt_level, args.passes)
     try:
         manager = emit_native(_load(args.file), options, args.emit, args.output)
     except UnsupportedError as error:
@@ -248,15 +254,7 @@ def _compile_cuda(args: argparse.Namespace) -> int:
         raise UsageError("compile needs -o OUT")
     if args.output == "-" and args.emit == "so":
         raise UsageError("-o - writes text to stdout: use it with --emit=ptx or --emit=llvm")
-    _check_pass_names(args)
-    options = CompileOptions(
-        target="cuda",
-        opt_level=args.opt_level,
-        pipeline=args.passes,
-        verify_each=not args.no_verify,
-        instrumentation=_instrumentation(args),
-    )
-    options.passes()  # a malformed pipeline is a usage error, reported before any parsing
+    options = _compile_options(args, "cuda", args.opt_level, args.passes)
     try:
         if args.output == "-":
             import tempfile

@@ -181,14 +181,23 @@ def _accumulate(
     store_element(builder, total, pointer, dtype)
 
 
+def _start_scatter(
+    context: FunctionLowering, op: Operation, position: int
+) -> tuple[ir.Value, ir.Value, ir.Value]:
+    """(size of the scattered axis, indices pointer, zeroed result pointer) of a scatter-add,
+    its indices checked against the size first."""
+    size = context.sizes.extent(DimExpr.of(op.size))
+    idx_pointer = context.pointer(op.indices)
+    _check_indices(context, op, position, op.indices.type, idx_pointer, size, op.axis)
+    out = context.pointer(op.result)
+    emit_memset_zero(context.builder, out, context.nbytes(op.result.type))
+    return size, idx_pointer, out
+
+
 def lower_scatter_add(context: FunctionLowering, op: Operation, position: int) -> None:
     builder, sizes = context.builder, context.sizes
     updates, idx, result, axis = op.updates.type, op.indices.type, op.result.type, op.axis
-    size = sizes.extent(DimExpr.of(op.size))
-    idx_pointer = context.pointer(op.indices)
-    _check_indices(context, op, position, idx, idx_pointer, size, axis)
-    out = context.pointer(op.result)
-    emit_memset_zero(builder, out, context.nbytes(result))
+    size, idx_pointer, out = _start_scatter(context, op, position)
     outer = sizes.product(updates.shape[:axis])
     count = sizes.product(idx.shape)
     inner = sizes.product(updates.shape[axis + idx.rank :])
@@ -206,11 +215,7 @@ def lower_scatter_add(context: FunctionLowering, op: Operation, position: int) -
 def lower_scatter_add_along_axis(context: FunctionLowering, op: Operation, position: int) -> None:
     builder, sizes = context.builder, context.sizes
     updates, idx, result, axis = op.updates.type, op.indices.type, op.result.type, op.axis
-    size = sizes.extent(DimExpr.of(op.size))
-    idx_pointer = context.pointer(op.indices)
-    _check_indices(context, op, position, idx, idx_pointer, size, axis)
-    out = context.pointer(op.result)
-    emit_memset_zero(builder, out, context.nbytes(result))
+    size, idx_pointer, out = _start_scatter(context, op, position)
     idx_strides = _broadcast_strides(context, idx.shape)
     out_strides = _broadcast_strides(context, result.shape)
     out_strides[axis] = sizes.strides(result.shape)[axis]
