@@ -129,7 +129,7 @@ def test_named_parameters_bind_like_the_general_path(
 def test_clashing_parameter_names_fall_back_to_unpacking() -> None:
     g = tensorc.compile(CLASHING).g
     source = type(g)._source
-    assert source.startswith("def __call__(self, *args, **kwargs):")
+    assert source.startswith("def __call__(self, /, *args, **kwargs):")
     assert str(inspect.signature(g)) == "(empty: 'f32[N]', d0: 'f32[N]') -> 'f32[N]'"
     a, b = np.arange(4, dtype=np.float32), np.ones(4, np.float32)
     np.testing.assert_array_equal(g(a, b), a - b)
@@ -171,3 +171,24 @@ def test_checked_invoke_declines_before_calling(scale_rows_path: str) -> None:
         assert not out.any()
     assert call(np.ones((4, 3), np.float32)) == 0
     np.testing.assert_array_equal(out, np.full((4, 3), 3.0, np.float32))
+
+
+RECEIVER_NAMES = """
+def s(self: f32[N], args: f32[N], MISSING: f32[N]) -> f32[N] { return self + args - MISSING }
+def t(self: f32[N], kwargs: f32[N], _self: f32[N]) -> f32[N] { return self * kwargs - _self }
+"""
+
+
+@pytest.mark.parametrize("target", ["cpu", "interp"])
+def test_parameters_may_be_called_self_args_or_kwargs(target: str) -> None:
+    """Names Python's own call machinery uses are ordinary tensorc parameter names, by
+    position and by keyword (the receiver is positional-only)."""
+    module = tensorc.compile(RECEIVER_NAMES, target=target)
+    a, b, c = (np.full(3, v, np.float32) for v in (1.0, 2.0, 4.0))
+    np.testing.assert_array_equal(module.s(a, b, c), a + b - c)
+    np.testing.assert_array_equal(module.s(MISSING=c, self=a, args=b), a + b - c)
+    np.testing.assert_array_equal(module.t(self=a, kwargs=b, _self=c), a * b - c)
+    with pytest.raises(TypeError, match="got multiple values for argument 'self'"):
+        module.s(a, b, c, self=a)
+    if target == "cpu":
+        assert str(inspect.signature(module.t)).startswith("(self: 'f32[N]', kwargs:")

@@ -383,7 +383,7 @@ class CudaFunction:
     def plan(self) -> _FunctionPlan:
         return self._plan
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
         devices: dict[int, _DeviceArgument] = {}
         args = tuple(self._host_view(value, i, devices) for i, value in enumerate(args))
         kwargs = {

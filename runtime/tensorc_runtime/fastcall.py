@@ -146,7 +146,7 @@ def _source(
 
     params = signature.params
     if variables is None:
-        header = "def __call__(self, *args, **kwargs):"
+        header = "def __call__(self, /, *args, **kwargs):"  # a parameter may be `self`
         general = "return self._call_general(args, kwargs)"
         arrays = [f"a{index}" for index in range(len(params))]
         lines = _unpack_arguments(signature, general)

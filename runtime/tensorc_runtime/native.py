@@ -148,7 +148,7 @@ class NativeFunction:
     def name(self) -> str:
         return self.signature.name
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
         return self._call_general(args, kwargs)
 
     def _call_general(self, args: Sequence[Any], kwargs: Mapping[str, Any] | None) -> Any:
@@ -245,16 +245,20 @@ def _python_signature(signature: Signature) -> inspect.Signature | None:
     the generated ``__call__`` spells them; None where a name is not a Python identifier."""
     results = [result.type_str() for result in signature.results]
     returns = results[0] if len(results) == 1 else f"({', '.join(results)})"
+    names = {param.name for param in signature.params}
+    receiver = "self"
+    while receiver in names:  # a tensorc parameter may be called `self`
+        receiver = f"_{receiver}"
     try:
-        params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)] + [
+        params = [inspect.Parameter(receiver, inspect.Parameter.POSITIONAL_ONLY)] + [
             inspect.Parameter(
                 param.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=param.type_str()
             )
             for param in signature.params
         ]
+        return inspect.Signature(params, return_annotation=returns)
     except ValueError:
         return None
-    return inspect.Signature(params, return_annotation=returns)
 
 
 def _native_call(library: ctypes.CDLL, signature: Signature) -> tuple[str, Callable | None]:

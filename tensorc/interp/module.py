@@ -20,7 +20,7 @@ class InterpFunction:
         self.signature = signature
         self.__name__ = signature.name
 
-    def __call__(self, *args: Any, **kwargs: Any) -> np.ndarray | tuple[np.ndarray, ...]:
+    def __call__(self, /, *args: Any, **kwargs: Any) -> np.ndarray | tuple[np.ndarray, ...]:
         bound = self.signature.bind(args, kwargs)
         outputs = self.interpreter.run(self.signature.name, bound.arrays)
         owned: list[np.ndarray] = []
