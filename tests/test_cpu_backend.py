@@ -617,6 +617,26 @@ def test_a_chain_carries_its_first_row_reduction_one_row_ahead() -> None:
     assert "@llvm.maximum.f32" in soft  # the row max rides in the exponentials' nest
 
 
+SHORT_STATIC_ROWS = """
+def short(x: f32[N, 10]) -> f32[N, 10] { return log_softmax(x, axis=-1) }
+def wide(x: f32[N, 65]) -> f32[N, 65] { return log_softmax(x, axis=-1) }
+"""
+
+
+def test_short_static_rows_are_not_carried() -> None:
+    """loops.py, SHORT_ROW: a static width of at most 64 runs kernel by kernel (LLVM unrolls
+    such rows whole and runs them faster so); a wider static width is carried. Both give the
+    interpreter's results."""
+    text = str(_build(SHORT_STATIC_ROWS, 2).unoptimized)
+    short_task = _function_text(text, "@short.kernel0.chain.task(")
+    assert "call void @short.kernel0(" in short_task and "call void @short.kernel1(" in short_task
+    wide_task = _function_text(text, "@wide.kernel0.chain.task(")
+    assert "call void @wide.kernel0(" not in wide_task
+    x = np.random.default_rng(5).standard_normal((333, 65)).astype(np.float32)
+    run_both(SHORT_STATIC_ROWS, 2, "short", [np.ascontiguousarray(x[:, :10])])
+    run_both(SHORT_STATIC_ROWS, 2, "wide", [x])
+
+
 def test_carried_rows_stay_independent() -> None:
     """A NaN, an infinity or a huge value in one row must not reach its neighbours through the
     row-ahead reduction, at any row (the first, the last, a task's boundary)."""
