@@ -562,9 +562,11 @@ def _softmax_rows(x: np.ndarray) -> np.ndarray:
 def test_softmax_computes_exp_once_per_element() -> None:
     text = str(_build(ROW_SCALE, 2).unoptimized)
     kernel = _function_text(text, "@soft.kernel1(")
-    # exp's range reduction, once: roundeven, or lrint where ldexp is one instruction (AVX-512)
+    # exp's range reduction, once per element: roundeven, or lrint where ldexp is one
+    # instruction (AVX-512), in each of the two copies of the row loop (tail-folded for short
+    # rows, and plain: loops.py, TAIL_FOLDED_BELOW)
     reductions = re.findall(r"call \S+ @llvm\.(?:roundeven\.f32|lrint\.i32\.f32)\(", kernel)
-    assert len(reductions) == 1
+    assert len(reductions) == 2
     x = np.random.default_rng(4).standard_normal((33, 129)).astype(np.float32) * 30
     got = build(ROW_SCALE, 2).soft(x)
     np.testing.assert_allclose(got, _softmax_rows(x), rtol=2e-6, atol=1e-30)
@@ -635,6 +637,43 @@ def test_short_static_rows_are_not_carried() -> None:
     x = np.random.default_rng(5).standard_normal((333, 65)).astype(np.float32)
     run_both(SHORT_STATIC_ROWS, 2, "short", [np.ascontiguousarray(x[:, :10])])
     run_both(SHORT_STATIC_ROWS, 2, "wide", [x])
+
+
+RAGGED_ROWS = """
+def soft(x: f32[N, M]) -> f32[N, M] { return softmax(x, axis=-1) }
+def logsoft(x: f64[N, M]) -> f64[N, M] { return log_softmax(x, axis=-1) }
+def norm(x: f32[N, M], g: f32[M], b: f32[M]) -> f32[N, M] { return layer_norm(x, g, b) }
+def squares(x: f32[N, M]) -> f32[N] { return sum(x * x, axis=1) }
+def fixed(x: f32[N, 100]) -> f32[N, 100] { return softmax(x, axis=-1) }
+"""
+
+
+def test_short_and_ragged_symbolic_rows_get_a_tail_folded_copy() -> None:
+    """loops.py, TAIL_FOLDED_BELOW: a row loop of a symbolic width has a copy whose remainder
+    LLVM folds into masked vector iterations (the loop ID asks for it), taken for rows under
+    64 and for ragged rows under 512; a static width has no copy. Every width around the
+    choice gives the interpreter's results."""
+    text = str(_build(RAGGED_ROWS, 2).unoptimized)
+    assert '!"llvm.loop.vectorize.predicate.enable", i1 1' in text
+    plain = text.replace('"', "")
+
+    def kernels(function: str) -> str:
+        names = re.findall(rf"^define [^@]*@({function}\.kernel\d+)\(", plain, re.M)
+        assert names, function
+        return "".join(_function_text(text, f"@{name}(") for name in names)
+
+    for function in ("soft", "logsoft", "norm", "squares"):
+        assert "!llvm.loop" in kernels(function), function
+    assert "!llvm.loop" not in kernels("fixed")
+    rng = np.random.default_rng(9)
+    for width in (1, 5, 16, 63, 64, 65, 100, 255, 256, 511, 512, 513):
+        x = rng.standard_normal((37, width)).astype(np.float32)
+        x[3, width // 2] = np.nan
+        g, b = rng.standard_normal(width).astype(np.float32), np.ones(width, np.float32)
+        run_both(RAGGED_ROWS, 2, "soft", [x])
+        run_both(RAGGED_ROWS, 2, "logsoft", [x.astype(np.float64)])
+        run_both(RAGGED_ROWS, 2, "norm", [x, g, b])
+        run_both(RAGGED_ROWS, 2, "squares", [x])
 
 
 def test_carried_rows_stay_independent() -> None:

@@ -114,15 +114,30 @@ def emit_memset_zero(builder: ir.IRBuilder, dest: ir.Value, nbytes: ir.Value) ->
 LOOP_HEADER = "header"  # name suffix of a loop header block (parallel.py counts loops by it)
 
 
+def tail_folded_loop(module: ir.Module) -> ir.MDValue:
+    """A new loop ID (`llvm.loop` metadata) asking LLVM's vectoriser to fold the loop's
+    remainder into masked vector iterations (`llvm.loop.vectorize.predicate.enable`) instead
+    of running it scalar. Each call gives a distinct ID, as each loop needs its own."""
+    enable = module.add_metadata(
+        [ir.MetaDataString(module, "llvm.loop.vectorize.predicate.enable"), ir.IntType(1)(1)]
+    )
+    tag = module.add_metadata(  # an inert property that makes this ID unlike any other
+        [ir.MetaDataString(module, "tensorc.loop"), I64(len(module.metadata))]
+    )
+    loop = module.add_metadata([tag, tag, enable])
+    loop.operands = (loop, tag, enable)  # a loop ID's first operand is the ID itself
+    return loop
+
+
 @contextmanager
 def counted_loop(
     builder: ir.IRBuilder, start: ir.Value, stop: ir.Value, name: str,
-    step: int | ir.Value = 1,
+    step: int | ir.Value = 1, loop_id: ir.MDValue | None = None,
 ) -> Iterator[ir.Value]:
     """`for i in range(start, stop, step)` over i64 (signed compare, step > 0): the with-block
     emits the body; afterwards the builder is positioned after the loop. The index never
     overflows (`nsw`: it stays below `stop` before each step, and steps are far smaller than
-    the i64 range)."""
+    the i64 range). `loop_id` is attached to the back edge as the loop's `llvm.loop`."""
     entry = builder.block
     header = builder.append_basic_block(f"{name}.{LOOP_HEADER}")
     body = builder.append_basic_block(f"{name}.body")
@@ -137,7 +152,9 @@ def counted_loop(
     increment = I64(step) if isinstance(step, int) else step
     following = builder.add(index, increment, name=f"{name}.next", flags=("nsw",))
     index.add_incoming(following, builder.block)
-    builder.branch(header)
+    back_edge = builder.branch(header)
+    if loop_id is not None:
+        back_edge.set_metadata("llvm.loop", loop_id)
     builder.position_at_end(done)
 
 
@@ -193,3 +210,27 @@ def call_parallel_for(
 def c_string(module: ir.Module, name: str, text: str) -> ir.GlobalVariable:
     """A private NUL-terminated string constant."""
     return constant_bytes(module, name, text.encode() + b"\0", align=1)
+
+
+def combine(
+    builder: ir.IRBuilder, kind: str, dtype: DType, accumulator: ir.Value, value: ir.Value
+) -> ir.Value:
+    """One step of a reduction: `reassoc` on float add/mul (loops.py, Reassociation);
+    max/min of floats propagate NaN (`llvm.maximum`/`llvm.minimum`)."""
+    if dtype.is_bool:
+        if kind == "max":
+            return builder.or_(accumulator, value)
+        return builder.and_(accumulator, value)
+    if dtype.is_float:
+        if kind == "add":
+            return builder.fadd(accumulator, value, flags=("reassoc",))
+        if kind == "mul":
+            return builder.fmul(accumulator, value, flags=("reassoc",))
+        function = intrinsic(builder.module, f"llvm.{kind}imum", accumulator.type, 2)
+        return builder.call(function, [accumulator, value])
+    if kind == "add":
+        return builder.add(accumulator, value)
+    if kind == "mul":
+        return builder.mul(accumulator, value)
+    function = intrinsic(builder.module, f"llvm.s{kind}", accumulator.type, 2)
+    return builder.call(function, [accumulator, value])

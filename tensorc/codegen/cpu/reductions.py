@@ -27,13 +27,14 @@ from tensorc.codegen.cpu.irutil import (
     I64,
     PTR,
     call_parallel_for,
+    combine,
     counted_loop,
     intrinsic,
     register_type,
     stack_array,
     store_pointers,
 )
-from tensorc.codegen.cpu.loops import PARALLEL_MIN_WORK, KernelLowering, body_cost, combine
+from tensorc.codegen.cpu.loops import PARALLEL_MIN_WORK, KernelLowering, body_cost
 from tensorc.codegen.cpu.scalar import constant
 from tensorc.codegen.cpu.sizes import SizeEmitter
 from tensorc.ir.dialects.kernel import GenericOp, combiner_identity

@@ -28,13 +28,14 @@ from dataclasses import dataclass
 import llvmlite.ir as ir
 
 from tensorc.codegen.cpu.irutil import (
+    combine,
     counted_loop,
     element_pointer,
     load_element,
     register_type,
     store_element,
 )
-from tensorc.codegen.cpu.loops import Access, Loop, combine, plan_loops
+from tensorc.codegen.cpu.loops import Access, Loop, plan_loops
 from tensorc.codegen.cpu.scalar import ScalarLowering, constant
 from tensorc.codegen.cpu.sizes import SizeEmitter
 from tensorc.codegen.cuda.fmod import GpuIRBuilder
