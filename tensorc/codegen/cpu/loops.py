@@ -20,7 +20,14 @@ The nest, for parallel loops P and reduction loops R (`kernel.generic`'s semanti
                            for r in R: out[p, r] = compute(inputs at p, r, acc, hoisted)
 
 A kernel that ends a chain's row reduction may carry the one before it one row ahead inside
-its own reduction loop (`KernelLowering.carry`; chains.py, Pipelining).
+its own reduction loop (`KernelLowering.carry`; chains.py, Pipelining), unless its rows have a
+static width up to SHORT_ROW.
+
+Short rows. LLVM's vector loop takes VECTOR_STEP elements a step, so a shorter row would run
+in the scalar remainder. A row loop of a symbolic width is therefore emitted twice: a copy
+whose `llvm.loop` ID asks the vectoriser to fold the remainder into masked vector iterations
+(`irutil.tail_folded_loop`), taken for short and ragged rows (TAIL_FOLDED_BELOW), and the
+plain loop, which is faster for long rows and multiples of VECTOR_STEP.
 
 Column reductions. When the reduced inputs are contiguous along the last parallel loop but not
 along the innermost reduction loop (`sum(x, axis=0)`), the nest above would stride through
@@ -93,9 +100,9 @@ SHORT_ROW = 64
 # A row loop of a symbolic width gets a copy with its remainder folded into masked vector
 # iterations (`irutil.tail_folded_loop`), run for rows shorter than VECTOR_STEP (where the
 # plain vector loop, 16 lanes interleaved 4, does not run at all) and for rows shorter than
-# TAIL_FOLDED_BELOW that are not a multiple of it. Softmax, folded/plain time by width: 0.50
-# at 10, 0.31 at 16, 0.82 at 100, 0.80 at 200, 0.48 at 255, 0.83 at 300, 0.74 at 511; but
-# 1.14 at 64, 1.27 at 256, 1.44 at 448 and 1.16 at 1000, 1.40 at 1024.
+# TAIL_FOLDED_BELOW that are not a multiple of it. Softmax with the folded loop at every width,
+# folded/plain time: 0.50 at 10, 0.31 at 16, 0.82 at 100, 0.80 at 200, 0.48 at 255, 0.83 at
+# 300, 0.74 at 511; but 1.14 at 64, 1.27 at 256, 1.44 at 448, 1.16 at 1000, 1.40 at 1024.
 VECTOR_STEP = 64
 TAIL_FOLDED_BELOW = 512
 _EXPENSIVE_OPS = frozenset(
