@@ -28,6 +28,7 @@ import ast
 import ctypes
 import keyword
 import operator
+import re
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -76,6 +77,9 @@ class _Missing:
 
 
 MISSING = _Missing()
+# The parameter names while the source is generated (a tensorc parameter spelled like one
+# counts as used, and keeps the unpacking form).
+_PLACEHOLDER = re.compile(r"\b__tc_param(\d+)\b")
 
 
 @dataclass(frozen=True)
@@ -89,10 +93,14 @@ class FastCall:
 
 
 def fast_call(signature: Signature, dims_order: Sequence[str], native: str) -> FastCall:
-    """The fast ``__call__`` of `signature` calling native code the `native` way."""
+    """The fast ``__call__`` of `signature` calling native code the `native` way: generated
+    once with placeholder parameter names, which become the tensorc names when those are free
+    (`_names_are_free`)."""
     names = [param.name for param in signature.params]
-    if _can_name_parameters(signature, dims_order, native, names):
-        source, namespace = _source(signature, dims_order, native, names)
+    placeholders = [f"__tc_param{index}" for index in range(len(names))]
+    source, namespace = _source(signature, dims_order, native, placeholders)
+    if _names_are_free(source, names):
+        source = _PLACEHOLDER.sub(lambda match: names[int(match.group(1))], source)
         return FastCall(source, namespace, named=True)
     source, namespace = _source(signature, dims_order, native, None)
     return FastCall(source, namespace, named=False)
@@ -107,15 +115,11 @@ def aligned_empty(shape: tuple[int, ...], dtype: np.dtype) -> tuple[np.ndarray, 
     return array, data_address(array)
 
 
-def _can_name_parameters(
-    signature: Signature, dims_order: Sequence[str], native: str, names: Sequence[str]
-) -> bool:
-    """Parameters can be the tensorc names when each is a Python identifier that names
-    nothing else in the generated code."""
+def _names_are_free(source: str, names: Sequence[str]) -> bool:
+    """The parameters of `source` (generated with placeholder names) can take `names` when
+    each is a Python identifier that names nothing else in it."""
     if any(not name.isidentifier() or keyword.iskeyword(name) for name in names):
         return False
-    placeholders = [f"__tc_param{index}" for index in range(len(names))]
-    source, _ = _source(signature, dims_order, native, placeholders)
     used = {node.id for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Name)}
     used |= {"_self", "_extra"}
     return not used.intersection(names)

@@ -49,24 +49,22 @@ def _probes() -> list[np.ndarray]:
     return probes
 
 
-def _find_data_offset() -> int | None:
+def _find_data_offset(probes: list[np.ndarray]) -> int | None:
     """Offset of ``PyArrayObject_fields.data`` from ``id(array)``, if it can be verified."""
     if sys.implementation.name != "cpython":
         return None
-    probes = _probes()
     for offset in (object.__basicsize__, *range(8, 64, 8)):
         if all(_read_pointer(id(a) + offset) == _interface_address(a) for a in probes):
             return offset
     return None
 
 
-def _find_flags_offset(data_offset: int | None) -> int | None:
+def _find_flags_offset(probes: list[np.ndarray], data_offset: int | None) -> int | None:
     """Offset of ``PyArrayObject_fields.flags`` from the ``data`` member, if it can be
     verified: the int32 there equals ``arr.flags.num`` for every probe, and the probes'
     flags differ in the bits of :data:`FLAGS_REQUIRED`."""
     if data_offset is None:
         return None
-    probes = _probes()
     required = {a.flags.num & FLAGS_REQUIRED for a in probes}
     if len(required) < 2:
         return None
@@ -77,8 +75,14 @@ def _find_flags_offset(data_offset: int | None) -> int | None:
     return None
 
 
-DATA_OFFSET = _find_data_offset()
-FLAGS_OFFSET = _find_flags_offset(DATA_OFFSET)
+def _find_offsets() -> tuple[int | None, int | None]:
+    """(DATA_OFFSET, FLAGS_OFFSET), both verified on one set of probes."""
+    probes = _probes()
+    data_offset = _find_data_offset(probes)
+    return data_offset, _find_flags_offset(probes, data_offset)
+
+
+DATA_OFFSET, FLAGS_OFFSET = _find_offsets()
 
 
 def data_address(array: np.ndarray) -> int:

@@ -124,7 +124,7 @@ def tail_folded_loop(module: ir.Module) -> ir.MDValue:
     tag = module.add_metadata(  # an inert property that makes this ID unlike any other
         [ir.MetaDataString(module, "tensorc.loop"), I64(len(module.metadata))]
     )
-    loop = module.add_metadata([tag, tag, enable])
+    loop = module.add_metadata([None, tag, enable])
     loop.operands = (loop, tag, enable)  # a loop ID's first operand is the ID itself
     return loop
 
