@@ -7,9 +7,9 @@
     build.header()         # the C header                      (--emit=header)
     build.write_shared_object("model.so")                     # (--emit=so), atomically
 
-LLVM runs its default pipeline at -O3 for tensorc -O1..-O3 (loop and SLP vectorisers on) and
-at -O1 for tensorc -O0 (cheap; still promotes the loop variables to registers), tuned for the
-host CPU and its features (`artifact.host_target`), which the manifest records.
+LLVM runs its O2 pipeline for tensorc -O1/-O2 and its O3 for -O3 (loop and SLP vectorisers on
+at both; `llvm_opt_level`), and its O0 pipeline at -O0, tuned for the host CPU and its
+features (`artifact.host_target`), which the manifest records.
 """
 
 from __future__ import annotations
