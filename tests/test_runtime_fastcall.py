@@ -126,6 +126,31 @@ def test_named_parameters_bind_like_the_general_path(
     assert outcome(f, x, c=b)[1] == "f() got an unexpected keyword argument 'c'"
 
 
+REPEATED_DIMS = """
+def square(a: f32[N, N]) -> f32[N, N] { return a + a.T }
+def frame(y: f32[N], x: f32[M, N, M]) -> f32[M, N, M] { return x * expand_dims(y, 1) }
+"""
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_a_dim_repeated_within_one_parameter_is_checked_against_itself(
+    way: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = load_calling(tensorc.compile(REPEATED_DIMS).path, way, monkeypatch)
+    a = np.arange(9, dtype=np.float32).reshape(3, 3)
+    np.testing.assert_array_equal(module.square(a), a + a.T)
+    np.testing.assert_array_equal(module.square(a=a), a + a.T)
+    y, x = np.arange(2, dtype=np.float32), np.ones((3, 2, 3), np.float32)
+    np.testing.assert_array_equal(module.frame(y, x), x * y[:, None])
+    message = r"parameter 'a' has N=4 on axis 1 but parameter 'a' bound N=3 on axis 0 \('a' has"
+    with pytest.raises(ValueError, match=message):
+        module.square(np.zeros((3, 4), np.float32))
+    with pytest.raises(ValueError, match=r"parameter 'x' has M=4 on axis 2 but parameter 'x'"):
+        module.frame(y, np.ones((3, 2, 4), np.float32))
+    with pytest.raises(ValueError, match=r"parameter 'x' has N=3 on axis 1 but parameter 'y'"):
+        module.frame(y, np.ones((3, 3, 3), np.float32))
+
+
 def test_clashing_parameter_names_fall_back_to_unpacking() -> None:
     g = tensorc.compile(CLASHING).g
     source = type(g)._source

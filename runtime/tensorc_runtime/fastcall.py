@@ -181,12 +181,16 @@ def _source(
         shape_checks = [f"len(s{index}) != {param.rank}"]
         lines.append(f"s{index} = {array}.shape")
         bindings = []
+        bound_here: dict[str, int] = {}  # a dim this parameter binds -> its first axis
         for axis, dim in enumerate(param.shape):
             if dim.isdigit():
                 shape_checks.append(f"s{index}[{axis}] != {int(dim)}")
+            elif dim in bound_here:  # f32[N, N]: the binding comes after the checks
+                shape_checks.append(f"s{index}[{axis}] != s{index}[{bound_here[dim]}]")
             elif dim in symbol_vars:
                 shape_checks.append(f"s{index}[{axis}] != {symbol_vars[dim]}")
             else:
+                bound_here[dim] = axis
                 symbol_vars[dim] = f"d{len(symbol_vars)}"
                 bindings.append(f"{symbol_vars[dim]} = s{index}[{axis}]")
         lines += _guard(shape_checks, general)

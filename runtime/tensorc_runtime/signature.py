@@ -378,16 +378,15 @@ class Signature:
         param = self._params[conflict.param_index]
         origin_index, origin_axis = self._symbol_origins[conflict.symbol]
         origin = self._params[origin_index]
-        origin_shape = conflict.shape
+        shapes = f"{param.name!r} has shape {conflict.shape}, declared [{', '.join(param.shape)}]"
         if origin_index != conflict.param_index:
             origin_shape = tuple(np.shape(args[origin_index]))  # type: ignore[arg-type]
+            shapes += f"; {origin.name!r} has shape {origin_shape}, "
+            shapes += f"declared [{', '.join(origin.shape)}]"
         return ValueError(
             f"{self._name}(): parameter {param.name!r} has {conflict.symbol}={conflict.extent} "
             f"on axis {conflict.axis} but parameter {origin.name!r} bound "
-            f"{conflict.symbol}={conflict.bound} on axis {origin_axis} "
-            f"({param.name!r} has shape {conflict.shape}, declared [{', '.join(param.shape)}]; "
-            f"{origin.name!r} has shape {origin_shape}, "
-            f"declared [{', '.join(origin.shape)}])"
+            f"{conflict.symbol}={conflict.bound} on axis {origin_axis} ({shapes})"
         )
 
 
