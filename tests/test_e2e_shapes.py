@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import textwrap
+import warnings
 
 import numpy as np
 import pytest
@@ -200,6 +201,52 @@ def test_slice_symbolic_bounds_out_of_range_clamp(level, text, reference):
     src = f"def f(x: i32[N]) {{ return {text} }}"
     for n in (6, 1, 0):
         check(call(level, src, x[:n]), reference(x[:n], n), "i32", f"{text} with N={n}")
+
+
+EMPTY_SLICE_SIZES = {
+    "concat": (
+        "def f(x: f32[N], y: f32[M]) { return concat([x[3:], y], 0) }",
+        lambda x, y: np.concatenate([x[3:], y]),
+    ),
+    "shape": ("def f(x: f32[N], y: f32[M]) { return x[3:].shape[0] }", lambda x, y: len(x[3:])),
+    "full": (
+        "def f(x: f32[N], y: f32[M]) { return full([x[4:2].shape[0] + 5], 1.0) }",
+        lambda x, y: np.ones(len(x[4:2]) + 5, np.float32),
+    ),
+    "mean": ("def f(x: f32[N], y: f32[M]) { return mean(x[3:]) }", lambda x, y: x[3:].mean()),
+    "var": ("def f(x: f32[N], y: f32[M]) { return var(x[3:]) }", lambda x, y: x[3:].var()),
+    "reshape": (
+        "def f(x: f32[N], y: f32[M]) { return reshape(x[3:], [-1]) }",
+        lambda x, y: x[3:].reshape(-1),
+    ),
+    "call": (
+        "def g(a: f32[K]) { return a.shape[0] }\n"
+        "def f(x: f32[N], y: f32[M]) { return g(x[3:]) }",
+        lambda x, y: len(x[3:]),
+    ),
+    "broadcast": (
+        "def f(x: f32[N], y: f32[M]) { return x[3:] + y }",
+        lambda x, y: x[3:] + y,
+    ),
+}
+
+
+@pytest.mark.parametrize("target", ["interp", "cpu"])
+@pytest.mark.parametrize("case", sorted(EMPTY_SLICE_SIZES))
+def test_an_empty_slice_has_size_zero_wherever_its_size_is_used(level, target, case):
+    """`x[3:]` of an `f32[N]` is typed `f32[N - 3]`; when N < 3 it is empty, and every use of
+    its size as a number (added, multiplied, read, counted, bound, compared) sees 0."""
+    source, reference = EMPTY_SLICE_SIZES[case]
+    f = build(source, level, target).f
+    for n in (6, 3, 2, 0):
+        x = np.arange(n, dtype=np.float32)
+        y = np.arange(10, 10 + len(x[3:]), dtype=np.float32)  # as long as x[3:], for `+`
+        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            want = np.asarray(reference(x, y))
+        got = np.asarray(f(x, y))
+        assert got.shape == want.shape, f"{case} with N={n}: {got.shape} != {want.shape}"
+        np.testing.assert_allclose(got, want, rtol=1e-6, err_msg=f"{case} with N={n}")
 
 
 def test_symbolic_index_out_of_range_raises(level):

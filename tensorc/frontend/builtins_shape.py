@@ -23,7 +23,7 @@ from tensorc.frontend.values import (
 )
 from tensorc.ir.core import Value
 from tensorc.ir.dialects import tc, tc_shape
-from tensorc.ir.dims import DimExpr, prod
+from tensorc.ir.dims import DimExpr, as_size, prod
 from tensorc.ir.dtypes import DType
 from tensorc.ir.location import Location
 from tensorc.ir.typecheck import format_shape
@@ -37,12 +37,13 @@ Shape = tuple[DimExpr, ...]
 
 def reshape(site: CallSite) -> Term:
     value = site.value("x")
-    source = value.type.shape
+    source = tuple(as_size(dim) for dim in value.type.shape)
     target, count = resolve_reshape(source, site.shape("shape"), site.loc)
     if count is not None:
         site.emitter.defer(
             "eq", count, prod(source), "ValueError",
-            f"reshape(): cannot reshape {format_shape(source)} into {format_shape(target)}: "
+            f"reshape(): cannot reshape {format_shape(value.type.shape)} into "
+            f"{format_shape(target)}: "
             "the element counts differ",
             site.loc,
         )

@@ -27,7 +27,7 @@ from tensorc.ir.core import Operation, Value, VerifyError
 from tensorc.ir.dialects import tc
 from tensorc.ir.dialects import tc_shape as shape_ops
 from tensorc.ir.dialects.func import FuncOp
-from tensorc.ir.dims import DimExpr
+from tensorc.ir.dims import DimExpr, as_size
 from tensorc.ir.dtypes import DType
 from tensorc.ir.location import Location
 from tensorc.ir.typecheck import ShapeError, broadcast_shapes, dims_compatible, format_shape
@@ -141,7 +141,7 @@ class Emitter:
             f"{what}: dimension {a} of {format_shape(shape_a)} and {b} of "
             f"{format_shape(shape_b)} must be equal"
         )
-        self.defer("eq", a, b, "ValueError", message, loc)
+        self.defer("eq", as_size(a), as_size(b), "ValueError", message, loc)
         return True
 
     # ----- broadcasting ------------------------------------------------------------------

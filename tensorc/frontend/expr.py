@@ -46,7 +46,7 @@ from tensorc.frontend.values import (
 from tensorc.ir.attributes import ShapeConstraint
 from tensorc.ir.diagnostics import DiagnosticEngine
 from tensorc.ir.dialects import tc_shape
-from tensorc.ir.dims import DimExpr, dim_max
+from tensorc.ir.dims import DimExpr, as_size, dim_max
 from tensorc.ir.dtypes import DType
 from tensorc.ir.location import Location
 from tensorc.ir.types import TensorType
@@ -194,7 +194,9 @@ class ExpressionLowering:
             return base if node.attr == "T" else ListTerm(())
         if node.attr == "T":
             return Tensor(transpose_value(self.emitter, base.value, node.loc))
-        return ListTerm(tuple(Item(IntConst(dim), None, node.loc) for dim in base.type.shape))
+        return ListTerm(
+            tuple(Item(IntConst(as_size(dim)), None, node.loc) for dim in base.type.shape)
+        )
 
     # ----- indexing ----------------------------------------------------------------------
     def _subscript(self, node: ast.Subscript) -> Term:

@@ -289,7 +289,8 @@ def sign_of(expr: DimExpr) -> str | None:
 def _atom_nonnegative(atom: str | DimOp) -> bool:
     if isinstance(atom, str):
         return True
-    return all(sign_of(arg) in ("positive", "nonnegative") for arg in atom.args)
+    nonnegative = (sign_of(arg) in ("positive", "nonnegative") for arg in atom.args)
+    return any(nonnegative) if atom.kind == "max" else all(nonnegative)
 
 
 def _as_single_op(expr: DimExpr, kind: str) -> DimOp | None:
@@ -299,6 +300,21 @@ def _as_single_op(expr: DimExpr, kind: str) -> DimOp | None:
     if coeff != 1 or len(monomial) != 1 or not isinstance(monomial[0], DimOp):
         return None
     return monomial[0] if monomial[0].kind == kind else None
+
+
+def as_size(dim: DimLike) -> DimExpr:
+    """The size that the dimension `dim` denotes, as an expression: its value clamped at zero.
+
+    A dimension's extent is its value clamped at zero (`DimExpr.extent`), so `x[3:]` of an
+    `f32[N]` is typed `f32[N - 3]` and is empty for N < 3. Wherever a dimension is used as a
+    number -- added up by `concat`, multiplied by `reshape`, read by `x.shape[k]`, counted by
+    `mean`, bound to a callee's parameter, compared at call time -- it must be this clamped
+    value, which is `dim` itself when `dim` is provably nonnegative.
+    """
+    dim = DimExpr.of(dim)
+    if sign_of(dim) in ("positive", "nonnegative"):
+        return dim
+    return dim_max(dim, 0)
 
 
 def dim_min(*args: DimLike) -> DimExpr:

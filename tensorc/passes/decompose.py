@@ -29,7 +29,7 @@ from tensorc.ir.builder import Builder
 from tensorc.ir.core import Block, Operation, Value
 from tensorc.ir.dialects import tc, tc_reduce, tc_shape
 from tensorc.ir.dialects.func import Module
-from tensorc.ir.dims import DimExpr, prod
+from tensorc.ir.dims import DimExpr, as_size, prod
 from tensorc.ir.dtypes import DType
 from tensorc.ir.typecheck import reduce_shape
 from tensorc.ir.types import TensorType
@@ -71,6 +71,7 @@ class Emitter:
 
     def size(self, size: DimExpr, dtype: DType, shape: Sequence[DimExpr]) -> Value:
         """The value of a size expression as a `dtype` tensor of `shape`."""
+        size = as_size(size)
         if size.value is not None:
             return self.splat(size.value, dtype, shape)
         count = self.b.value(tc.DimSizeOp, [], value=size)

@@ -23,7 +23,7 @@ from tensorc.ir.builder import Builder
 from tensorc.ir.core import Block, Operation, Value, VerifyError
 from tensorc.ir.dialects import tc_shape
 from tensorc.ir.dialects.func import CallOp, FuncOp, Module, ReturnOp
-from tensorc.ir.dims import DimExpr
+from tensorc.ir.dims import DimExpr, as_size
 from tensorc.passes.cloning import clone_ops, substitute_constraint, substitute_type
 from tensorc.passes.pass_manager import ModulePass, register_pass
 from tensorc.passes.rewrite import detach_operands, replace_all_uses
@@ -38,6 +38,7 @@ def bind_dimensions(
     checks: list[ShapeConstraint] = []
     for index, (parameter, argument) in enumerate(zip(callee.function_type.inputs, arguments)):
         for axis, (declared, actual) in enumerate(zip(parameter.shape, argument.type.shape)):
+            actual = as_size(actual)  # the callee's N is a size: x[3:] of a short x binds 0
             bound = declared if declared.is_const else substitution.get(_name_of(declared))
             if bound is None:
                 substitution[_name_of(declared)] = actual

@@ -56,7 +56,7 @@ import numpy as np
 from tensorc.ir.core import Operation, Value
 from tensorc.ir.dialects import tc, tc_reduce, tc_shape
 from tensorc.ir.dialects.func import Module
-from tensorc.ir.dims import DimExpr
+from tensorc.ir.dims import DimExpr, as_size
 from tensorc.ir.dtypes import DType
 from tensorc.ir.types import TensorType
 from tensorc.passes.pass_manager import ModulePass, register_pass
@@ -200,6 +200,7 @@ class Emitter:
 
     def dim_size(self, dim: DimExpr, like: TensorType) -> Value:
         """The size `dim` as a tensor of `like`'s type, also when symbolic."""
+        dim = as_size(dim)
         if dim.value is not None:
             return self.splat(dim.value, like)
         size = self.op(tc.DimSizeOp, value=dim)

@@ -16,7 +16,7 @@ from tensorc.ir.core import Operation, Value
 from tensorc.ir.dialects import tc
 from tensorc.ir.dialects import tc_reduce as reduce_ops
 from tensorc.ir.dialects import tc_shape as shape_ops
-from tensorc.ir.dims import DimExpr
+from tensorc.ir.dims import DimExpr, as_size
 from tensorc.ir.dtypes import DType
 from tensorc.ir.typecheck import reduce_shape
 from tensorc.ir.types import TensorType
@@ -48,6 +48,7 @@ class GradBuilder(Builder):
 
     def size(self, count: DimExpr, dtype: DType) -> Value:
         """The integer `count` (a number of elements) as a scalar of `dtype`."""
+        count = as_size(count)
         if count.value is not None:
             return self.constant(count.value, dtype)
         as_i32 = self.value(tc.DimSizeOp, [], value=count)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tensorc.ir.core import Operation, Pure, VerifyError, attr_def, operand_def, register_op
-from tensorc.ir.dims import DimExpr, prod
+from tensorc.ir.dims import DimExpr, as_size, prod
 from tensorc.ir.dtypes import DType
 from tensorc.ir.typecheck import (
     can_broadcast_to,
@@ -146,7 +146,7 @@ class ConcatOp(Operation):
                     i == axis or dims_compatible(a, b),
                     f"tc.concat operands {first} and {other} differ off axis {axis}",
                 )
-            total = total + other.shape[axis]
+            total = total + as_size(other.shape[axis])
         shape = list(first.shape)
         shape[axis] = total
         return [first.with_shape(shape)]
