@@ -784,3 +784,23 @@ def test_internal_error_becomes_a_located_diagnostic(monkeypatch: pytest.MonkeyP
         "t.tc:2:3: error: internal compiler error: RuntimeError: boom",
         "t.tc:5:24: error: unknown name 'q'",
     ]
+
+
+def test_a_long_flat_expression_compiles() -> None:
+    """`x + x + ... + x` is a left-nested tree as deep as it is long; the recursive frontend
+    runs on a deep stack, so 3,000 terms (well past Python's default recursion limit) lower."""
+    source = "def f(x: f32[3]) { return " + " + ".join(["x"] * 3000) + " }"
+    assert ops(source).count("tc.add") == 2999
+
+
+def test_an_expression_past_the_nesting_limit_is_a_diagnostic(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import tensorc.frontend as frontend
+
+    monkeypatch.setattr(frontend, "NESTING_LIMIT", 1500)
+    source = "def f(x: f32[3]) {\n  y = x * 2.0\n  return " + " + ".join(["y"] * 3000) + "\n}"
+    assert errors(source) == [
+        "t.tc:3:3: error: this expression is nested too deeply to compile; split it into "
+        "statements"
+    ]

@@ -247,6 +247,11 @@ class ModuleLowering:
         lowering = FunctionLowering(self, signature)
         try:
             lowering.run()
+        except RecursionError:
+            self.diagnostics.error(
+                "this expression is nested too deeply to compile; split it into statements",
+                lowering.current_loc,
+            )
         except Exception as error:  # a compiler bug: report it where it happened
             self.diagnostics.error(
                 f"internal compiler error: {type(error).__name__}: {error}",
