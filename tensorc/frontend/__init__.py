@@ -56,7 +56,7 @@ def _on_deep_stack(function: Callable[..., T], *args: object) -> T:
         old_stack = threading.stack_size(_DEEP_STACK_BYTES)
         try:
             sys.setrecursionlimit(max(old_limit, NESTING_LIMIT))
-            thread = threading.Thread(target=run, name="tensorc-frontend")
+            thread = threading.Thread(target=run, name="tensorc-frontend", daemon=True)
             thread.start()
             thread.join()
         finally:
