@@ -163,7 +163,7 @@ def _compile_options(
 
 def _load(path: str) -> Source:
     try:
-        return Source.load(path)
+        return Source.read(path)
     except OSError as error:
         raise UsageError(f"cannot read '{path}': {error.strerror or error}") from None
 
@@ -197,10 +197,18 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_opt(args: argparse.Namespace) -> int:
     module = _run_pipeline(args, args.opt_level)
     text = print_module(module, args.print_locations)
-    if args.output:
-        write_atomically(args.output, text)
-    else:
+    return _write_output(args.output or "-", text)
+
+
+def _write_output(path: str, text: str) -> int:
+    """`text` to `path` (atomically), or to stdout for `-`."""
+    if path == "-":
         sys.stdout.write(text)
+        return EXIT_OK
+    try:
+        write_atomically(path, text)
+    except OSError as error:
+        return _program_error(f"cannot write '{path}': {error.strerror or error}")
     return EXIT_OK
 
 
@@ -214,9 +222,11 @@ def cmd_compile(args: argparse.Namespace) -> int:
         raise UsageError("compile needs -o OUT")
     if args.emit == "ir":
         module = _run_pipeline(args, args.opt_level)
-        write_atomically(args.output, print_module(module, args.print_locations))
-        return EXIT_OK
+        return _write_output(args.output, print_module(module, args.print_locations))
     return _compile_native(args)
+
+
+TEXT_EMIT_KINDS = ("llvm", "asm", "header")
 
 
 def _compile_native(args: argparse.Namespace) -> int:
@@ -224,8 +234,20 @@ def _compile_native(args: argparse.Namespace) -> int:
     from tensorc.codegen.cpu.irutil import UnsupportedError
 
     options = _compile_options(args, "cpu", args.opt_level, args.passes)
+    if args.output == "-" and args.emit not in TEXT_EMIT_KINDS:
+        kinds = '|'.join(TEXT_EMIT_KINDS)
+        raise UsageError(f"-o - writes text to stdout: use it with --emit={kinds}")
     try:
-        manager = emit_native(_load(args.file), options, args.emit, args.output)
+        if args.output == "-":
+            import tempfile
+            from pathlib import Path
+
+            with tempfile.TemporaryDirectory(prefix="tensorc-") as workdir:
+                output = Path(workdir) / f"out.{args.emit}"
+                manager = emit_native(_load(args.file), options, args.emit, output)
+                sys.stdout.write(output.read_text())
+        else:
+            manager = emit_native(_load(args.file), options, args.emit, args.output)
     except UnsupportedError as error:
         return _program_error(error)
     except (BuildError, OSError) as error:

@@ -29,6 +29,7 @@ from tensorc.files import write_atomically
 from tensorc.ir.core import VerifyError
 from tensorc.ir.diagnostics import Diagnostic, DiagnosticError, render_diagnostic
 from tensorc.ir.dialects.func import Module
+from tensorc.ir.location import Location
 from tensorc.ir.parser import parse_module
 from tensorc.ir.verifier import verify_module
 from tensorc.passes import Instrumentation, ModulePass, PassManager, parse_pipeline, pipeline_for
@@ -60,20 +61,41 @@ class Source:
 
     @staticmethod
     def load(source_or_path: str | os.PathLike[str]) -> Source:
-        """A path (an existing file, or a `.tc`/`.tcir` name) is read; other text is source."""
+        """A path is read: a `PathLike`, or a one-line str that names an existing file, ends in
+        `.tc`/`.tcir`, or cannot be a program (it has no `(`). Other text is source."""
         if isinstance(source_or_path, os.PathLike):
-            path = Path(source_or_path)
-            return Source(path.read_text(), str(path))
+            return Source.read(source_or_path)
         if not isinstance(source_or_path, str):
             raise TypeError(
                 f"source_or_path must be a str or a path, not {type(source_or_path).__name__}"
             )
-        looks_like_path = "\n" not in source_or_path and (
-            source_or_path.endswith((".tc", ".tcir")) or os.path.isfile(source_or_path)
+        text = source_or_path
+        looks_like_path = "\n" not in text and (
+            text.endswith((".tc", ".tcir")) or os.path.exists(text) or "(" not in text
         )
         if looks_like_path:
-            return Source(Path(source_or_path).read_text(), source_or_path)
-        return Source(source_or_path, "<string>")
+            return Source.read(text)
+        return Source(text, "<string>")
+
+    @staticmethod
+    def read(path: str | os.PathLike[str]) -> Source:
+        """The file at `path` as UTF-8 text (a leading byte-order mark is dropped). OSError when
+        it cannot be read; a byte that is not UTF-8 is a program error at its position."""
+        filename = str(path)
+        data = Path(path).read_bytes()
+        try:
+            return Source(data.decode("utf-8-sig"), filename)
+        except UnicodeDecodeError as error:
+            offset = error.start + (3 if data.startswith(b"\xef\xbb\xbf") else 0)
+            before = data[:offset].decode("utf-8-sig", errors="replace")
+            line = before.count("\n") + 1
+            col = len(before) - (before.rfind("\n") + 1) + 1
+            diagnostic = Diagnostic(
+                f"invalid UTF-8 byte 0x{data[offset]:02x}: a source file must be UTF-8 text",
+                Location(filename, line, col),
+            )
+            text = data.decode("utf-8-sig", errors="replace")
+            raise CompileError(DiagnosticError([diagnostic]), {filename: text}) from None
 
     @property
     def is_ir(self) -> bool:

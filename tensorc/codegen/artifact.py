@@ -380,8 +380,19 @@ def _link_atomically(
     compiler: str, objects: Sequence[str], output: Path, extra_link_args: Sequence[str]
 ) -> None:
     """Link into a fresh directory beside ``output``, then rename: the file appears whole or
-    not at all (and gets the usual permissions, as if ``cc -o output`` had made it)."""
-    directory = output.parent if str(output.parent) else Path(".")
+    not at all (and gets the usual permissions, as if ``cc -o output`` had made it). A symbolic
+    link is written through; a path that is not a regular file (``/dev/null``) is written to."""
+    output = Path(os.path.realpath(output))
+    if output.exists() and not output.is_file():
+        if output.is_dir():
+            raise IsADirectoryError(21, "Is a directory", str(output))
+        with tempfile.TemporaryDirectory(prefix="tensorc-link-") as scratch:
+            linked = Path(scratch) / "artifact.so"
+            _link_atomically(compiler, objects, linked, extra_link_args)
+            with open(output, "wb") as stream:
+                stream.write(linked.read_bytes())
+        return
+    directory = output.parent
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=directory))
     try:
         linked = staging / output.name

@@ -1,0 +1,102 @@
+"""The command line's inputs and outputs: encodings, paths that are not regular files, output
+permissions, `-o -`, and write failures reported as errors (SPEC §1.7, §3)."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+import tensorc
+from tensorc.cli import main as cli_main
+
+PROGRAM = "def f(x: f32[N]) -> f32[N] { return x + 1.0 }\n"
+
+
+@pytest.fixture
+def program(tmp_path: Path) -> Path:
+    path = tmp_path / "model.tc"
+    path.write_text(PROGRAM)
+    return path
+
+
+def test_a_byte_that_is_not_utf8_is_a_located_error(tmp_path: Path, capsys) -> None:
+    source = tmp_path / "latin1.tc"
+    source.write_bytes(b"def f(x: f32[3]) {\n  # caf\xe9\n  return x\n}\n")
+    assert cli_main(["check", str(source)]) == 1
+    err = capsys.readouterr().err
+    assert f"{source}:2:8: error: invalid UTF-8 byte 0xe9: a source file must be UTF-8 text" in err
+    assert "  # caf\ufffd\n       ^" in err
+    with pytest.raises(tensorc.CompileError, match="invalid UTF-8 byte 0xe9"):
+        tensorc.compile(source)
+
+
+def test_a_byte_order_mark_is_dropped(tmp_path: Path) -> None:
+    source = tmp_path / "bom.tc"
+    source.write_bytes(b"\xef\xbb\xbf" + PROGRAM.encode())
+    assert cli_main(["check", str(source)]) == 0
+
+
+@pytest.mark.parametrize("name", ["a_directory", "missing_model"])
+def test_an_input_that_is_not_a_readable_file_is_a_usage_error(
+    tmp_path: Path, capsys, name: str
+) -> None:
+    (tmp_path / "a_directory").mkdir()
+    path = tmp_path / name
+    assert cli_main(["check", str(path)]) == 2
+    assert f"tensorc: error: cannot read '{path}'" in capsys.readouterr().err
+    with pytest.raises(OSError):
+        tensorc.compile(str(path))
+
+
+def test_outputs_get_the_umask_permissions(program: Path, tmp_path: Path) -> None:
+    mask = os.umask(0o027)
+    try:
+        for emit in ("ir", "header", "llvm"):
+            output = tmp_path / f"out.{emit}"
+            assert cli_main(["compile", str(program), f"--emit={emit}", "-o", str(output)]) == 0
+            assert stat.S_IMODE(output.stat().st_mode) == 0o640, emit
+    finally:
+        os.umask(mask)
+    existing = tmp_path / "kept.h"
+    existing.write_text("old")
+    existing.chmod(0o604)
+    assert cli_main(["compile", str(program), "--emit=header", "-o", str(existing)]) == 0
+    assert stat.S_IMODE(existing.stat().st_mode) == 0o604
+    assert "tensorc_f" in existing.read_text()
+
+
+@pytest.mark.parametrize("emit", ["ir", "header", "so"])
+def test_a_symbolic_link_is_written_through(program: Path, tmp_path: Path, emit: str) -> None:
+    real, link = tmp_path / "real.out", tmp_path / "link.out"
+    link.symlink_to(real.name)
+    assert cli_main(["compile", str(program), f"--emit={emit}", "-o", str(link)]) == 0
+    assert link.is_symlink() and real.is_file() and real.stat().st_size > 0
+
+
+@pytest.mark.parametrize("emit", ["ir", "so"])
+def test_dev_null_stays_a_device(program: Path, emit: str) -> None:
+    assert cli_main(["compile", str(program), f"--emit={emit}", "-o", os.devnull]) == 0
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)
+
+
+def test_dash_writes_text_outputs_to_stdout(program: Path, capsys) -> None:
+    assert cli_main(["compile", str(program), "--emit=header", "-o", "-"]) == 0
+    assert "int32_t tensorc_f(" in capsys.readouterr().out
+    assert cli_main(["compile", str(program), "--emit=so", "-o", "-"]) == 2
+    assert "-o - writes text to stdout" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("emit", ["ir", "header"])
+def test_an_unwritable_output_is_an_error_not_a_crash(
+    program: Path, tmp_path: Path, capsys, emit: str
+) -> None:
+    for output in (tmp_path / "no_such_dir" / "out", tmp_path):
+        assert cli_main(["compile", str(program), f"--emit={emit}", "-o", str(output)]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("tensorc: error: cannot "), err
+        assert "internal compiler error" not in err
+    assert cli_main(["opt", str(program), "-o", str(tmp_path / "no_such_dir" / "x")]) == 1
+    assert "cannot write" in capsys.readouterr().err
