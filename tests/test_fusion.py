@@ -447,3 +447,16 @@ def test_optimisation_levels_agree_with_o0(level: int) -> None:
 
 def _tuple(value) -> tuple:
     return value if isinstance(value, tuple) else (value,)
+
+
+def test_fusion_before_autodiff_is_a_pipeline_error() -> None:
+    """A pipeline that fuses a module with `grad` ops in it is the user's mistake, reported as
+    such (exit 2 on the command line), not an internal error of the autodiff pass."""
+    import tensorc
+    from tensorc.passes.pass_manager import PipelineError
+
+    source = "def f(w: f32[3]) -> f32[3] { return grad(sum(w * w), w) }"
+    with pytest.raises(PipelineError, match="fusion needs autodiff to run before it"):
+        tensorc.compile(source, passes="fusion")
+    f = tensorc.compile(source, passes="inline,autodiff,fusion").f
+    np.testing.assert_array_equal(f(np.ones(3, np.float32)), np.full(3, 2, np.float32))

@@ -28,7 +28,7 @@ from tensorc.ir.dialects.kernel import GenericOp
 from tensorc.passes.fusion_build import build_kernel, is_trivial
 from tensorc.passes.fusion_groups import form_groups
 from tensorc.passes.fusion_ops import Pointwise, Reduction, describe
-from tensorc.passes.pass_manager import ModulePass, register_pass
+from tensorc.passes.pass_manager import ModulePass, PipelineError, register_pass
 
 
 def count_kernels(module: Module) -> int:
@@ -141,5 +141,10 @@ class Fusion(ModulePass):
     max_ops: int = 32
 
     def run(self, module: Module) -> None:
+        if any(op.name == "tc.grad" for op in module.walk()):
+            raise PipelineError(
+                "fusion needs autodiff to run before it: this module still has grad ops "
+                "(e.g. --passes=inline,autodiff,fusion)"
+            )
         for function in module.functions:
             fuse_block(function.body, max(self.max_ops, 1))
