@@ -100,3 +100,16 @@ def test_an_unwritable_output_is_an_error_not_a_crash(
         assert "internal compiler error" not in err
     assert cli_main(["opt", str(program), "-o", str(tmp_path / "no_such_dir" / "x")]) == 1
     assert "cannot write" in capsys.readouterr().err
+
+
+def test_dump_ir_dir_numbers_the_backend_passes_on(program: Path, tmp_path: Path) -> None:
+    """`compile --dump-ir-dir` writes one file per pass of the -O pipeline and then of the
+    backend's own pipeline, numbered on: no dump overwrites another."""
+    dumps = tmp_path / "dumps"
+    output = tmp_path / "m.so"
+    assert cli_main(["compile", str(program), "-o", str(output), f"--dump-ir-dir={dumps}"]) == 0
+    names = sorted(path.name for path in dumps.iterdir())
+    assert names[0] == "00-input.tcir"
+    assert [name[:2] for name in names] == [f"{i:02d}" for i in range(len(names))]
+    assert len(names) > len(tensorc.passes.pipeline_for(2)) + 1  # the backend's passes too
+    assert "00-input.tcir" in names and "kernel.generic" in (dumps / names[-1]).read_text()

@@ -176,6 +176,7 @@ class Instrumentation:
     print_locations: bool = False
     stream: TextIO | None = None
     timings: list[tuple[str, float]] = field(default_factory=list)
+    dumps_written: int = 0  # numbers `--dump-ir-dir` files on across pipelines (the backend's)
 
     def emit(self, title: str, module: Module) -> None:
         if self.stream is None:
@@ -196,8 +197,9 @@ class PassManager:
         inst = self.instrumentation
         if inst.dump_ir_dir:
             os.makedirs(inst.dump_ir_dir, exist_ok=True)
-            self._dump(module, 0, "input")
-        for index, pass_ in enumerate(self.passes, start=1):
+            if inst.dumps_written == 0:
+                self._dump(module, "input")
+        for pass_ in self.passes:
             if pass_.name in inst.print_ir_before:
                 inst.emit(f"Before {pass_.pipeline_text()}", module)
             started = time.perf_counter()
@@ -211,14 +213,16 @@ class PassManager:
             if inst.print_ir_after_all or pass_.name in inst.print_ir_after:
                 inst.emit(f"After {pass_.pipeline_text()}", module)
             if inst.dump_ir_dir:
-                self._dump(module, index, pass_.name)
+                self._dump(module, pass_.name)
         return module
 
-    def _dump(self, module: Module, index: int, label: str) -> None:
-        assert self.instrumentation.dump_ir_dir is not None
-        path = os.path.join(self.instrumentation.dump_ir_dir, f"{index:02d}-{label}.tcir")
+    def _dump(self, module: Module, label: str) -> None:
+        inst = self.instrumentation
+        assert inst.dump_ir_dir is not None
+        path = os.path.join(inst.dump_ir_dir, f"{inst.dumps_written:02d}-{label}.tcir")
         with open(path, "w") as handle:
-            handle.write(print_module(module, self.instrumentation.print_locations))
+            handle.write(print_module(module, inst.print_locations))
+        inst.dumps_written += 1
 
     def timing_report(self, extra: dict[str, int] | None = None) -> str:
         """A table like MLIR's `-mlir-timing`: wall time per pass and the total."""
