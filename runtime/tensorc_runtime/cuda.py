@@ -49,7 +49,7 @@ import numpy as np
 
 from .dims import compile_dim
 from .dtypes import to_numpy_dtype
-from .elf import read_manifest, read_section
+from .elf import ArtifactFile, open_artifact
 from .errors import ArtifactError
 from .native import NativeModule
 from .signature import Signature
@@ -550,11 +550,18 @@ class CudaModule(NativeModule):
 
 
 def load(path: str | os.PathLike[str], manifest: Mapping[str, Any] | None = None,
-         device: Any = None) -> CudaModule:
-    """Load the CUDA artifact at `path` on `device` (default: the GPU, through pycuda)."""
+         device: Any = None, *, artifact: ArtifactFile | None = None) -> CudaModule:
+    """Load the CUDA artifact at `path` on `device` (default: the GPU, through pycuda).
+
+    The manifest and the PTX or cubin are read from one open file (`artifact`, else `path`
+    opened here), so they come from one version of it even if the path is rebuilt meanwhile.
+    Nothing is dlopened: the image is handed to the device as bytes."""
     where = os.fspath(path)
+    if artifact is None:
+        with open_artifact(where) as opened:
+            return load(where, manifest, device, artifact=opened)
     if manifest is None:
-        manifest = read_manifest(where)
+        manifest = artifact.manifest()
     if manifest.get("target") != "cuda":
         raise ArtifactError(f"{where}: not a CUDA artifact (target {manifest.get('target')!r})")
     if device is None:
@@ -562,7 +569,7 @@ def load(path: str | os.PathLike[str], manifest: Mapping[str, Any] | None = None
     section = manifest.get("cuda")
     if not isinstance(section, dict) or not isinstance(section.get("functions"), dict):
         raise _fail(where, "no 'cuda' object with launch plans")
-    kind, image = _choose_image(where, manifest, section, device)
+    kind, image = _choose_image(artifact, where, manifest, section, device)
     module = CudaModule(where, manifest, device)
     with device.activate():
         handle = device.load_module(image, kind)
@@ -580,14 +587,14 @@ def load(path: str | os.PathLike[str], manifest: Mapping[str, Any] | None = None
     return module
 
 
-def _choose_image(where: str, manifest: Mapping[str, Any], section: Mapping[str, Any],
-                  device: Any) -> tuple[str, bytes]:
+def _choose_image(artifact: ArtifactFile, where: str, manifest: Mapping[str, Any],
+                  section: Mapping[str, Any], device: Any) -> tuple[str, bytes]:
     """("cubin", bytes) when the cubin matches the device, else ("ptx", NUL-terminated)."""
     major, minor = device.compute_capability
     device_arch = f"sm_{major}{minor}"
     cubin = section.get("cubin")
     if isinstance(cubin, dict) and cubin.get("arch") == device_arch:
-        return "cubin", _read_image(where, cubin)
+        return "cubin", _read_image(artifact, where, cubin)
     arch = str(manifest.get("arch") or "")
     wanted = int(arch[3:]) if arch[3:].isdigit() else 0
     if major * 10 + minor < wanted:
@@ -598,13 +605,13 @@ def _choose_image(where: str, manifest: Mapping[str, Any], section: Mapping[str,
     ptx = section.get("ptx")
     if not isinstance(ptx, dict):
         raise _fail(where, "no PTX")
-    data = _read_image(where, ptx)
+    data = _read_image(artifact, where, ptx)
     return "ptx", data if data.endswith(b"\0") else data + b"\0"
 
 
-def _read_image(where: str, entry: Mapping[str, Any]) -> bytes:
+def _read_image(artifact: ArtifactFile, where: str, entry: Mapping[str, Any]) -> bytes:
     name = entry.get("section")
-    data = read_section(where, name) if isinstance(name, str) else None
+    data = artifact.section(name) if isinstance(name, str) else None
     if data is None:
         raise _fail(where, f"section {name!r} is missing")
     digest = entry.get("sha256")

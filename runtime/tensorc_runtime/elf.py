@@ -21,7 +21,9 @@ __all__ = [
     "FORMAT_NAME",
     "MANIFEST_SECTION",
     "SUPPORTED_FORMAT_VERSIONS",
+    "ArtifactFile",
     "ElfInfo",
+    "open_artifact",
     "read_elf_info",
     "read_manifest",
     "read_section",
@@ -139,13 +141,53 @@ def _section_name(names: bytes, offset: int) -> bytes:
     return names[offset:end] if end >= 0 else names[offset:]
 
 
-def read_section(path: str | os.PathLike[str], name: str) -> bytes | None:
-    """The contents of section ``name`` of ELF64 LE file ``path``, or None if it has none."""
-    with _open(path) as stream:
-        elf = _ElfFile(stream, os.fspath(path))
-        sections, shstrndx, _ = _section_table(elf)
-        names_header = sections[shstrndx]
-        names = elf.read(names_header[4], names_header[5], "the section name table")
+class ArtifactFile:
+    """One open artifact file. Its manifest, ELF header and sections are all read from this one
+    open file, so they describe one version of it even if its path is replaced meanwhile; the
+    loader dlopens that same version (library.py). Use as a context manager, or ``close()``."""
+
+    def __init__(self, stream: BinaryIO, path: str) -> None:
+        self.path = path
+        self.stream = stream
+        self._elf = _ElfFile(stream, path)
+        self._table: tuple[list[tuple[int, ...]], int, str] | None = None
+        self._names_table: bytes | None = None
+
+    def __enter__(self) -> ArtifactFile:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.stream.close()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    def _sections(self) -> tuple[list[tuple[int, ...]], int, str]:
+        """The section headers, the index of the section-name table and the machine name
+        (read once)."""
+        if self._table is None:
+            self._table = _section_table(self._elf)
+        return self._table
+
+    def _names(self) -> bytes:
+        """The section name table (read once)."""
+        if self._names_table is None:
+            sections, shstrndx, _ = self._sections()
+            header = sections[shstrndx]
+            self._names_table = self._elf.read(header[4], header[5], "the section name table")
+        return self._names_table
+
+    def info(self) -> ElfInfo:
+        """The machine the file is built for (ArtifactError if it is no ELF64 LE file)."""
+        return ElfInfo(machine=self._sections()[2], size=self._elf.size)
+
+    def section(self, name: str) -> bytes | None:
+        """The contents of section ``name``, or None if the file has none."""
+        sections = self._sections()[0]
+        names = self._names()
         wanted = name.encode()
         for section in sections:
             if _section_name(names, section[0]) != wanted:
@@ -153,35 +195,56 @@ def read_section(path: str | os.PathLike[str], name: str) -> bytes | None:
             if section[1] == _SHT_NOBITS:
                 return b""
             if section[5] > _MAX_MANIFEST_BYTES:
-                raise elf.fail(f"corrupted file: section {name} claims {section[5]} bytes")
-            return elf.read(section[4], section[5], f"section {name}")
-    return None
+                raise self._elf.fail(f"corrupted file: section {name} claims {section[5]} bytes")
+            return self._elf.read(section[4], section[5], f"section {name}")
+        return None
+
+    def manifest(self) -> dict[str, Any]:
+        """The validated manifest (see :func:`validate_manifest`)."""
+        data = self.section(MANIFEST_SECTION)
+        if data is None:
+            raise ArtifactError(
+                f"{self.path}: not a tensorc artifact (an ELF file without a "
+                f"{MANIFEST_SECTION} section)"
+            )
+        end = data.find(b"\0")
+        if end < 0:
+            raise ArtifactError(f"{self.path}: corrupted manifest (not NUL-terminated)")
+        try:
+            manifest = json.loads(data[:end].decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ArtifactError(
+                f"{self.path}: corrupted manifest (invalid JSON: {error})"
+            ) from None
+        return validate_manifest(manifest, self.path)
+
+
+def open_artifact(path: str | os.PathLike[str]) -> ArtifactFile:
+    """Open ``path`` for reading as an :class:`ArtifactFile` (ArtifactError if it cannot be)."""
+    stream = _open(path)
+    try:
+        return ArtifactFile(stream, os.fspath(path))
+    except BaseException:
+        stream.close()
+        raise
+
+
+def read_section(path: str | os.PathLike[str], name: str) -> bytes | None:
+    """The contents of section ``name`` of ELF64 LE file ``path``, or None if it has none."""
+    with open_artifact(path) as artifact:
+        return artifact.section(name)
 
 
 def read_elf_info(path: str | os.PathLike[str]) -> ElfInfo:
     """The machine an ELF64 LE file is built for (ArtifactError if it is not one)."""
-    with _open(path) as stream:
-        elf = _ElfFile(stream, os.fspath(path))
-        _, _, machine = _section_table(elf)
-        return ElfInfo(machine=machine, size=elf.size)
+    with open_artifact(path) as artifact:
+        return artifact.info()
 
 
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The validated manifest of artifact ``path`` (see :func:`validate_manifest`)."""
-    where = os.fspath(path)
-    data = read_section(path, MANIFEST_SECTION)
-    if data is None:
-        raise ArtifactError(
-            f"{where}: not a tensorc artifact (an ELF file without a {MANIFEST_SECTION} section)"
-        )
-    end = data.find(b"\0")
-    if end < 0:
-        raise ArtifactError(f"{where}: corrupted manifest (not NUL-terminated)")
-    try:
-        manifest = json.loads(data[:end].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ArtifactError(f"{where}: corrupted manifest (invalid JSON: {error})") from None
-    return validate_manifest(manifest, where)
+    with open_artifact(path) as artifact:
+        return artifact.manifest()
 
 
 def validate_manifest(manifest: object, where: str = "artifact") -> dict[str, Any]:

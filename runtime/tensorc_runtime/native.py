@@ -49,7 +49,7 @@ import numpy as np
 
 from .cpu import check_cpu, host_arch
 from .dtypes import to_numpy_dtype
-from .elf import read_elf_info, read_manifest
+from .elf import ArtifactFile, open_artifact
 from .errors import ArtifactError
 from .fastcall import (
     ALIGN_RESULTS_FROM_BYTES,
@@ -64,6 +64,7 @@ from .fastcall import (
     fast_call,
 )
 from .layout import DATA_OFFSET, FLAGS_OFFSET, data_address
+from .library import open_library
 from .pool import MIN_POOLED_BYTES, default_pool
 from .signature import Signature
 
@@ -371,18 +372,23 @@ def load(path: str | os.PathLike[str]) -> NativeModule:
     object with a valid ``.tensorc_manifest`` of a supported format version; it is built for
     this architecture; this CPU has every feature in ``cpu_features``. Then ``dlopen``s it
     (``RTLD_LOCAL``) and binds one :class:`NativeFunction` per manifest function.
+
+    The manifest and the code come from one version of the file: an artifact rebuilt at a
+    path loaded before gets its own library (library.py), while modules loaded earlier keep
+    running their own code.
     """
     where = os.fspath(path)
-    manifest = read_manifest(where)
-    if manifest["target"] == "cuda":
-        return _load_cuda(where, manifest)
-    machine = read_elf_info(where).machine
-    if machine != host_arch():
-        raise ArtifactError(
-            f"{where}: an ELF file for {machine}, but this machine is {host_arch()}"
-        )
-    check_cpu(manifest, where)
-    library = _dlopen(where)
+    with open_artifact(where) as artifact:  # the manifest and the code of one file version
+        manifest = artifact.manifest()
+        if manifest["target"] == "cuda":
+            return _load_cuda(artifact, manifest)
+        machine = artifact.info().machine
+        if machine != host_arch():
+            raise ArtifactError(
+                f"{where}: an ELF file for {machine}, but this machine is {host_arch()}"
+            )
+        check_cpu(manifest, where)
+        library = open_library(artifact)
     functions: dict[str, NativeFunction] = {}
     for entry in manifest["functions"]:
         function = _bind_function(library, entry, where)
@@ -392,19 +398,13 @@ def load(path: str | os.PathLike[str]) -> NativeModule:
     return NativeModule(where, manifest, functions)
 
 
-def _load_cuda(path: str, manifest: Mapping[str, Any]) -> NativeModule:
+def _load_cuda(artifact: ArtifactFile, manifest: Mapping[str, Any]) -> NativeModule:
     """CUDA artifacts are loaded by `tensorc_runtime.cuda` (which imports pycuda lazily and
-    raises `CudaUnavailableError`, an ArtifactError, without pycuda or a GPU)."""
+    raises `CudaUnavailableError`, an ArtifactError, without pycuda or a GPU). They are not
+    dlopened: their PTX or cubin is read from the same open file as the manifest."""
     from .cuda import load as load_cuda
 
-    return load_cuda(path, manifest)
-
-
-def _dlopen(path: str) -> ctypes.CDLL:
-    try:
-        return ctypes.CDLL(os.path.abspath(path), mode=os.RTLD_LOCAL)
-    except OSError as error:
-        raise ArtifactError(f"{path}: cannot load the shared object: {error}") from error
+    return load_cuda(artifact.path, manifest, artifact=artifact)
 
 
 def _bind_function(library: ctypes.CDLL, entry: Mapping[str, Any], where: str) -> NativeFunction:
