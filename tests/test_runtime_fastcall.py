@@ -217,3 +217,19 @@ def test_parameters_may_be_called_self_args_or_kwargs(target: str) -> None:
         module.s(a, b, c, self=a)
     if target == "cpu":
         assert str(inspect.signature(module.t)).startswith("(self: 'f32[N]', kwargs:")
+
+
+def test_functions_named_like_module_attributes_leave_them_working() -> None:
+    """`def path` / `def target` do not replace the module's own attributes (repr used to
+    raise); such functions are reachable by item."""
+    module = tensorc.compile(
+        "def path(x: f32[N]) -> f32[N] { return x + 1.0 }\n"
+        "def target(x: f32[N]) -> f32[N] { return x * 2.0 }\n"
+        "def other(x: f32[N]) -> f32[N] { return x }"
+    )
+    assert module.target == "cpu" and module.path.endswith(".so")
+    assert repr(module).endswith("): path, target, other>")
+    x = np.arange(3, dtype=np.float32)
+    np.testing.assert_array_equal(module["path"](x), x + 1)
+    np.testing.assert_array_equal(module["target"](x), x * 2)
+    np.testing.assert_array_equal(module.other(x), x)

@@ -307,13 +307,18 @@ class NativeModule:
         manifest: Mapping[str, Any],
         functions: Mapping[str, NativeFunction],
     ) -> None:
-        self.path = path
+        self._path = path
         self._manifest = manifest
         self._functions = dict(functions)
-        reserved = set(dir(type(self)))
+        reserved = set(dir(type(self)))  # a function called `target` is reachable as mod["target"]
         for name, function in self._functions.items():
             if name not in reserved and not name.startswith("_"):
                 self.__dict__[name] = function  # plain attribute lookup on the hot path
+
+    @property
+    def path(self) -> str:
+        """The artifact's path, as given to `load`."""
+        return self._path
 
     @property
     def manifest(self) -> Mapping[str, Any]:
@@ -334,7 +339,7 @@ class NativeModule:
         if name in functions:
             return functions[name]
         raise AttributeError(
-            f"module {self.__dict__.get('path', '?')!r} has no function {name!r} "
+            f"module {self.__dict__.get('_path', '?')!r} has no function {name!r} "
             f"(it has: {', '.join(functions) or 'none'})"
         )
 
