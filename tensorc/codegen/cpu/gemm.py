@@ -82,6 +82,7 @@ from tensorc.codegen.cpu.gemm_pack import (
     emit_pack_rows,
 )
 from tensorc.codegen.cpu.irutil import counted_loop
+from tensorc.codegen.cpu.sizes import CheckedArithmetic
 
 __all__ = [
     "EPILOGUE_TYPE",
@@ -108,6 +109,7 @@ CHUNKS_PER_THREAD = 4
 SCRATCH_ALIGN = 64
 # Batches are packed and computed in groups whose packed operands take about this much.
 SCRATCH_GROUP_BYTES = 16 * 1024 * 1024
+MAX_SCRATCH_BYTES = (1 << 62) - 1  # a larger (or overflowing) scratch fails with code 3
 
 
 EPILOGUE_TYPE = ir.FunctionType(VOID, [PTR, I64, I64, I64, I64, I64, PTR, I64])
@@ -478,6 +480,8 @@ def _emit_driver(
     if not tiles.direct_a:
         a_direct = ir.Constant(ir.IntType(1), 0)
     layout = _emit_scratch_layout(builder, tiles, args, a_direct)
+    with builder.if_then(layout["too_large"], likely=False):
+        builder.ret(ir.Constant(I32, OUT_OF_MEMORY))
     malloc = declare(module, "malloc", ir.FunctionType(PTR, [I64]))
     free = declare(module, "free", ir.FunctionType(VOID, [PTR]))
     scratch = builder.call(malloc, [layout["bytes"]], name="scratch")
@@ -564,25 +568,31 @@ def _emit_scratch_layout(
     b_pack_tasks = builder.select(b_pack_rows, row_chunks, b_panels)
     # Panels are one cache line longer than their data: with K a power of two, panel streams
     # written side by side would otherwise all map to the same L1 sets.
+    # Sizes grow with m, n, k (an operand broadcast along m or n is small but packs to full
+    # panels): every product and sum is overflow checked, `too_large` fails the call.
+    checked = CheckedArithmetic(builder)
     line = SCRATCH_ALIGN // DTYPE_BYTES[tiles.dtype]
-    a_panel_size = builder.add(builder.mul(i64(tiles.mr), k), i64(line))
-    b_panel_size = builder.add(builder.mul(i64(tiles.nr), k), i64(line))
-    a_batch = builder.select(a_direct, i64(0), builder.mul(a_panels, a_panel_size))
-    b_batch = builder.mul(b_panels, b_panel_size)
+    a_panel_size = checked.sadd(checked.smul(i64(tiles.mr), k), i64(line))
+    b_panel_size = checked.sadd(checked.smul(i64(tiles.nr), k), i64(line))
+    a_batch = builder.select(a_direct, i64(0), checked.smul(a_panels, a_panel_size))
+    b_batch = checked.smul(b_panels, b_panel_size)
     a_batched = builder.icmp_signed("!=", args["a_batch_stride"], i64(0))
     b_batched = builder.icmp_signed("!=", args["b_batch_stride"], i64(0))
-    per_batch = builder.add(builder.select(a_batched, a_batch, i64(0)),
-                            builder.select(b_batched, b_batch, i64(0)))
-    per_batch_bytes = builder.mul(per_batch, i64(DTYPE_BYTES[tiles.dtype]))
+    per_batch = checked.sadd(builder.select(a_batched, a_batch, i64(0)),
+                             builder.select(b_batched, b_batch, i64(0)))
+    per_batch_bytes = checked.smul(per_batch, i64(DTYPE_BYTES[tiles.dtype]))
     fitting = builder.sdiv(i64(SCRATCH_GROUP_BYTES), _at_least(builder, i64(1), per_batch_bytes))
     group = min_i64(builder, batch, _at_least(builder, i64(1), fitting))
     a_batches = builder.select(a_batched, group, i64(1))
     b_batches = builder.select(b_batched, group, i64(1))
     # B starts 64-byte aligned too: A's part is rounded up to whole 64-byte lines.
-    a_used = builder.mul(a_batches, a_batch)
-    a_elements = builder.mul(_ceil_div(builder, a_used, i64(line)), i64(line))
-    b_elements = builder.mul(b_batches, b_batch)
-    payload = builder.mul(builder.add(a_elements, b_elements), i64(DTYPE_BYTES[tiles.dtype]))
+    a_used = checked.sadd(checked.smul(a_batches, a_batch), i64(line - 1))
+    a_elements = builder.mul(builder.sdiv(a_used, i64(line)), i64(line))
+    b_elements = checked.smul(b_batches, b_batch)
+    payload = checked.smul(checked.sadd(a_elements, b_elements), i64(DTYPE_BYTES[tiles.dtype]))
+    scratch_bytes = checked.sadd(payload, i64(SCRATCH_ALIGN))
+    too_large = builder.or_(checked.overflow,
+                            builder.icmp_unsigned(">", scratch_bytes, i64(MAX_SCRATCH_BYTES)))
     return {
         "a_direct": a_direct,
         "a_panels": a_panels,
@@ -595,7 +605,8 @@ def _emit_scratch_layout(
         "b_pack_tasks": b_pack_tasks,
         "a_elements": a_elements,
         "group": group,
-        "bytes": builder.add(payload, i64(SCRATCH_ALIGN)),
+        "bytes": scratch_bytes,
+        "too_large": too_large,
     }
 
 

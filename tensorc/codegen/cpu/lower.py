@@ -9,7 +9,8 @@ laid out as
     entry   load the dims, the argument and result pointers; every size the function needs
             is computed here, once (`SizeEmitter`)
     arena   the call's temporaries: one block, on the stack when small and static, else
-            `aligned_alloc` (code 3 when it fails); slots by liveness (`buffers.py`)
+            `aligned_alloc` (code 3 when it fails, or when the size computed from `dims`
+            overflows: it is checked before allocating); slots by liveness (`buffers.py`)
     body    the ops in order: kernels launch their outlined loop nests on the thread pool
             (`loops.py`; full reductions split by `reductions.py`; contractions call the
             packed GEMM with a fused epilogue, `contraction.py`), other ops run inline
@@ -62,6 +63,7 @@ from tensorc.ir.types import TensorType
 
 ENTRY_TYPE = ir.FunctionType(I32, [PTR, PTR, PTR, PTR])
 STACK_ARENA_LIMIT = 16 * 1024
+MAX_ARENA_BYTES = (1 << 62) - 1  # larger arenas fail with code 3 before `aligned_alloc`
 REPORT_FUNCTION = "tensorc.report_error"
 MESSAGE_BYTES = 256
 _ERROR_OFFSETS = {"code": 0, "op": 4, "detail": 8, "message": 40}  # struct tensorc_error
@@ -142,7 +144,7 @@ class FunctionLowering:
         self.kernel_count = 0
         self.chain_breaker: KernelLowering | None = None  # built by `_chain_at`, not yet run
         self.constant_count = 0
-        self.heap: ir.Value | None = None
+        self.heap: ir.Value | None = None  # the slot holding the arena's heap pointer
 
     # ----- the entry point ----------------------------------------------------------------
     def lower(self) -> ir.Function:
@@ -185,7 +187,8 @@ class FunctionLowering:
     def _emit_exit(self) -> None:
         builder = ir.IRBuilder(self.exit)
         if self.heap is not None:
-            builder.call(declare(self.module, "free", VOID, [PTR]), [self.heap])
+            heap = builder.load(self.heap, typ=PTR, name="heap")
+            builder.call(declare(self.module, "free", VOID, [PTR]), [heap])
         builder.ret(builder.load(self.code, typ=I32))
 
     # ----- buffers ------------------------------------------------------------------------
@@ -209,9 +212,17 @@ class FunctionLowering:
             self._place_slots(base, offsets)
             return
         offset_values, total = self._slot_offsets()
+        # Sizes come from `dims`: one that wrapped must never reach the allocator.
+        too_large = self.builder.or_(
+            self.sizes.overflow, self.builder.icmp_unsigned(">", total, I64(MAX_ARENA_BYTES))
+        )
+        self.heap = self.alloca(PTR, "heap.slot")
+        self.prologue.store(ir.Constant(PTR, None), self.heap)
+        self.fail_if(too_large, 3, -1, "out of memory: more than %lld bytes of temporaries",
+                     [I64(MAX_ARENA_BYTES)])
         allocate = declare(self.module, "aligned_alloc", PTR, [I64, I64])
         heap = self.builder.call(allocate, [I64(ARENA_ALIGNMENT), total], name="heap")
-        self.heap = heap
+        self.builder.store(heap, self.heap)
         failed = self.builder.and_(
             self.builder.icmp_unsigned("==", heap, ir.Constant(PTR, None)),
             self.builder.icmp_unsigned("!=", total, I64(0)),
@@ -220,17 +231,20 @@ class FunctionLowering:
         self._place_slots(heap, offset_values)
 
     def _slot_offsets(self) -> tuple[list[ir.Value], ir.Value]:
-        builder = self.sizes.builder
-        smax = intrinsic(self.module, "llvm.smax", I64, 2)
+        """Each slot's offset and the arena's size, in bytes, computed in the prologue with
+        overflow checks (`SizeEmitter.overflow`): unsigned, so a slot's size is the `umax`."""
+        sizes = self.sizes
+        umax = intrinsic(self.module, "llvm.umax", I64, 2)
         offsets: list[ir.Value] = []
         total: ir.Value = I64(0)
         for slot in self.plan.slots:
             offsets.append(total)
             size: ir.Value | None = None
             for tensor_type in slot.types:
-                rounded = _round_up(builder, self.nbytes(tensor_type), ARENA_ALIGNMENT)
-                size = rounded if size is None else builder.call(smax, [size, rounded])
-            total = builder.add(total, size)
+                nbytes = sizes.byte_size(tensor_type.shape, itemsize(tensor_type.dtype))
+                rounded = _round_up(sizes, nbytes, ARENA_ALIGNMENT)
+                size = rounded if size is None else sizes.builder.call(umax, [size, rounded])
+            total = sizes.checked_add(total, size)
         return offsets, total
 
     def _place_slots(self, base: ir.Value, offsets: Sequence[ir.Value]) -> None:
@@ -388,5 +402,6 @@ def _static_slot_bytes(types: Sequence[TensorType]) -> int | None:
     return max(sizes, default=0)
 
 
-def _round_up(builder: ir.IRBuilder, value: ir.Value, multiple: int) -> ir.Value:
-    return builder.and_(builder.add(value, I64(multiple - 1)), I64(-multiple))
+def _round_up(sizes: SizeEmitter, value: ir.Value, multiple: int) -> ir.Value:
+    """`value` rounded up to a multiple of `multiple` (a power of two), overflow checked."""
+    return sizes.builder.and_(sizes.checked_add(value, I64(multiple - 1)), I64(-multiple))

@@ -29,7 +29,8 @@ from tensorc.codegen.cpu.gemm import TargetInfo, batched_gemm_type, emit_batched
 
 CODEGEN_DIR = Path(__file__).resolve().parent.parent
 THREAD_POOL_SOURCE = CODEGEN_DIR / "support" / "threadpool.c"
-GEMM_SOURCES = sorted((CODEGEN_DIR / "cpu").glob("gemm*.py"))
+# What the GEMM object is generated from (its cache key): gemm*.py and the sizes they use.
+GEMM_SOURCES = [*sorted((CODEGEN_DIR / "cpu").glob("gemm*.py")), CODEGEN_DIR / "cpu" / "sizes.py"]
 GEMM_DTYPES = ("f32", "f64")
 
 
