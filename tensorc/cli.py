@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from tensorc import __version__
 from tensorc.driver import (
@@ -18,7 +20,13 @@ from tensorc.driver import (
 )
 from tensorc.files import write_atomically
 from tensorc.ir.printer import print_module
-from tensorc.passes import Instrumentation, PassFailure, PipelineError, available_passes
+from tensorc.passes import (
+    Instrumentation,
+    PassFailure,
+    PassManager,
+    PipelineError,
+    available_passes,
+)
 
 EXIT_OK, EXIT_PROGRAM_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -231,36 +239,21 @@ TEXT_EMIT_KINDS = ("llvm", "asm", "header")
 
 def _compile_native(args: argparse.Namespace) -> int:
     from tensorc.codegen.artifact import BuildError
-    from tensorc.codegen.cpu.irutil import UnsupportedError
 
     options = _compile_options(args, "cpu", args.opt_level, args.passes)
     if args.output == "-" and args.emit not in TEXT_EMIT_KINDS:
-        kinds = '|'.join(TEXT_EMIT_KINDS)
+        kinds = "|".join(TEXT_EMIT_KINDS)
         raise UsageError(f"-o - writes text to stdout: use it with --emit={kinds}")
-    try:
-        if args.output == "-":
-            import tempfile
-            from pathlib import Path
-
-            with tempfile.TemporaryDirectory(prefix="tensorc-") as workdir:
-                output = Path(workdir) / f"out.{args.emit}"
-                manager = emit_native(_load(args.file), options, args.emit, output)
-                sys.stdout.write(output.read_text())
-        else:
-            manager = emit_native(_load(args.file), options, args.emit, args.output)
-    except UnsupportedError as error:
-        return _program_error(error)
-    except (BuildError, OSError) as error:
-        return _program_error(f"cannot build {args.output}: {error}")
-    if args.timing:
-        sys.stderr.write(manager.timing_report())
-    return EXIT_OK
+    return _build(
+        args,
+        lambda output: emit_native(_load(args.file), options, args.emit, output),
+        (BuildError, OSError),
+    )
 
 
 def _compile_cuda(args: argparse.Namespace) -> int:
     """`--target=cuda`: `--emit=so|ptx|llvm` (`-o -` writes PTX or NVVM IR to stdout)."""
     from tensorc.codegen.artifact import BuildError
-    from tensorc.codegen.cpu.irutil import UnsupportedError
     from tensorc.codegen.cuda.ptxas import PtxasError
     from tensorc.codegen.cuda.target import check_arch
     from tensorc.driver import CUDA_EMIT_KINDS, emit_cuda
@@ -277,20 +270,33 @@ def _compile_cuda(args: argparse.Namespace) -> int:
     if args.output == "-" and args.emit == "so":
         raise UsageError("-o - writes text to stdout: use it with --emit=ptx or --emit=llvm")
     options = _compile_options(args, "cuda", args.opt_level, args.passes)
-    try:
-        if args.output == "-":
-            import tempfile
-            from pathlib import Path
+    return _build(
+        args,
+        lambda output: emit_cuda(_load(args.file), options, args.emit, output, args.arch),
+        (BuildError, PtxasError, OSError),
+    )
 
+
+def _build(
+    args: argparse.Namespace,
+    emit: Callable[[str | Path], PassManager],
+    build_errors: tuple[type[Exception], ...],
+) -> int:
+    """`emit` into `-o` (for `-`, into a scratch file then copied to stdout); a build failure
+    is a program error; `--timing` reports the passes."""
+    from tensorc.codegen.cpu.irutil import UnsupportedError
+
+    try:
+        if args.output != "-":
+            manager = emit(args.output)
+        else:
             with tempfile.TemporaryDirectory(prefix="tensorc-") as workdir:
                 output = Path(workdir) / f"out.{args.emit}"
-                manager = emit_cuda(_load(args.file), options, args.emit, output, args.arch)
+                manager = emit(output)
                 sys.stdout.write(output.read_text())
-        else:
-            manager = emit_cuda(_load(args.file), options, args.emit, args.output, args.arch)
     except UnsupportedError as error:
         return _program_error(error)
-    except (BuildError, PtxasError, OSError) as error:
+    except build_errors as error:
         return _program_error(f"cannot build {args.output}: {error}")
     if args.timing:
         sys.stderr.write(manager.timing_report())

@@ -85,16 +85,16 @@ class Source:
         data = Path(path).read_bytes()
         try:
             return Source(data.decode("utf-8-sig"), filename)
-        except UnicodeDecodeError as error:
-            offset = error.start + (3 if data.startswith(b"\xef\xbb\xbf") else 0)
-            before = data[:offset].decode("utf-8-sig", errors="replace")
+        except UnicodeDecodeError as error:  # error.object is the text after any mark
+            before = error.object[: error.start].decode("utf-8", errors="replace")
             line = before.count("\n") + 1
             col = len(before) - (before.rfind("\n") + 1) + 1
             diagnostic = Diagnostic(
-                f"invalid UTF-8 byte 0x{data[offset]:02x}: a source file must be UTF-8 text",
+                f"invalid UTF-8 byte 0x{error.object[error.start]:02x}: a source file must be "
+                "UTF-8 text",
                 Location(filename, line, col),
             )
-            text = data.decode("utf-8-sig", errors="replace")
+            text = error.object.decode("utf-8", errors="replace")
             raise CompileError(DiagnosticError([diagnostic]), {filename: text}) from None
 
     @property

@@ -9,13 +9,16 @@ import tempfile
 from pathlib import Path
 
 
-def write_atomically(path: str | os.PathLike[str], data: bytes | str) -> None:
+def write_atomically(
+    path: str | os.PathLike[str], data: bytes | str, executable: bool = False
+) -> None:
     """Write to a temporary file beside `path`, then rename: never a half-written output, and
     an existing file stays whole if writing fails. The directory must exist.
 
     A symbolic link is written through (its target is replaced); a path that is not a regular
     file, such as `/dev/null` or a pipe, is written directly, as it cannot be replaced. A new
-    file gets the permissions the umask gives; a replaced one keeps its own.
+    file gets the permissions the umask gives (with the execute bits when `executable`, as a
+    linker gives a shared object); a replaced one keeps its own.
     """
     payload = data.encode() if isinstance(data, str) else data
     target = Path(os.path.realpath(path))
@@ -29,7 +32,8 @@ def write_atomically(path: str | os.PathLike[str], data: bytes | str) -> None:
         with open(target, "wb") as stream:
             stream.write(payload)
         return
-    mode = stat.S_IMODE(existing.st_mode) if existing is not None else 0o666 & ~_umask()
+    default = 0o777 if executable else 0o666
+    mode = stat.S_IMODE(existing.st_mode) if existing is not None else default & ~_umask()
     handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
         with os.fdopen(handle, "wb") as stream:

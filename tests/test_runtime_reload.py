@@ -8,14 +8,13 @@ run the code of the file its manifest came from, and modules loaded earlier keep
 from __future__ import annotations
 
 import tempfile
-import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import tensorc_runtime
-from tensorc_runtime.native import NativeModule
 
 from tensorc.cli import main
 
@@ -75,21 +74,8 @@ def test_concurrent_loads_of_a_rebuilt_artifact(tmp_path: Path) -> None:
     path = tmp_path / "reload.so"
     first = tensorc_runtime.load(compile_to(tmp_path, ADD_ONE, path))
     compile_to(tmp_path, TIMES_HUNDRED, path)
-    modules: list[NativeModule] = []
-    errors: list[BaseException] = []
-
-    def load() -> None:
-        try:
-            modules.append(tensorc_runtime.load(path))
-        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
-            errors.append(error)
-
-    threads = [threading.Thread(target=load) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors
+    with ThreadPoolExecutor(max_workers=8) as pool:  # a failed load raises here
+        modules = list(pool.map(lambda _: tensorc_runtime.load(path), range(8)))
     for module in modules:
         np.testing.assert_array_equal(module.f(ones()), [100, 100, 100])
     np.testing.assert_array_equal(first.f(ones()), [2, 2, 2])

@@ -13,6 +13,7 @@ import os
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, BinaryIO
 
 from .errors import ArtifactError
@@ -150,8 +151,6 @@ class ArtifactFile:
         self.path = path
         self.stream = stream
         self._elf = _ElfFile(stream, path)
-        self._table: tuple[list[tuple[int, ...]], int, str] | None = None
-        self._names_table: bytes | None = None
 
     def __enter__(self) -> ArtifactFile:
         return self
@@ -165,29 +164,26 @@ class ArtifactFile:
     def fileno(self) -> int:
         return self.stream.fileno()
 
+    @cached_property
     def _sections(self) -> tuple[list[tuple[int, ...]], int, str]:
-        """The section headers, the index of the section-name table and the machine name
-        (read once)."""
-        if self._table is None:
-            self._table = _section_table(self._elf)
-        return self._table
+        """The section headers, the index of the section-name table and the machine name."""
+        return _section_table(self._elf)
 
+    @cached_property
     def _names(self) -> bytes:
-        """The section name table (read once)."""
-        if self._names_table is None:
-            sections, shstrndx, _ = self._sections()
-            header = sections[shstrndx]
-            self._names_table = self._elf.read(header[4], header[5], "the section name table")
-        return self._names_table
+        """The section name table."""
+        sections, shstrndx, _ = self._sections
+        header = sections[shstrndx]
+        return self._elf.read(header[4], header[5], "the section name table")
 
     def info(self) -> ElfInfo:
         """The machine the file is built for (ArtifactError if it is no ELF64 LE file)."""
-        return ElfInfo(machine=self._sections()[2], size=self._elf.size)
+        return ElfInfo(machine=self._sections[2], size=self._elf.size)
 
     def section(self, name: str) -> bytes | None:
         """The contents of section ``name``, or None if the file has none."""
-        sections = self._sections()[0]
-        names = self._names()
+        sections = self._sections[0]
+        names = self._names
         wanted = name.encode()
         for section in sections:
             if _section_name(names, section[0]) != wanted:

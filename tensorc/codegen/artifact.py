@@ -30,6 +30,8 @@ from typing import Any
 import llvmlite.binding as llvm
 import llvmlite.ir as llvm_ir
 
+from tensorc.files import write_atomically
+
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
@@ -379,23 +381,11 @@ def _compile_c(compiler: str, source: Path, object_path: Path) -> str:
 def _link_atomically(
     compiler: str, objects: Sequence[str], output: Path, extra_link_args: Sequence[str]
 ) -> None:
-    """Link into a fresh directory beside ``output``, then rename: the file appears whole or
-    not at all (and gets the usual permissions, as if ``cc -o output`` had made it). A symbolic
-    link is written through; a path that is not a regular file (``/dev/null``) is written to."""
-    output = Path(os.path.realpath(output))
-    if output.exists() and not output.is_file():
-        if output.is_dir():
-            raise IsADirectoryError(21, "Is a directory", str(output))
-        with tempfile.TemporaryDirectory(prefix="tensorc-link-") as scratch:
-            linked = Path(scratch) / "artifact.so"
-            _link_atomically(compiler, objects, linked, extra_link_args)
-            with open(output, "wb") as stream:
-                stream.write(linked.read_bytes())
-        return
-    directory = output.parent
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=directory))
-    try:
-        linked = staging / output.name
+    """Link in a scratch directory, then write ``output`` with `write_atomically`: the file
+    appears whole or not at all, with the permissions ``cc -o output`` would give it, and a
+    symbolic link or a path that is not a regular file (``/dev/null``) is written through."""
+    with tempfile.TemporaryDirectory(prefix="tensorc-link-") as scratch:
+        linked = Path(scratch) / output.name
         command = [
             compiler,
             "-shared",
@@ -408,9 +398,7 @@ def _link_atomically(
             *LINK_LIBRARIES,
         ]
         _run_tool(command, f"linking {output.name}")
-        os.replace(linked, output)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        write_atomically(output, linked.read_bytes(), executable=True)
 
 
 def _run_tool(command: Sequence[str], what: str) -> None:

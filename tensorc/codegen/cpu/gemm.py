@@ -109,7 +109,6 @@ CHUNKS_PER_THREAD = 4
 SCRATCH_ALIGN = 64
 # Batches are packed and computed in groups whose packed operands take about this much.
 SCRATCH_GROUP_BYTES = 16 * 1024 * 1024
-MAX_SCRATCH_BYTES = (1 << 62) - 1  # a larger (or overflowing) scratch fails with code 3
 
 
 EPILOGUE_TYPE = ir.FunctionType(VOID, [PTR, I64, I64, I64, I64, I64, PTR, I64])
@@ -591,8 +590,7 @@ def _emit_scratch_layout(
     b_elements = checked.smul(b_batches, b_batch)
     payload = checked.smul(checked.sadd(a_elements, b_elements), i64(DTYPE_BYTES[tiles.dtype]))
     scratch_bytes = checked.sadd(payload, i64(SCRATCH_ALIGN))
-    too_large = builder.or_(checked.overflow,
-                            builder.icmp_unsigned(">", scratch_bytes, i64(MAX_SCRATCH_BYTES)))
+    too_large = checked.too_large(scratch_bytes)
     return {
         "a_direct": a_direct,
         "a_panels": a_panels,

@@ -54,7 +54,7 @@ from tensorc.codegen.cpu.irutil import (
 )
 from tensorc.codegen.cpu.loops import KernelLowering
 from tensorc.codegen.cpu.reductions import SplitReductionLowering, is_full_reduction
-from tensorc.codegen.cpu.sizes import SizeEmitter
+from tensorc.codegen.cpu.sizes import MAX_ALLOCATION_BYTES, SizeEmitter
 from tensorc.codegen.cpu.tc_ops import LOWERINGS
 from tensorc.ir.core import Operation, Value
 from tensorc.ir.dialects.func import FuncOp, Module
@@ -63,7 +63,6 @@ from tensorc.ir.types import TensorType
 
 ENTRY_TYPE = ir.FunctionType(I32, [PTR, PTR, PTR, PTR])
 STACK_ARENA_LIMIT = 16 * 1024
-MAX_ARENA_BYTES = (1 << 62) - 1  # larger arenas fail with code 3 before `aligned_alloc`
 REPORT_FUNCTION = "tensorc.report_error"
 MESSAGE_BYTES = 256
 _ERROR_OFFSETS = {"code": 0, "op": 4, "detail": 8, "message": 40}  # struct tensorc_error
@@ -213,13 +212,11 @@ class FunctionLowering:
             return
         offset_values, total = self._slot_offsets()
         # Sizes come from `dims`: one that wrapped must never reach the allocator.
-        too_large = self.builder.or_(
-            self.sizes.overflow, self.builder.icmp_unsigned(">", total, I64(MAX_ARENA_BYTES))
-        )
+        too_large = self.sizes.checked.too_large(total)
         self.heap = self.alloca(PTR, "heap.slot")
         self.prologue.store(ir.Constant(PTR, None), self.heap)
         self.fail_if(too_large, 3, -1, "out of memory: more than %lld bytes of temporaries",
-                     [I64(MAX_ARENA_BYTES)])
+                     [I64(MAX_ALLOCATION_BYTES)])
         allocate = declare(self.module, "aligned_alloc", PTR, [I64, I64])
         heap = self.builder.call(allocate, [I64(ARENA_ALIGNMENT), total], name="heap")
         self.builder.store(heap, self.heap)
@@ -232,7 +229,7 @@ class FunctionLowering:
 
     def _slot_offsets(self) -> tuple[list[ir.Value], ir.Value]:
         """Each slot's offset and the arena's size, in bytes, computed in the prologue with
-        overflow checks (`SizeEmitter.overflow`): unsigned, so a slot's size is the `umax`."""
+        overflow checks (`SizeEmitter.checked`): unsigned, so a slot's size is the `umax`."""
         sizes = self.sizes
         umax = intrinsic(self.module, "llvm.umax", I64, 2)
         offsets: list[ir.Value] = []
@@ -244,7 +241,7 @@ class FunctionLowering:
                 nbytes = sizes.byte_size(tensor_type.shape, itemsize(tensor_type.dtype))
                 rounded = _round_up(sizes, nbytes, ARENA_ALIGNMENT)
                 size = rounded if size is None else sizes.builder.call(umax, [size, rounded])
-            total = sizes.checked_add(total, size)
+            total = sizes.checked.add(total, size)
         return offsets, total
 
     def _place_slots(self, base: ir.Value, offsets: Sequence[ir.Value]) -> None:
@@ -404,4 +401,4 @@ def _static_slot_bytes(types: Sequence[TensorType]) -> int | None:
 
 def _round_up(sizes: SizeEmitter, value: ir.Value, multiple: int) -> ir.Value:
     """`value` rounded up to a multiple of `multiple` (a power of two), overflow checked."""
-    return sizes.builder.and_(sizes.checked_add(value, I64(multiple - 1)), I64(-multiple))
+    return sizes.builder.and_(sizes.checked.add(value, I64(multiple - 1)), I64(-multiple))

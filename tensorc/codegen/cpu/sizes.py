@@ -9,10 +9,11 @@ Semantics follow `DimExpr.evaluate`: `floordiv` floors and gives 0 for a zero di
 and `max` are signed. A *dimension's* value is its expression clamped at zero (`extent`), as
 in `DimExpr.extent`; raw values (`value`) are used for offsets and `tc.dim_size`.
 
-Byte sizes of buffers the function allocates itself (`byte_size`, `checked_add`) are computed
-apart, with overflow checks: dim expressions with signed, products and sums with unsigned
-`*.with.overflow` intrinsics. Any overflow sets the `overflow` flag (an `i1`), which the caller
-tests once, before allocating, so a wrapped size never reaches the allocator.
+Byte sizes of buffers the function allocates itself (`byte_size`, and sums through `checked`)
+are computed apart, with overflow checks: dim expressions with signed, products and sums with
+unsigned `*.with.overflow` intrinsics. Any overflow sets `checked.overflow` (an `i1`), which the
+caller tests once, before allocating (with `MAX_ALLOCATION_BYTES`), so a wrapped size never
+reaches the allocator.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ import llvmlite.ir as ir
 
 from tensorc.codegen.cpu.irutil import I1, I64, intrinsic
 from tensorc.ir.dims import DimExpr, DimOp
+
+# The largest block a compiled function allocates (arena, GEMM scratch); larger fails with code 3.
+MAX_ALLOCATION_BYTES = (1 << 62) - 1
 
 
 class SizeEmitter:
@@ -89,7 +93,7 @@ class SizeEmitter:
     # ----- overflow-checked byte sizes ------------------------------------------------------
     def byte_size(self, shape: Sequence[DimExpr | int], item_bytes: int) -> ir.Value:
         """`item_bytes` times the product of the extents of `shape`, as an unsigned `i64`;
-        sets `overflow` where a dim expression, the product or the size does not fit."""
+        sets `checked.overflow` where a dim expression, the product or the size does not fit."""
         dims = tuple(sorted((DimExpr.of(d) for d in shape), key=str))
         key = (dims, item_bytes)
         if key not in self._byte_sizes:
@@ -98,15 +102,6 @@ class SizeEmitter:
                 total = self.checked.mul(total, self._checked_extent(dim))
             self._byte_sizes[key] = total
         return self._byte_sizes[key]
-
-    @property
-    def overflow(self) -> ir.Value:
-        """An `i1`: whether a checked size computation (`byte_size`, `checked_*`) overflowed."""
-        return self.checked.overflow
-
-    def checked_add(self, lhs: ir.Value, rhs: ir.Value) -> ir.Value:
-        """`lhs + rhs` (unsigned); sets `overflow` where it wraps."""
-        return self.checked.add(lhs, rhs)
 
     def _checked_extent(self, expr: DimExpr) -> ir.Value:
         if expr.is_const:
@@ -196,6 +191,11 @@ class CheckedArithmetic:
     def sadd(self, lhs: ir.Value, rhs: ir.Value) -> ir.Value:
         """`lhs + rhs`, signed."""
         return self._apply("sadd", lhs, rhs, lambda a, b: a + b)
+
+    def too_large(self, size: ir.Value) -> ir.Value:
+        """An `i1`: whether `size` (unsigned bytes) overflowed or passes `MAX_ALLOCATION_BYTES`."""
+        limit = self.builder.icmp_unsigned(">", size, I64(MAX_ALLOCATION_BYTES))
+        return self.builder.or_(self.overflow, limit)
 
     def _apply(
         self, kind: str, lhs: ir.Value, rhs: ir.Value, fold: Callable[[int, int], int]
