@@ -21,6 +21,7 @@ from tensorc.driver import (
 from tensorc.files import write_atomically
 from tensorc.ir.printer import print_module
 from tensorc.passes import (
+    DumpError,
     Instrumentation,
     PassFailure,
     PassManager,
@@ -491,6 +492,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, PipelineError) as error:
         sys.stderr.write(f"tensorc: error: {error}\n")
         return EXIT_USAGE
+    except DumpError as error:
+        return _program_error(error)
     except PassFailure as error:
         sys.stderr.write(f"tensorc: internal compiler error: {error}\n")
         return EXIT_PROGRAM_ERROR

@@ -113,3 +113,23 @@ def test_dump_ir_dir_numbers_the_backend_passes_on(program: Path, tmp_path: Path
     assert [name[:2] for name in names] == [f"{i:02d}" for i in range(len(names))]
     assert len(names) > len(tensorc.passes.pipeline_for(2)) + 1  # the backend's passes too
     assert "00-input.tcir" in names and "kernel.generic" in (dumps / names[-1]).read_text()
+
+
+@pytest.mark.parametrize(
+    "command", [["opt"], ["compile", "--emit=ir"], ["compile"], ["compile", "--target=cuda"]]
+)
+def test_a_dump_directory_that_cannot_be_made_is_an_error(
+    program: Path, tmp_path: Path, capsys, command: list[str]
+) -> None:
+    """Before, a file in the way was an internal compiler error (`opt`) or blamed the build."""
+    in_the_way = tmp_path / "a_file"
+    in_the_way.write_text("")
+    output = tmp_path / "out"
+    for dumps, reason in ((in_the_way, "a file of that name exists"),
+                          (in_the_way / "below", "Not a directory")):
+        argv = [command[0], str(program), *command[1:], "-o", str(output),
+                f"--dump-ir-dir={dumps}"]
+        assert cli_main(argv) == 1
+        err = capsys.readouterr().err
+        assert err == f"tensorc: error: cannot create IR dump directory '{dumps}': {reason}\n"
+    assert not output.exists()

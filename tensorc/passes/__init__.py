@@ -2,6 +2,7 @@
 
 from tensorc.passes.pass_manager import (
     PASS_REGISTRY,
+    DumpError,
     Instrumentation,
     ModulePass,
     PassFailure,
@@ -16,6 +17,7 @@ from tensorc.passes.pipelines import PIPELINES, pipeline_for
 __all__ = [
     "PASS_REGISTRY",
     "PIPELINES",
+    "DumpError",
     "Instrumentation",
     "ModulePass",
     "PassFailure",

@@ -32,6 +32,10 @@ class PipelineError(ValueError):
     """A malformed pipeline string: unknown pass, unknown option, or a bad option value."""
 
 
+class DumpError(RuntimeError):
+    """`--dump-ir-dir` could not be created or written; the message names the path."""
+
+
 class PassFailure(RuntimeError):
     """The IR failed verification after a pass; the message names the pass, the op, and holds
     the IR as it was left."""
@@ -195,10 +199,8 @@ class PassManager:
 
     def run(self, module: Module) -> Module:
         inst = self.instrumentation
-        if inst.dump_ir_dir:
-            os.makedirs(inst.dump_ir_dir, exist_ok=True)
-            if inst.dumps_written == 0:
-                self._dump(module, "input")
+        if inst.dump_ir_dir and inst.dumps_written == 0:
+            self._dump(module, "input")
         for pass_ in self.passes:
             if pass_.name in inst.print_ir_before:
                 inst.emit(f"Before {pass_.pipeline_text()}", module)
@@ -220,8 +222,19 @@ class PassManager:
         inst = self.instrumentation
         assert inst.dump_ir_dir is not None
         path = os.path.join(inst.dump_ir_dir, f"{inst.dumps_written:02d}-{label}.tcir")
-        with open(path, "w") as handle:
-            handle.write(print_module(module, inst.print_locations))
+        try:
+            os.makedirs(inst.dump_ir_dir, exist_ok=True)
+        except FileExistsError:
+            raise DumpError(f"cannot create IR dump directory '{inst.dump_ir_dir}': "
+                            "a file of that name exists") from None
+        except OSError as error:
+            raise DumpError(f"cannot create IR dump directory '{inst.dump_ir_dir}': "
+                            f"{error.strerror or error}") from None
+        try:
+            with open(path, "w") as handle:
+                handle.write(print_module(module, inst.print_locations))
+        except OSError as error:
+            raise DumpError(f"cannot write IR dump '{path}': {error.strerror or error}") from None
         inst.dumps_written += 1
 
     def timing_report(self, extra: dict[str, int] | None = None) -> str:
