@@ -261,6 +261,17 @@ def test_symbolic_index_out_of_range_raises(level):
         call(level, src_neg, np.zeros((0, 2), np.float32))
 
 
+def test_an_index_involving_a_dimension_is_not_wrapped(level):
+    """The README's rule: `x[N - k]` reads element N - k, and is an IndexError when that is
+    negative (NumPy would wrap N - 5 = -1 to the last element)."""
+    src = "def f(x: f32[N], y: f32[M]) { return x[N - 2] + x[M - 1] }"
+    x = np.arange(7, dtype=np.float32)
+    check(call(level, src, x, np.zeros(3, np.float32)), np.array(5.0 + 2.0), "f32")
+    for n, m in ((1, 1), (7, 0), (7, 8)):
+        with pytest.raises(IndexError, match="out of range"):
+            call(level, src, x[:n], np.zeros(m, np.float32))
+
+
 def test_static_index_out_of_range_is_a_compile_error():
     compile_error("def f(x: f32[3]) { return x[3] }")
     compile_error("def f(x: f32[3, 4]) { return x[:, -5] }")
