@@ -426,7 +426,7 @@ def test_independent_errors_are_all_reported() -> None:
         def f(x: f32) -> f32 {
             a = (x +
             b = x ** ; c = x
-            return a,
+            return a, *
         }
         def g(y f32) -> f32 {
             return y
@@ -439,7 +439,7 @@ def test_independent_errors_are_all_reported() -> None:
     headers = [str(diag.loc) + ": " + diag.message for diag in caught.value.diagnostics]
     assert headers == [
         "model.tc:3:7: expected ')' but found '='",
-        "model.tc:4:14: expected expression but found end of line",
+        "model.tc:4:15: expected expression but found '*'",
         "model.tc:6:9: expected ':' but found 'f32'",
         "model.tc:9:34: expected expression but found '@'",
     ]

@@ -93,6 +93,55 @@ def test_train_step_grad_tuple_and_result_names() -> None:
         "(f32[64, 10], f32[10], f32)"
 
 
+TUPLES = """
+def two(x: f32[N]) -> (f32[N], f32[N]) {
+    return (x, x * 2.0)
+}
+def f(a: f32[N], b: f32[N]) -> (f32[N], f32[N], f32) {
+    a, b = b, a
+    (p, q) = two(a)
+    r, s = (p + 1.0, q)
+    return r, s, 3.0,
+}
+def one(x: f32[N]) -> f32[N] {
+    return (x,)
+}
+"""
+
+
+def test_tuples_are_written_as_in_python() -> None:
+    """`return (a, b)`, `a, b = b, a`, `(p, q) = f(x)` and trailing commas, as in Python."""
+    import numpy as np
+
+    import tensorc
+
+    a, b = np.arange(3, dtype=np.float32), np.arange(3, dtype=np.float32) * 10
+    for target in ("interp", "cpu"):
+        module = tensorc.compile(TUPLES, target=target)
+        r, s, three = module.f(a, b)
+        np.testing.assert_array_equal(r, b + 1)
+        np.testing.assert_array_equal(s, b * 2)
+        assert three == 3.0
+        np.testing.assert_array_equal(module.one(a), a)
+    assert str(function(TUPLES, "two").function_type) == "(f32[N]) -> (f32[N], f32[N])"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("x = (a, b)\n return x", "2:6: cannot assign 2 values to 1 name; unpack them into 2"),
+        ("return (a, b) + 1.0", "2:9: operator '+' cannot be applied to a tuple of 2 values"),
+        ("p, q = a, b, a\n return p", "2:9: cannot unpack 3 values into 2 names"),
+        ("(p, 1.0) = a, b\n return p", "2:6: cannot assign to this expression; only names"),
+        ("return relu((a, b))", "2:14: relu() argument 'x' must be a tensor, found a tuple"),
+    ],
+)
+def test_a_tuple_where_a_tensor_is_needed_is_an_error(body: str, message: str) -> None:
+    header = first_error(f"def f(a: f32[N], b: f32[N]) {{\n {body}\n}}")
+    location, text = message.split(" ", 1)
+    assert header.startswith(f"t.tc:{location} error: {text}"), header
+
+
 def test_locations_of_ops_and_function() -> None:
     func = function("def f(x: f32[N]) {\n  y = exp(x)\n  return y\n}")
     assert (func.loc.line, func.loc.col) == (1, 1)

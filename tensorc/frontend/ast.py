@@ -129,6 +129,15 @@ class ListExpr(Node):
 
 
 @_node
+class TupleExpr(Node):
+    """`(a, b)`, or `a, b` after `=` and `return`: several values, as a call to a function
+    with several results gives them. Only unpacked by an assignment or returned."""
+
+    elts: list[Expr]
+    loc: Location
+
+
+@_node
 class BinOp(Node):
     op: str
     lhs: Expr

@@ -40,6 +40,7 @@ from tensorc.frontend.values import (
     SemaError,
     Tensor,
     Term,
+    TupleTerm,
     contains_poison,
     is_weak,
 )
@@ -70,6 +71,7 @@ class ExpressionLowering:
             ast.FloatLit: lambda node: FloatConst(node.value),
             ast.BoolLit: lambda node: BoolConst(node.value),
             ast.ListExpr: self._list,
+            ast.TupleExpr: lambda node: TupleTerm(tuple(self.lower(elt) for elt in node.elts)),
             ast.BinOp: self._binop,
             ast.UnaryOp: self._unaryop,
             ast.Call: self._call,

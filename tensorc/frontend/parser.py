@@ -519,6 +519,8 @@ class _AstBuilder:
 
     def _build_assign(self, meta: Meta, children: list) -> ast.Assign:
         *targets, value = children
+        if len(targets) == 1 and isinstance(targets[0], ast.TupleExpr):
+            targets = targets[0].elts  # `(p, q) = ...`
         for target in targets:
             if not isinstance(target, ast.Name):
                 self.diagnostics.error(
@@ -528,6 +530,8 @@ class _AstBuilder:
         return ast.Assign(names, value, self._loc(meta))
 
     def _build_return_stmt(self, meta: Meta, children: list) -> ast.Return:
+        if len(children) == 1 and isinstance(children[0], ast.TupleExpr):
+            return ast.Return(children[0].elts, self._loc(meta))  # `return (a, b)`
         return ast.Return(children, self._loc(meta))
 
     def _build_expr_stmt(self, meta: Meta, children: list) -> ast.ExprStmt:
@@ -618,3 +622,8 @@ class _AstBuilder:
 
     def _build_list_expr(self, meta: Meta, children: list) -> ast.ListExpr:
         return ast.ListExpr(children, self._loc(meta))
+
+    def _build_tuple_expr(self, meta: Meta, children: list) -> ast.TupleExpr:
+        return ast.TupleExpr(children, self._loc(meta))
+
+    _build_bare_tuple = _build_tuple_expr

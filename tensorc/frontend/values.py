@@ -104,9 +104,10 @@ class ListTerm:
 
 @dataclass(frozen=True, slots=True)
 class TupleTerm:
-    """The results of a call that returns several values (a user function, `grad`)."""
+    """Several values: the results of a call that returns several (a user function, `grad`),
+    or a tuple expression `(a, b)`."""
 
-    items: tuple[Tensor, ...]
+    items: tuple[Term, ...]
 
     def describe(self) -> str:
         return f"a tuple of {len(self.items)} values"
@@ -154,4 +155,6 @@ def contains_poison(term: Term) -> bool:
         return True
     if isinstance(term, ListTerm):
         return any(contains_poison(item.term) for item in term.items)
+    if isinstance(term, TupleTerm):
+        return any(contains_poison(item) for item in term.items)
     return False
