@@ -133,7 +133,10 @@ def _function() -> FuncOp:
     row = b.value(tc_reduce.SumOp, [exp], axes=[1], keepdims=False, name_hint="row")
     tail = b.value(tc_shape.SliceOp, [row], starts=[1], stops=[None], steps=[1])
     b.create(ReturnOp, [tail], [])
-    function.add_constraint(ShapeConstraint("eq", N, M, "ValueError", 'x "quoted" message'))
+    # A constraint may only use sizes that the parameters bind (here N).
+    function.add_constraint(
+        ShapeConstraint("eq", N, DimExpr.const(4), "ValueError", 'x "quoted" message')
+    )
     return function
 
 

@@ -150,17 +150,24 @@ class operand_def:
 
 
 class attr_def:
-    """`axes = attr_def("axes", list)` names an attribute, its Python type and its default.
+    """`axes = attr_def(list, items=int)` names an attribute, its Python type(s), the type(s) of
+    a list's elements, and its default.
 
     The op's `attribute_defs` collects these, so the verifier and the parser know which
-    attributes an op kind takes.
+    attributes an op kind takes. A `bool` is never taken for an `int` (nor the reverse).
     """
 
     REQUIRED = object()
 
-    def __init__(self, kind: type | tuple[type, ...], default: Any = REQUIRED) -> None:
+    def __init__(
+        self,
+        kind: type | tuple[type, ...],
+        default: Any = REQUIRED,
+        items: type | tuple[type, ...] | None = None,
+    ) -> None:
         self.kind = kind
         self.default = default
+        self.items = items
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
@@ -173,6 +180,66 @@ class attr_def:
     @property
     def required(self) -> bool:
         return self.default is attr_def.REQUIRED
+
+    def problem(self, value: Any) -> str | None:
+        """Why `value` is not a valid value of this attribute, or None when it is."""
+        if not is_kind(value, self.kind):
+            return f"must be {describe_kinds(self.kind)}, not {describe_value(value)}"
+        if self.items is None or not isinstance(value, list):
+            return None
+        for index, item in enumerate(value):
+            if not is_kind(item, self.items):
+                return (
+                    f"must be a list of {describe_kinds(self.items, plural=True)}; element "
+                    f"{index} is {describe_value(item)}"
+                )
+        return None
+
+
+def is_kind(value: Any, kind: type | tuple[type, ...]) -> bool:
+    """`isinstance`, except that a bool is not an int (nor an int a bool)."""
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if isinstance(value, bool):
+        return bool in kinds
+    return isinstance(value, kinds)
+
+
+_KIND_NAMES: dict[str, tuple[str, str]] = {
+    "int": ("an integer", "integers"),
+    "float": ("a float", "floats"),
+    "bool": ("true or false", "booleans"),
+    "str": ("a string", "strings"),
+    "list": ("a list", "lists"),
+    "NoneType": ("none", "none"),
+    "DimExpr": ("a size #dim<...>", "sizes #dim<...>"),
+    "SymbolRef": ("a symbol @name", "symbols @name"),
+    "FunctionType": ("a function type", "function types"),
+    "TensorType": ("a type #type<...>", "types #type<...>"),
+    "DType": ("a dtype", "dtypes"),
+    "ndarray": ("a dense<...> constant", "dense<...> constants"),
+    "AffineMap": ("an affine map #map<...>", "affine maps #map<...>"),
+    "ShapeConstraint": ("a shape constraint #constraint<...>", "shape constraints"),
+}
+
+
+def describe_kinds(kind: type | tuple[type, ...], plural: bool = False) -> str:
+    """`(int, DimExpr)` -> "an integer or a size #dim<...>"."""
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    names = [_KIND_NAMES.get(k.__name__, (k.__name__, k.__name__))[plural] for k in kinds]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def describe_value(value: Any) -> str:
+    """What a value is, for messages: "a string", "an integer (3)"."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    kind = describe_kinds(type(value))
+    if isinstance(value, (int, float, str)) or type(value).__name__ in (
+        "SymbolRef", "DimExpr", "DType"
+    ):
+        text = repr(value) if isinstance(value, str) else str(value)
+        return f"{kind} ({text[:40]})" if kind != text else kind
+    return kind
 
 
 # ----- operations ---------------------------------------------------------------------------
@@ -340,12 +407,9 @@ class Operation:
                 if definition.required:
                     raise VerifyError(f"{self.name} requires attribute '{key}'", self)
                 continue
-            if not isinstance(self.attributes[key], definition.kind):
-                raise VerifyError(
-                    f"{self.name}: attribute '{key}' has the wrong kind "
-                    f"({type(self.attributes[key]).__name__})",
-                    self,
-                )
+            problem = definition.problem(self.attributes[key])
+            if problem is not None:
+                raise VerifyError(f"{self.name}: attribute '{key}' {problem}", self)
         for key in self.attributes:
             if key not in self.attribute_defs:
                 raise VerifyError(f"{self.name} has no attribute '{key}'", self)

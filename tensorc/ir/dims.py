@@ -334,6 +334,7 @@ def prod(dims: Iterable[DimExpr]) -> DimExpr:
 
 # ----- text ---------------------------------------------------------------------------------
 
+MAX_PAREN_DEPTH = 32
 _TOKEN = re.compile(r"\s*(?:(\d+)|(\$\d+|[A-Za-z_][A-Za-z0-9_]*)|(//|[-+*(),]))")
 
 
@@ -371,6 +372,7 @@ class _DimParser:
         self.tokens = tokens
         self.pos = 0
         self.end = end
+        self.depth = 0
 
     def peek(self) -> str | None:
         return self.tokens[self.pos][1] if self.pos < len(self.tokens) else None
@@ -401,27 +403,37 @@ class _DimParser:
         return result
 
     def unary(self) -> DimExpr:
-        if self.peek() == "-":
+        negations = 0
+        while self.peek() == "-":
             self.take()
-            return -self.unary()
-        return self.atom()
+            negations += 1
+        atom = self.atom()
+        return -atom if negations % 2 else atom
 
     def atom(self) -> DimExpr:
         kind, text, offset = self.take()
         if kind == "int":
             return DimExpr.const(int(text))
         if kind == "name" and text in ("min", "max") and self.peek() == "(":
+            self.depth += 1
+            if self.depth > MAX_PAREN_DEPTH:
+                raise DimSyntaxError(f"parentheses nest more than {MAX_PAREN_DEPTH} deep", offset)
             self.take("(")
             args = [self.expr()]
             while self.peek() == ",":
                 self.take()
                 args.append(self.expr())
             self.take(")")
+            self.depth -= 1
             return _minmax(text, args)
         if kind == "name":
             return DimExpr.sym(text)
         if text == "(":
+            self.depth += 1
+            if self.depth > MAX_PAREN_DEPTH:
+                raise DimSyntaxError(f"parentheses nest more than {MAX_PAREN_DEPTH} deep", offset)
             inner = self.expr()
             self.take(")")
+            self.depth -= 1
             return inner
         raise DimSyntaxError(f"unexpected {text!r} in dimension", offset)

@@ -7,6 +7,7 @@ files can carry `// RUN:` and `// CHECK:` lines.
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -24,7 +25,12 @@ from tensorc.ir.types import FunctionType, TensorType
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_.$]*")
 _VALUE = re.compile(r"%[A-Za-z0-9_.$]+")
+_STRING = re.compile(r'"(?:[^"\\\n]|\\[^\n])*"')
 _NUMBER = re.compile(r"-?(?:\d+\.\d*(?:[eE][-+]?\d+)?|\d+[eE][-+]?\d+|\.\d+(?:[eE][-+]?\d+)?|\d+)")
+
+
+MAX_NESTING = 64  # brackets within one attribute or dense constant
+MAX_DENSE_ELEMENTS = 1 << 24
 
 
 class IRParseError(DiagnosticError):
@@ -167,16 +173,18 @@ class Parser:
                 return attributes
             self.expect(",")
 
-    def parse_attr(self) -> Any:
+    def parse_attr(self, depth: int = 0) -> Any:
         self.skip()
         start = self.pos
         if self.accept("["):
+            if depth >= MAX_NESTING:
+                raise self.error(f"attribute lists nest more than {MAX_NESTING} deep", start)
             items: list[Any] = []
             if self.accept("]"):
                 return items
-            items.append(self.parse_attr())
+            items.append(self.parse_attr(depth + 1))
             while self.accept(","):
-                items.append(self.parse_attr())
+                items.append(self.parse_attr(depth + 1))
             self.expect("]")
             return items
         if self.at('"'):
@@ -237,13 +245,22 @@ class Parser:
         return float(text) if any(c in text for c in ".eE") else int(text)
 
     def parse_string(self) -> str:
+        """A JSON string literal on one line (as the printer writes it: `json.dumps`)."""
         self.skip()
         start = self.pos
-        found = re.compile(r'"(?:[^"\\]|\\.)*"').match(self.text, self.pos)
+        if not self.text.startswith('"', start):
+            raise self.error(f"expected a string but found {self.describe_next()}")
+        found = _STRING.match(self.text, start)
         if not found:
-            raise self.error("unterminated string", start)
+            raise self.error(
+                "unterminated string (a string ends on its line; write a newline as \\n)", start
+            )
+        try:
+            value = json.loads(found.group(0))
+        except json.JSONDecodeError as error:
+            raise self.error(_string_problem(error.msg), start + error.pos) from None
         self.pos = found.end()
-        return json.loads(found.group(0))
+        return value
 
     def parse_type_attr(self) -> TensorType | FunctionType:
         if self.at("("):
@@ -276,43 +293,98 @@ class Parser:
 
     def parse_dense(self) -> np.ndarray:
         splat = self.accept("splat")
+        self.skip()
         elements_start = self.pos
-        flat: list[Any] = []
-        self.parse_dense_elements(flat)
+        flat: list[tuple[Any, int]] = []
+        self.parse_dense_elements(flat, 0)
         self.expect(":")
+        self.skip()
+        type_start = self.pos
         tensor_type = self.parse_type()
         self.expect(">")
+        if tensor_type.dtype is DType.BF16:
+            raise self.error("dense constants of bf16 are not supported", type_start)
         shape = tensor_type.static_shape
         if shape is None:
             raise self.error("a dense constant needs a static shape", elements_start)
-        count = int(np.prod(shape, dtype=np.int64))
+        if any(size < 0 for size in shape):
+            raise self.error(f"a dense constant cannot have the negative shape {shape}", type_start)
+        count = math.prod(shape)
+        if count > MAX_DENSE_ELEMENTS:
+            raise self.error(
+                f"dense constant of {count} elements is too large (at most {MAX_DENSE_ELEMENTS})",
+                type_start,
+            )
         if splat:
+            if len(flat) != 1:
+                raise self.error("a splat dense constant holds exactly one element", elements_start)
             flat = flat * count
         if len(flat) != count:
             raise self.error(
                 f"dense constant has {len(flat)} elements but {tensor_type} needs {count}",
                 elements_start,
             )
-        return np.array(flat, dtype=tensor_type.dtype.numpy).reshape(shape)
+        values = [self.dense_element(value, at, tensor_type.dtype) for value, at in flat]
+        return np.array(values, dtype=tensor_type.dtype.numpy).reshape(shape)
 
-    def parse_dense_elements(self, flat: list[Any]) -> None:
+    def dense_element(self, value: Any, at: int, dtype: DType) -> Any:
+        """`value` checked against `dtype`: a bool for bool, an integer in range for i32/i64,
+        a number that the float dtype can hold (or inf/nan) for floats."""
+        if dtype.is_bool:
+            if not isinstance(value, bool):
+                raise self.error(
+                    f"dense element {self.spelling(at)} of a bool constant is not true or false", at
+                )
+            return value
+        text = self.spelling(at)
+        if isinstance(value, bool):
+            raise self.error(f"dense element {text} is not a number (the constant is {dtype})", at)
+        if dtype.is_int:
+            if not isinstance(value, int):
+                raise self.error(
+                    f"dense element {text} is not an integer (the constant is {dtype})", at
+                )
+            info = np.iinfo(dtype.numpy)
+            if not info.min <= value <= info.max:
+                raise self.error(f"dense element {text} is out of range for {dtype}", at)
+            return value
+        try:
+            number = float(value)
+        except OverflowError:
+            raise self.error(f"dense element {text} is out of range for {dtype}", at) from None
+        with np.errstate(over="ignore"):
+            converted = np.array(number, dtype=dtype.numpy)
+        if math.isfinite(number) and not np.isfinite(converted):
+            raise self.error(f"dense element {text} is out of range for {dtype}", at)
+        return number
+
+    def spelling(self, at: int) -> str:
+        """The token of the text at `at`, for messages."""
+        found = re.compile(r"[^\s,\[\]<>:]+").match(self.text, at)
+        return found.group(0)[:40] if found else "?"
+
+    def parse_dense_elements(self, flat: list[tuple[Any, int]], depth: int) -> None:
+        self.skip()
+        start = self.pos
         if self.accept("["):
+            if depth >= MAX_NESTING:
+                raise self.error(f"dense elements nest more than {MAX_NESTING} deep", start)
             if self.accept("]"):
                 return
-            self.parse_dense_elements(flat)
+            self.parse_dense_elements(flat, depth + 1)
             while self.accept(","):
-                self.parse_dense_elements(flat)
+                self.parse_dense_elements(flat, depth + 1)
             self.expect("]")
             return
         number = self.parse_number_token()
         if number is not None:
-            flat.append(number)
+            flat.append((number, start))
             return
         word = self.match(_IDENT)
         if word in ("true", "false"):
-            flat.append(word == "true")
+            flat.append((word == "true", start))
             return
-        raise self.error(f"expected a dense element but found {self.describe_next()}")
+        raise self.error(f"expected a dense element but found {self.describe_next()}", start)
 
     # ----- values ---------------------------------------------------------------------------
     def define(self, name: str, value: Value, pos: int) -> None:
@@ -499,6 +571,14 @@ class Parser:
         if not isinstance(line, int) or not isinstance(col, int):
             raise self.error("a location needs integer line and column")
         return Location(file, line, col)
+
+
+def _string_problem(json_message: str) -> str:
+    if "control character" in json_message:
+        return "a string cannot hold a raw control character (write it as \\n, \\t or \\uXXXX)"
+    if "escape" in json_message:
+        return "invalid escape in a string (use \\\\, \\\", \\n, \\t or \\uXXXX)"
+    return f"invalid string: {json_message}"
 
 
 def parse_module(text: str, filename: str = "<ir>") -> Module:

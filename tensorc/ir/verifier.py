@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from tensorc.ir.affine import INDEX_PREFIX, AffineMap, index_position
+from tensorc.ir.attributes import ShapeConstraint
 from tensorc.ir.core import Block, IsolatedFromAbove, Operation, Terminator, Value, VerifyError
 from tensorc.ir.dialects.func import CallOp, FuncOp, Module
+from tensorc.ir.dims import DimExpr
 from tensorc.ir.typecheck import types_compatible
+from tensorc.ir.types import FunctionType, TensorType
+
+MAX_DIMENSION = 2**63 - 1
 
 
 def verify_module(module: Module) -> None:
@@ -18,15 +26,21 @@ def verify_module(module: Module) -> None:
         names.add(function.sym_name)
     for function in module.functions:
         verify_function(function, module)
+    _verify_no_recursion(module)
 
 
 def verify_function(function: FuncOp, module: Module | None = None) -> None:
     function.verify()
-    _verify_block(function.body, visible=set(), module=module)
+    sizes = _verify_signature(function)
+    _verify_block(function.body, visible=set(), module=module, sizes=sizes)
 
 
-def _verify_block(block: Block, visible: set[int], module: Module | None) -> None:
+def _verify_block(
+    block: Block, visible: set[int], module: Module | None, sizes: frozenset[str]
+) -> None:
     defined = set(visible) | {id(a) for a in block.args}
+    for arg in block.args:
+        _check_type(arg.type, sizes, "a block argument", block.parent_op)
     for index, op in enumerate(block.ops):
         if op.parent is not block:
             raise VerifyError(f"{op.name} has a stale parent link", op)
@@ -36,6 +50,10 @@ def _verify_block(block: Block, visible: set[int], module: Module | None) -> Non
                     f"{op.name} uses a value that does not dominate it ({_describe(operand)})", op
                 )
         op.verify()
+        for result in op.results:
+            _check_type(result.type, sizes, f"{op.name}: a result", op)
+        for key, value in op.attributes.items():
+            _check_attribute_sizes(value, sizes, f"{op.name}: attribute '{key}'", op)
         is_last = index == len(block.ops) - 1
         if Terminator in op.traits and not is_last:
             raise VerifyError(f"{op.name} must be the last op of its block", op)
@@ -44,9 +62,82 @@ def _verify_block(block: Block, visible: set[int], module: Module | None) -> Non
         inner_visible = set() if IsolatedFromAbove in op.traits else defined
         for region in op.regions:
             for inner in region.blocks:
-                _verify_block(inner, inner_visible, module)
+                _verify_block(inner, inner_visible, module, sizes)
         for result in op.results:
             defined.add(id(result))
+
+
+def _verify_signature(function: FuncOp) -> frozenset[str]:
+    """Check the parameter and result types; return the size names the parameters bind."""
+    where = f"@{function.sym_name}"
+    signature = function.function_type
+    for arg_type in signature.inputs:
+        for dim in arg_type.shape:
+            reserved = sorted(name for name in dim.symbols if name.startswith(INDEX_PREFIX))
+            if reserved:
+                raise VerifyError(
+                    f"{where}: the size name '{reserved[0]}' is reserved for kernel loop indices",
+                    function,
+                )
+    sizes = frozenset(function.symbols)
+    for arg_type in signature.inputs:
+        _check_type(arg_type, sizes, f"{where}: a parameter", function)
+    for result_type in signature.results:
+        _check_type(result_type, sizes, f"{where}: a result", function)
+    for constraint in function.shape_constraints:
+        _check_attribute_sizes(constraint, sizes, f"{where}: a shape constraint", function)
+    return sizes
+
+
+def _check_type(
+    tensor_type: TensorType, sizes: frozenset[str], what: str, op: Operation | None
+) -> None:
+    """Constant dimensions are in [0, 2**63); symbolic ones use only the function's sizes."""
+    for dim in tensor_type.shape:
+        value = dim.value
+        if value is not None and not 0 <= value <= MAX_DIMENSION:
+            problem = "is negative" if value < 0 else "is too large (at most 2**63 - 1)"
+            raise VerifyError(
+                f"{what} has type {tensor_type}, whose dimension {value} {problem}", op
+            )
+        unbound = sorted(dim.symbols - sizes)
+        if unbound:
+            raise VerifyError(
+                f"{what} has type {tensor_type}, whose size '{unbound[0]}' is not bound by a "
+                "parameter of the function",
+                op,
+            )
+
+
+def _check_attribute_sizes(value: Any, sizes: frozenset[str], what: str, op: Operation) -> None:
+    """Size expressions in an attribute use only the function's sizes (and, in affine maps,
+    the kernel's loop indices)."""
+    if isinstance(value, list):
+        for item in value:
+            _check_attribute_sizes(item, sizes, what, op)
+        return
+    dims: list[DimExpr] = []
+    if isinstance(value, DimExpr):
+        dims = [value]
+    elif isinstance(value, ShapeConstraint):
+        dims = [value.lhs, value.rhs]
+    elif isinstance(value, AffineMap):
+        dims = list(value.results)
+    elif isinstance(value, TensorType):
+        _check_type(value, sizes, what, op)
+    elif isinstance(value, FunctionType):
+        for tensor_type in (*value.inputs, *value.results):
+            _check_type(tensor_type, sizes, what, op)
+    for dim in dims:
+        unbound = sorted(
+            name for name in dim.symbols - sizes
+            if not (isinstance(value, AffineMap) and index_position(name) is not None)
+        )
+        if unbound:
+            raise VerifyError(
+                f"{what} uses the size '{unbound[0]}', which no parameter of the function binds",
+                op,
+            )
 
 
 def _verify_call(op: CallOp, module: Module) -> None:
@@ -60,6 +151,35 @@ def _verify_call(op: CallOp, module: Module) -> None:
         raise VerifyError(f"func.call @{op.callee.name}: argument types do not match", op)
     if len(signature.results) != len(op.results):
         raise VerifyError(f"func.call @{op.callee.name}: wrong number of results", op)
+
+
+def _verify_no_recursion(module: Module) -> None:
+    """Calls form no cycle: recursion is not supported (SPEC §1.7), and `inline` needs none.
+    The error is at the call that closes the first cycle found, naming the cycle."""
+    calls: dict[str, list[CallOp]] = {
+        function.sym_name: [op for op in function.walk() if isinstance(op, CallOp)]
+        for function in module.functions
+    }
+    done: set[str] = set()
+    for root in calls:
+        if root in done:
+            continue
+        path = [root]
+        pending = [iter(calls[root])]
+        while pending:
+            call = next(pending[-1], None)
+            if call is None:
+                done.add(path.pop())
+                pending.pop()
+                continue
+            callee = call.callee.name
+            if callee in path:
+                cycle = " -> ".join(f"@{name}" for name in path[path.index(callee) :] + [callee])
+                raise VerifyError(f"recursion is not supported: {cycle}", call)
+            if callee in done or callee not in calls:
+                continue
+            path.append(callee)
+            pending.append(iter(calls[callee]))
 
 
 def _describe(value: Value) -> str:

@@ -32,8 +32,8 @@ class FuncOp(Operation):
 
     sym_name = attr_def(str)
     function_type = attr_def(FunctionType)
-    result_names = attr_def(list, default=None)
-    constraints = attr_def(list, default=None)
+    result_names = attr_def(list, default=None, items=str)
+    constraints = attr_def(list, default=None, items=ShapeConstraint)
 
     @staticmethod
     def create(

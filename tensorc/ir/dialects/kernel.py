@@ -137,11 +137,11 @@ class GenericOp(Operation):
     num_regions = 1
     traits = frozenset({Pure, IsolatedFromAbove})
 
-    domain = attr_def(list)
-    iterators = attr_def(list)
-    input_maps = attr_def(list)
-    output_maps = attr_def(list)
-    reductions = attr_def(list)
+    domain = attr_def(list, items=(int, DimExpr))
+    iterators = attr_def(list, items=str)
+    input_maps = attr_def(list, items=AffineMap)
+    output_maps = attr_def(list, items=AffineMap)
+    reductions = attr_def(list, items=str)
 
     @staticmethod
     def create(

@@ -38,7 +38,7 @@ class ReduceOp(Operation):
     num_operands = 1
     traits = PURE
     x = operand_def(0)
-    axes = attr_def(list)
+    axes = attr_def(list, items=int)
     keepdims = attr_def(bool, default=False)
 
     @classmethod

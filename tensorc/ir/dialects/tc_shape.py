@@ -18,6 +18,7 @@ from tensorc.ir.typecheck import (
 from tensorc.ir.types import TensorType
 
 PURE = frozenset({Pure})
+BOUND_KINDS = (int, DimExpr, type(None))
 
 
 def _require(condition: bool, message: str) -> None:
@@ -79,7 +80,7 @@ class TransposeOp(Operation):
     num_operands = 1
     traits = PURE
     x = operand_def(0)
-    perm = attr_def(list)
+    perm = attr_def(list, items=int)
 
     @classmethod
     def infer_result_types(cls, operand_types: Sequence[TensorType], attributes: dict) -> list:
@@ -98,9 +99,9 @@ class SliceOp(Operation):
     num_operands = 1
     traits = PURE
     x = operand_def(0)
-    starts = attr_def(list)
-    stops = attr_def(list)
-    steps = attr_def(list)
+    starts = attr_def(list, items=BOUND_KINDS)
+    stops = attr_def(list, items=BOUND_KINDS)
+    steps = attr_def(list, items=int)
 
     @classmethod
     def infer_result_types(cls, operand_types: Sequence[TensorType], attributes: dict) -> list:
