@@ -66,6 +66,40 @@ func.func @f(%x: {param}) -> {result} {{
 }}
 """
 
+KERNEL_INDEX = """\
+func.func @f(%x: f32[3]) -> f32[3] {
+  %y = kernel.generic %x {domain = [3], input_maps = [#map<($0) -> ($0)>], \
+iterators = ["parallel"], output_maps = [#map<($0) -> ($0)>], reductions = []} \
+: (f32[3]) -> f32[3] {
+  ^bb0(%a: f32):
+    kernel.yield : () -> ()
+  ^bb0(%b: f32):
+    %i = kernel.index {dim = [0]} : () -> i32
+    kernel.yield %b : (f32) -> ()
+  }
+  func.return %y : (f32[3]) -> ()
+}
+"""
+
+CALL_RESULT = """\
+func.func @g(%x: f32[N]) -> f32[N] {
+  func.return %x : (f32[N]) -> ()
+}
+
+func.func @f(%x: f32[3]) -> i32[7, 2] {
+  %r = func.call %x {callee = @g} : (f32[3]) -> i32[7, 2]
+  func.return %r : (i32[7, 2]) -> ()
+}
+"""
+
+SCATTER = """\
+func.func @f(%u: f32[3, 4], %i: i32[3, 4]) -> f32[3, 5] {{
+  %r = tc.scatter_add_along_axis %u, %i {{axis = {axis}, size = 5}} \
+: (f32[3, 4], i32[3, 4]) -> f32[3, 5]
+  func.return %r : (f32[3, 5]) -> ()
+}}
+"""
+
 CASES = [
     # (id, text, line, col, message)
     ("self_call", SELF_CALL, 2, 3, "recursion is not supported: @f -> @f"),
@@ -103,6 +137,14 @@ CASES = [
      "dimension 9223372036854775808 is too large"),
     ("unbound_result_size", UNARY.format(param="f32[N]", result="f32[M]"), 1, 1,
      "@f: a result has type f32[M], whose size 'M' is not bound by a parameter"),
+    ("kernel_body_attribute_kind", KERNEL_INDEX, 6, 5,
+     "kernel.index: attribute 'dim' must be an integer, not a list"),
+    ("call_result_type", CALL_RESULT, 6, 3,
+     "func.call @g: result 0 has type i32[7, 2], but the callee returns f32[N] (here f32[3])"),
+    ("scatter_axis_out_of_range", SCATTER.format(axis=7), 2, 3,
+     "tc.scatter_add_along_axis axis 7 is out of range for f32[3, 4]"),
+    ("bool_as_int_attribute", SCATTER.format(axis="true"), 2, 3,
+     "attribute 'axis' must be an integer, not true"),
     ("index_symbol_as_size", UNARY.format(param="f32[$0]", result="f32[$0]"), 1, 1,
      "the size name '$0' is reserved for kernel loop indices"),
 ]
@@ -125,3 +167,30 @@ def test_malformed_ir_is_a_located_error(
     got_line, got_col, got_message = headers[0]
     assert message in got_message, err
     assert (int(got_line), int(got_col)) == (line, col), err
+
+
+GRAD_THROUGH_CALL = """\
+func.func @g(%x: f32) -> f32 {
+  %y = tc.exp %x : (f32) -> f32
+  func.return %y : (f32) -> ()
+}
+
+func.func @f(%x: f32) -> f32 {
+  %r = func.call %x {callee = @g} : (f32) -> f32
+  %d = tc.grad %r, %x : (f32, f32) -> f32
+  func.return %d : (f32) -> ()
+}
+"""
+
+
+def test_autodiff_before_inline_is_a_pipeline_error(tmp_path: Path, capsys) -> None:
+    """Verified IR that a pass cannot take in this pipeline order is a usage error (like
+    `fusion` before `autodiff`), naming the op's location, not an internal error."""
+    path = tmp_path / "calls.tcir"
+    path.write_text(GRAD_THROUGH_CALL)
+    status = cli_main(["opt", str(path), "--passes=autodiff"])
+    err = capsys.readouterr().err
+    assert "internal compiler error" not in err, err
+    assert status == 2, err
+    assert "run 'inline' before 'autodiff'" in err and f"{path}:7:3" in err, err
+    assert cli_main(["opt", str(path), "--passes=inline,autodiff"]) == 0

@@ -8,7 +8,7 @@ from tensorc.ir.affine import INDEX_PREFIX, AffineMap, index_position
 from tensorc.ir.attributes import ShapeConstraint
 from tensorc.ir.core import Block, IsolatedFromAbove, Operation, Terminator, Value, VerifyError
 from tensorc.ir.dialects.func import CallOp, FuncOp, Module
-from tensorc.ir.dims import DimExpr
+from tensorc.ir.dims import DimExpr, as_size
 from tensorc.ir.typecheck import types_compatible
 from tensorc.ir.types import FunctionType, TensorType
 
@@ -49,6 +49,11 @@ def _verify_block(
                 raise VerifyError(
                     f"{op.name} uses a value that does not dominate it ({_describe(operand)})", op
                 )
+        # Nested ops first: an op's own rules (a kernel's body checks) may rely on them.
+        inner_visible = set() if IsolatedFromAbove in op.traits else defined
+        for region in op.regions:
+            for inner in region.blocks:
+                _verify_block(inner, inner_visible, module, sizes)
         op.verify()
         for result in op.results:
             _check_type(result.type, sizes, f"{op.name}: a result", op)
@@ -59,10 +64,6 @@ def _verify_block(
             raise VerifyError(f"{op.name} must be the last op of its block", op)
         if isinstance(op, CallOp) and module is not None:
             _verify_call(op, module)
-        inner_visible = set() if IsolatedFromAbove in op.traits else defined
-        for region in op.regions:
-            for inner in region.blocks:
-                _verify_block(inner, inner_visible, module, sizes)
         for result in op.results:
             defined.add(id(result))
 
@@ -151,6 +152,19 @@ def _verify_call(op: CallOp, module: Module) -> None:
         raise VerifyError(f"func.call @{op.callee.name}: argument types do not match", op)
     if len(signature.results) != len(op.results):
         raise VerifyError(f"func.call @{op.callee.name}: wrong number of results", op)
+    binding: dict[str, DimExpr] = {}
+    for parameter, argument in zip(signature.inputs, op.operands):
+        for declared, actual in zip(parameter.shape, argument.type.shape):
+            for name in declared.symbols:
+                binding.setdefault(name, as_size(actual))
+    for index, (declared, result) in enumerate(zip(signature.results, op.results)):
+        expected = TensorType(declared.dtype, tuple(d.substitute(binding) for d in declared.shape))
+        if not types_compatible(result.type, expected):
+            raise VerifyError(
+                f"func.call @{op.callee.name}: result {index} has type {result.type}, but the "
+                f"callee returns {declared} (here {expected})",
+                op,
+            )
 
 
 def _verify_no_recursion(module: Module) -> None:

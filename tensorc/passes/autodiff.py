@@ -129,6 +129,11 @@ def _backward(
 def _missing_rule_message(op: Operation) -> str:
     if op.name == "func.call":
         return "autodiff: cannot differentiate through func.call; run 'inline' before 'autodiff'"
+    if op.name == "kernel.generic":
+        return (
+            "autodiff: cannot differentiate through kernel.generic (grad ops are expanded "
+            "before fusion)"
+        )
     return f"autodiff: no gradient rule for {op.name}"
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from tensorc.ir.core import Operation, Value
+from tensorc.passes.pass_manager import PipelineError
 from tensorc.passes.vjp_builder import GradBuilder
 from tensorc.passes.vjp_elementwise import ELEMENTWISE_VJPS
 from tensorc.passes.vjp_nn import NN_VJPS
@@ -29,11 +30,16 @@ VJPRule = Callable[[GradBuilder, Operation, Sequence[Value]], Cotangents]
 SingleResultRule = Callable[[GradBuilder, Operation, Value], Cotangents]
 
 
-class AutodiffError(Exception):
-    """The IR cannot be differentiated as it stands; `op` is the offending operation."""
+class AutodiffError(PipelineError):
+    """The IR cannot be differentiated as it stands; `op` is the offending operation.
+
+    Verified IR gets here only when the pipeline runs `autodiff` too late or too early (a
+    `func.call` before `inline`, a `kernel.generic` after `fusion`): like `fusion`'s own
+    precondition, it is reported as a pipeline error, with the op's location."""
 
     def __init__(self, message: str, op: Operation | None = None) -> None:
-        super().__init__(message)
+        where = f" (at {op.loc})" if op is not None and op.loc is not None else ""
+        super().__init__(message + where)
         self.op = op
 
 

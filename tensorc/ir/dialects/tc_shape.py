@@ -239,6 +239,11 @@ class ScatterAddOp(Operation):
         updates, idx = operand_types
         axis = attributes["axis"]
         _require_index(idx, "tc.scatter_add")
+        _require(
+            0 <= axis and axis + idx.rank <= updates.rank,
+            f"tc.scatter_add axis {axis} with indices of rank {idx.rank} is out of range for "
+            f"updates {updates}",
+        )
         tail = updates.shape[axis + idx.rank :]
         size = DimExpr.of(attributes["size"])
         return [updates.with_shape(updates.shape[:axis] + (size,) + tail)]
@@ -260,7 +265,15 @@ class ScatterAddAlongAxisOp(Operation):
     def infer_result_types(cls, operand_types: Sequence[TensorType], attributes: dict) -> list:
         updates, idx = operand_types
         _require_index(idx, "tc.scatter_add_along_axis")
-        _require(shapes_compatible(updates.shape, idx.shape), "updates and indices differ")
+        _require(
+            shapes_compatible(updates.shape, idx.shape),
+            f"tc.scatter_add_along_axis updates {updates} and indices {idx} differ in shape",
+        )
+        axis = attributes["axis"]
+        _require(
+            0 <= axis < updates.rank,
+            f"tc.scatter_add_along_axis axis {axis} is out of range for {updates}",
+        )
         shape = list(updates.shape)
         shape[attributes["axis"]] = DimExpr.of(attributes["size"])
         return [updates.with_shape(shape)]
