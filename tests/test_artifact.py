@@ -241,7 +241,7 @@ def patched_copy(source: Path, destination: Path, old: bytes, new: bytes) -> Pat
 def test_manifest_fields(built: Path) -> None:
     manifest = read_manifest(built)
     assert manifest["format"] == "tensorc-artifact"
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == 2
     assert manifest["target"] == "cpu"
     assert manifest["triple"] == host_target().triple
     assert manifest["arch"] is None
@@ -256,7 +256,7 @@ def test_manifest_fields(built: Path) -> None:
 
 def test_manifest_is_also_an_exported_symbol(built: Path) -> None:
     library = ctypes.CDLL(str(built))
-    first_char = ctypes.c_char.in_dll(library, "tensorc_manifest")
+    first_char = ctypes.c_char.in_dll(library, "__tensorc_manifest")
     exported = ctypes.string_at(ctypes.addressof(first_char))
     assert json.loads(exported) == read_manifest(built)
 
@@ -329,7 +329,7 @@ def test_module_api(module: NativeModule, built: Path) -> None:
     assert isinstance(module.functions["addone"], Signature)
     assert str(module.functions["addone"]) == "addone(x: f32[N]) -> f32[N]"
     assert module.target == "cpu"
-    assert module.manifest["format_version"] == 1
+    assert module.manifest["format_version"] == 2
     assert isinstance(module.addone, NativeFunction)
     assert module["addone"] is module.addone
     assert "affine" in module and "nope" not in module
@@ -543,7 +543,7 @@ def test_unsupported_format_version(
     built: Path, tmp_path: Path, version: bytes, advice: str
 ) -> None:
     patched = patched_copy(
-        built, tmp_path / "v.so", b'"format_version":1,', b'"format_version":' + version + b","
+        built, tmp_path / "v.so", b'"format_version":2,', b'"format_version":' + version + b","
     )
     with pytest.raises(ArtifactError, match=f"format version {version.decode()}.*{advice}"):
         tensorc_runtime.load(patched)
@@ -645,7 +645,7 @@ int main(void) {
     code = tensorc_fail(args, results, dims, &error);
     if (code != TENSORC_ERROR_INDEX || error.code != 1 || error.detail[0] != 7) return 2;
     if (tensorc_fail(args, results, dims, NULL) != TENSORC_ERROR_INDEX) return 3;
-    if (strncmp(tensorc_manifest, "{\"format\":\"tensorc-artifact\"", 28) != 0) return 4;
+    if (strncmp(__tensorc_manifest, "{\"format\":\"tensorc-artifact\"", 28) != 0) return 4;
     printf("%g %g %g %g|%s\n", y[0], y[1], y[2], y[3], error.message);
     return 0;
 }
@@ -676,7 +676,7 @@ def test_inspect(built: Path, capsys: pytest.CaptureFixture[str]) -> None:
         "target:       cpu",
         f"triple:       {host_target().triple}",
         "compiler:     tensorc 0.1.0",
-        "format:       tensorc-artifact version 1",
+        "format:       tensorc-artifact version 2",
         "source hash:  sha256:",
         "options:      opt_level=2",
         "addone(x: f32[N]) -> f32[N]",

@@ -443,7 +443,7 @@ def test_elementwise_and_reduction_kernels_are_vectorised_and_threaded() -> None
         kernel = _function_text(text, f"@{name}.kernel0.task")
         assert "x float>" in kernel or "x double>" in kernel, f"{name} is not vectorised"
         entry = _function_text(text, f"@tensorc_{name}(")
-        assert "@tensorc_parallel_for" in entry
+        assert "@__tensorc_parallel_for" in entry
     assert "call float @expf" not in text and "call float @tanhf" not in text
     assert "fadd reassoc" in _function_text(text, "@rows.kernel0.task")
 
@@ -459,7 +459,7 @@ def _function_text(module_text: str, name: str) -> str:
 def test_contractions_call_the_packed_gemm_with_a_fused_epilogue() -> None:
     source = "def f(x: f32[N, K], w: f32[K, M], b: f32[M]) -> f32[N, M] { return relu(x @ w + b) }"
     text = _build(source, 2).llvm_ir()
-    assert "@tensorc_gemm_f32" in text
+    assert "@__tensorc_gemm_f32" in text
     assert "f.kernel0.epilogue" in text
     # the C block (the argument before ldc) is the op's own result: noalias, so LLVM need not
     # version the loop on runtime alias checks (which cost it ~30 ms per epilogue)
@@ -694,7 +694,7 @@ def test_fast_calls_go_through_tensorc_invoke_and_misaligned_arrays_do_not() -> 
     source = type(module.f)._source
     assert "invoke(pack_packet(" in source
     assert "from_address(id(x)" not in source.split("invoke(")[0]  # read natively
-    assert ".flags" not in source  # checked natively, by tensorc_invoke_checked
+    assert ".flags" not in source  # checked natively, by __tensorc_invoke_checked
     raw = np.zeros(4 * 9 + 1, np.uint8)
     misaligned = np.frombuffer(raw.data, np.float32, count=9, offset=1)
     assert not misaligned.flags.aligned
@@ -708,8 +708,8 @@ def test_support_code_is_not_exported(tmp_path: Path) -> None:
     path = tmp_path / "mm.so"
     _build(source, 2).write_shared_object(path)
     library = ctypes.CDLL(str(path))
-    for exported in ("tensorc_f", "tensorc_invoke"):
+    for exported in ("tensorc_f", "__tensorc_invoke", "__tensorc_invoke_checked"):
         assert hasattr(library, exported)
-    for hidden in ("tensorc_gemm_f32", "tensorc_gemm_f64", "tensorc_parallel_for",
-                   "tensorc_num_threads"):
+    for hidden in ("__tensorc_gemm_f32", "__tensorc_gemm_f64", "__tensorc_parallel_for",
+                   "__tensorc_num_threads"):
         assert not hasattr(library, hidden), f"{hidden} is exported"

@@ -1,7 +1,7 @@
 """The generated fast call (tensorc_runtime/fastcall.py) against the general path.
 
-Each artifact function is called three ways natively -- ``tensorc_invoke_checked`` (flags
-checked in C), ``tensorc_invoke`` (flags checked in Python) and the entry point with packed
+Each artifact function is called three ways natively -- ``__tensorc_invoke_checked`` (flags
+checked in C), ``__tensorc_invoke`` (flags checked in Python) and the entry point with packed
 addresses -- and each must give the general path's results for arrays it takes as they are
 and for arrays it must hand over (strided, misaligned, Fortran-order), and the general path's
 errors for every way of binding arguments wrongly.
@@ -28,11 +28,10 @@ WAYS = [fastcall.CHECKED, fastcall.INVOKE, fastcall.PLAIN]
 def load_calling(path: str, way: str, monkeypatch: pytest.MonkeyPatch):
     """The artifact at `path`, loaded with its functions calling native code `way`."""
 
-    def native_call(library, signature):
+    def native_call(library, signature, format_version):
         if way == fastcall.PLAIN:
             return way, None
-        symbol = {fastcall.CHECKED: "tensorc_invoke_checked", fastcall.INVOKE: "tensorc_invoke"}
-        invoke = library[symbol[way]]
+        invoke = library[native.invoke_symbols(format_version)[way]]
         invoke.argtypes, invoke.restype = None, ctypes.c_int32
         return way, invoke
 
@@ -176,10 +175,10 @@ def test_array_struct_offsets_are_verified() -> None:
 
 
 def test_checked_invoke_declines_before_calling(scale_rows_path: str) -> None:
-    """tensorc_invoke_checked returns INVOKE_DECLINED, writing nothing, when an argument is
+    """__tensorc_invoke_checked returns INVOKE_DECLINED, writing nothing, when an argument is
     not C-contiguous and aligned; the same packet with usable arrays runs the entry point."""
     library = ctypes.CDLL(scale_rows_path)
-    invoke = library.tensorc_invoke_checked
+    invoke = library["__tensorc_invoke_checked"]
     invoke.argtypes, invoke.restype = None, ctypes.c_int32
     entry = ctypes.cast(library.tensorc_f, ctypes.c_void_p).value
     b = np.full(3, 2.0, np.float32)

@@ -32,7 +32,8 @@ __all__ = [
 ]
 
 FORMAT_NAME = "tensorc-artifact"
-SUPPORTED_FORMAT_VERSIONS = frozenset({1})
+# 1: before the reserved `__tensorc_` namespace (docs/abi.md); 2: the current format.
+SUPPORTED_FORMAT_VERSIONS = frozenset({1, 2})
 MANIFEST_SECTION = ".tensorc_manifest"
 TARGETS = ("cpu", "cuda")
 

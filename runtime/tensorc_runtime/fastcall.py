@@ -14,9 +14,9 @@ an unknown or repeated keyword are the ones the general path gives (the code obj
 the tensorc function's name). Otherwise the call unpacks ``*args, **kwargs`` by hand.
 
 The foreign call, most direct first (:data:`CHECKED`, :data:`INVOKE`, :data:`PLAIN`):
-``tensorc_invoke_checked`` gets one packet with the addresses of the arrays' ``data`` members
+``__tensorc_invoke_checked`` gets one packet with the addresses of the arrays' ``data`` members
 and checks their ``flags`` members natively (layout.py), declining with
-:data:`INVOKE_DECLINED` when an argument is not C-contiguous and aligned; ``tensorc_invoke``
+:data:`INVOKE_DECLINED` when an argument is not C-contiguous and aligned; ``__tensorc_invoke``
 takes the same packet without that check, which the Python code then makes; artifacts without
 either get packed data addresses. Declining costs nothing: results are only allocated, and
 nothing has run.
@@ -63,9 +63,9 @@ ALIGN_RESULTS_FROM_BYTES = 4096
 POINTER_CODE = {8: "Q", 4: "I"}[ctypes.sizeof(ctypes.c_void_p)]
 
 PLAIN = "plain"  # entry(args, results, dims, NULL) with packed data addresses
-INVOKE = "invoke"  # tensorc_invoke(packet of data-member addresses)
-CHECKED = "checked"  # tensorc_invoke_checked(packet): also checks the arguments' flags
-INVOKE_DECLINED = -2  # tensorc_invoke_checked: an argument is not C-contiguous and aligned
+INVOKE = "invoke"  # __tensorc_invoke(packet of data-member addresses)
+CHECKED = "checked"  # __tensorc_invoke_checked(packet): also checks the arguments' flags
+INVOKE_DECLINED = -2  # __tensorc_invoke_checked: an argument is not C-contiguous and aligned
 INVOKE_MAX_ARRAYS = 64  # TC_INVOKE_MAX in support/threadpool.c
 
 
@@ -324,7 +324,7 @@ def _invoke_lines(
     general: str,
     self_name: str,
 ) -> list[str]:
-    """The call through the artifact's ``tensorc_invoke`` or ``tensorc_invoke_checked``
+    """The call through the artifact's ``__tensorc_invoke`` or ``__tensorc_invoke_checked``
     (module doc): one packet with the addresses of the arrays' data members; the slow path
     reads the addresses to report an error."""
     arity, count = len(signature.params), len(signature.results)

@@ -3,7 +3,7 @@
 ``PyArrayObject_fields`` (NumPy's ``ndarraytypes.h``) starts with the object header, then
 ``data``, ``nd``, ``dimensions``, ``strides``, ``base``, ``descr``, ``flags``. The fast call
 (fastcall.py) hands native code the address of an array's ``data`` member (``id(array)`` plus
-:data:`DATA_OFFSET`), and the artifact's ``tensorc_invoke_checked`` also reads the ``flags``
+:data:`DATA_OFFSET`), and the artifact's ``__tensorc_invoke_checked`` also reads the ``flags``
 member, :data:`FLAGS_OFFSET` bytes after ``data`` (docs/abi.md).
 
 Neither offset is assumed: each is found at import by probing arrays whose data addresses

@@ -27,13 +27,14 @@ the entry point fails, the call is repeated with a fresh ``tensorc_error`` to re
 message (entry points have no effect besides writing their results, docs/abi.md), so
 success costs nothing for error reporting.
 
-Artifacts that export ``tensorc_invoke_checked`` or ``tensorc_invoke`` (docs/abi.md) are
+Artifacts that export ``__tensorc_invoke_checked`` or ``__tensorc_invoke`` (docs/abi.md) are
 called through them instead: the generated code packs, in one ``struct`` call, the entry
 point's address and the addresses of the arguments' and results' ``data`` members
 (``id(array)`` plus an offset verified at import, layout.py), and the artifact reads the data
-addresses, and with ``tensorc_invoke_checked`` the arguments' flags, natively. For ``x + 1``
-on 8 elements here this took a call from 1.5 us (packed addresses) to 1.1 us (``tensorc_invoke``)
-and then to about 0.9 us (``tensorc_invoke_checked`` and named parameters).
+addresses, and with ``__tensorc_invoke_checked`` the arguments' flags, natively. For ``x + 1``
+on 8 elements here this took a call from 1.5 us (packed addresses) to 1.1 us (invoke) and
+then to about 0.9 us (invoke_checked and named parameters). Artifacts of format version 1
+named them ``tensorc_invoke_checked`` and ``tensorc_invoke`` (:data:`INVOKE_SYMBOLS`).
 """
 
 from __future__ import annotations
@@ -71,14 +72,23 @@ from .signature import Signature
 __all__ = [
     "ALIGN_RESULTS_FROM_BYTES",
     "ERROR_CODES",
+    "INVOKE_SYMBOLS",
     "RESULT_ALIGNMENT",
     "NativeFunction",
     "NativeModule",
     "TensorcError",
+    "invoke_symbols",
     "load",
 ]
 
 CUDA_MESSAGE = "this is a CUDA artifact; loading it needs pycuda and an NVIDIA GPU"
+# The fast-call functions of an artifact (docs/abi.md), by its format version. Version 2 moved
+# every symbol but the entry points into the reserved `__tensorc_` namespace: there,
+# `tensorc_invoke` is the entry point of a function called `invoke` and is never looked up.
+INVOKE_SYMBOLS: Mapping[int, Mapping[str, str]] = {
+    1: {CHECKED: "tensorc_invoke_checked", INVOKE: "tensorc_invoke"},
+    2: {CHECKED: "__tensorc_invoke_checked", INVOKE: "__tensorc_invoke"},
+}
 
 
 class TensorcError(ctypes.Structure):
@@ -210,11 +220,12 @@ def _specialized_function(
     symbol: str,
     dims_order: Sequence[str],
     library: ctypes.CDLL,
+    format_version: int,
 ) -> NativeFunction:
     """A NativeFunction whose class has a ``__call__`` generated for this signature."""
     if not _numpy_has_dtypes(signature):  # bf16: every call takes the general path (TypeError)
         return NativeFunction(signature, entry, symbol, dims_order, library)
-    native, invoke = _native_call(library, signature)
+    native, invoke = _native_call(library, signature, format_version)
     generated = fast_call(signature, dims_order, native)
     namespace = generated.namespace
     namespace.update(
@@ -262,22 +273,30 @@ def _python_signature(signature: Signature) -> inspect.Signature | None:
         return None
 
 
-def _native_call(library: ctypes.CDLL, signature: Signature) -> tuple[str, Callable | None]:
-    """How the fast call reaches native code (fastcall.py): the artifact's
-    ``tensorc_invoke_checked`` when it has one and both NumPy offsets are verified, else its
-    ``tensorc_invoke`` when the data offset is; else the entry point with packed addresses
-    (older artifacts, other Pythons, more arrays than an invoke packet holds)."""
+def invoke_symbols(format_version: int) -> Mapping[str, str]:
+    """The names of the fast-call functions (CHECKED, INVOKE) in an artifact of
+    ``format_version`` (a supported one; else the newest names)."""
+    if format_version in INVOKE_SYMBOLS:
+        return INVOKE_SYMBOLS[format_version]
+    return INVOKE_SYMBOLS[max(INVOKE_SYMBOLS)]
+
+
+def _native_call(
+    library: ctypes.CDLL, signature: Signature, format_version: int
+) -> tuple[str, Callable | None]:
+    """How the fast call reaches native code (fastcall.py): the artifact's invoke_checked
+    when it has one and both NumPy offsets are verified, else its invoke when the data offset
+    is (under their names for ``format_version``, `invoke_symbols`); else the entry point with
+    packed addresses (older artifacts, other Pythons, more arrays than a packet holds)."""
     arrays = max(len(signature.params), len(signature.results))
     if DATA_OFFSET is None or arrays > INVOKE_MAX_ARRAYS:
         return PLAIN, None
-    for native, symbol, usable in (
-        (CHECKED, "tensorc_invoke_checked", FLAGS_OFFSET is not None),
-        (INVOKE, "tensorc_invoke", True),
-    ):
+    symbols = invoke_symbols(format_version)
+    for native, usable in ((CHECKED, FLAGS_OFFSET is not None), (INVOKE, True)):
         if not usable:
             continue
         try:
-            invoke = library[symbol]
+            invoke = library[symbols[native]]
         except AttributeError:
             continue
         invoke.argtypes = None
@@ -396,7 +415,7 @@ def load(path: str | os.PathLike[str]) -> NativeModule:
         library = open_library(artifact)
     functions: dict[str, NativeFunction] = {}
     for entry in manifest["functions"]:
-        function = _bind_function(library, entry, where)
+        function = _bind_function(library, entry, where, manifest["format_version"])
         if function.name in functions:
             raise ArtifactError(f"{where}: corrupted manifest (function {function.name!r} twice)")
         functions[function.name] = function
@@ -412,7 +431,9 @@ def _load_cuda(artifact: ArtifactFile, manifest: Mapping[str, Any]) -> NativeMod
     return load_cuda(artifact.path, manifest, artifact=artifact)
 
 
-def _bind_function(library: ctypes.CDLL, entry: Mapping[str, Any], where: str) -> NativeFunction:
+def _bind_function(
+    library: ctypes.CDLL, entry: Mapping[str, Any], where: str, format_version: int
+) -> NativeFunction:
     signature = Signature.from_dict(entry)
     symbol = entry["symbol"]
     dims_order = list(entry.get("symbols", signature.symbols))
@@ -430,4 +451,6 @@ def _bind_function(library: ctypes.CDLL, entry: Mapping[str, Any], where: str) -
         ) from None
     function_pointer.argtypes = None  # bytes and None pass as pointers unconverted
     function_pointer.restype = ctypes.c_int32
-    return _specialized_function(signature, function_pointer, symbol, dims_order, library)
+    return _specialized_function(
+        signature, function_pointer, symbol, dims_order, library, format_version
+    )

@@ -7,10 +7,15 @@
                         extra_c_sources=[support_dir / "pool.c"])
 
 `build_shared_object` emits each LLVM module as a position-independent object with llvmlite,
-adds the manifest as the NUL-terminated JSON global ``tensorc_manifest`` in the ELF section
+adds the manifest as the NUL-terminated JSON global ``__tensorc_manifest`` in the ELF section
 ``.tensorc_manifest``, links everything with ``cc -shared`` and renames the result into place:
 a failed build leaves neither the output nor a temporary file. The same inputs give a
 byte-identical file (nothing depends on time, temporary names or the environment).
+
+Symbol names (docs/abi.md): the entry point of function ``F`` is ``entry_symbol_name("F")``,
+``tensorc_F``; every other symbol an artifact defines is ``reserved_symbol_name(...)``, in the
+``__tensorc_`` namespace, which no ``tensorc_<identifier>`` can spell, or cannot meet an entry
+point at all: internal linkage (``static`` in C), or a ``.`` in its name (``F.kernel0.task``).
 """
 
 from __future__ import annotations
@@ -42,15 +47,21 @@ __all__ = [
     "build_shared_object",
     "emit_object",
     "encode_manifest",
+    "entry_symbol_name",
     "host_target",
     "make_manifest",
     "manifest_module_ir",
+    "reserved_symbol_name",
 ]
 
 FORMAT_NAME = "tensorc-artifact"
-FORMAT_VERSION = 1
+# Version 2: every symbol besides the entry points moved into the reserved `__tensorc_`
+# namespace (version 1 had `tensorc_manifest`, `tensorc_invoke`, ... beside `tensorc_F`).
+FORMAT_VERSION = 2
+ENTRY_PREFIX = "tensorc_"
+RESERVED_PREFIX = "__tensorc_"
 MANIFEST_SECTION = ".tensorc_manifest"
-MANIFEST_SYMBOL = "tensorc_manifest"
+MANIFEST_SYMBOL = RESERVED_PREFIX + "manifest"
 LINK_LIBRARIES = ("-lpthread", "-lm")
 C_FLAGS = ("-O2", "-fPIC", "-std=gnu11", "-fno-ident")
 
@@ -96,6 +107,17 @@ HOST_CPU_NAMES = ("host", "native")
 
 class BuildError(Exception):
     """Building the shared object failed (invalid LLVM IR, the C compiler or the linker)."""
+
+
+def entry_symbol_name(function_name: str) -> str:
+    """The exported C entry point of the function ``function_name``: ``tensorc_<name>``."""
+    return ENTRY_PREFIX + function_name
+
+
+def reserved_symbol_name(name: str) -> str:
+    """``__tensorc_<name>``: a symbol of the artifact's own (the manifest, the fast-call
+    helpers, the PTX), never equal to an entry point ``tensorc_<identifier>``."""
+    return RESERVED_PREFIX + name
 
 
 # -- targets ---------------------------------------------------------------------------------
@@ -254,7 +276,7 @@ def _function_entry(function: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"invalid function name in signature: {name!r}")
     entry.setdefault("constraints", [])
-    entry.setdefault("symbol", f"tensorc_{name}")
+    entry.setdefault("symbol", entry_symbol_name(name))
     entry.setdefault("symbols", _symbols_in_order(entry.get("params", [])))
     return entry
 
@@ -275,7 +297,7 @@ def encode_manifest(manifest: Mapping[str, Any]) -> bytes:
 
 
 def manifest_module_ir(manifest: Mapping[str, Any]) -> str:
-    """LLVM IR defining ``const char tensorc_manifest[]`` in section ``.tensorc_manifest``."""
+    """LLVM IR defining ``const char __tensorc_manifest[]`` in section ``.tensorc_manifest``."""
     data = encode_manifest(manifest)
     escaped = "".join(
         chr(byte) if 0x20 <= byte < 0x7F and byte not in (0x22, 0x5C) else f"\\{byte:02X}"

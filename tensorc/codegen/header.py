@@ -7,6 +7,11 @@ prototype per function, each preceded by a comment giving its parameters and res
 name, dtype, C element type, shape), the order of its ``dims`` and its run-time constraints.
 It is valid C99 and C++ (``extern "C"``); the shared ABI part is guarded separately so that
 the headers of several artifacts can be included in one file.
+
+No name the header declares can clash with an entry point ``tensorc_F``: the prototypes use
+the struct tag (``struct tensorc_error``, a namespace of its own), the macros are upper case,
+the manifest is ``__tensorc_manifest`` (docs/abi.md's reserved namespace), and the convenience
+typedef ``tensorc_error`` is left out of the header of an artifact with a function ``error``.
 """
 
 from __future__ import annotations
@@ -15,7 +20,11 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["C_ELEMENT_TYPES", "emit_c_header"]
+from tensorc.codegen.artifact import MANIFEST_SYMBOL
+
+__all__ = ["C_ELEMENT_TYPES", "ERROR_TYPEDEF", "emit_c_header"]
+
+ERROR_TYPEDEF = "tensorc_error"
 
 C_ELEMENT_TYPES: Mapping[str, str] = {
     "bool": "uint8_t (0 or 1)",
@@ -30,15 +39,15 @@ C_ELEMENT_TYPES: Mapping[str, str] = {
 _ABI_DECLARATIONS = """\
 #ifndef TENSORC_ABI_V1
 #define TENSORC_ABI_V1
-/* The tensorc C ABI, format version 1 (docs/abi.md). */
+/* The tensorc C ABI of entry points (docs/abi.md), unchanged since format version 1. */
 
 /* Filled by an entry point that fails (pass NULL if the message is not wanted). */
-typedef struct tensorc_error {
+struct tensorc_error {
     int32_t code;          /* same as the return value */
     int32_t op;            /* index of the failing op, for messages */
     int64_t detail[4];     /* e.g. the bad index, the axis size */
     char message[256];     /* NUL-terminated, human readable */
-} tensorc_error;
+};
 
 /* Return codes of every entry point. */
 #define TENSORC_OK 0
@@ -48,9 +57,17 @@ typedef struct tensorc_error {
 #endif /* TENSORC_ABI_V1 */
 """
 
+# Left out when an entry point is called `tensorc_error` (a function `error`).
+_ERROR_TYPEDEF_DECLARATION = f"""\
+#ifndef TENSORC_ERROR_TYPEDEF
+#define TENSORC_ERROR_TYPEDEF
+typedef struct tensorc_error {ERROR_TYPEDEF};
+#endif /* TENSORC_ERROR_TYPEDEF */
+"""
+
 _PROTOTYPE = (
     "int32_t {symbol}(void *const *args, void *const *results, const int64_t *dims,\n"
-    "{indent}tensorc_error *error);"
+    "{indent}struct tensorc_error *error);"
 )
 
 
@@ -80,11 +97,22 @@ def emit_c_header(manifest: Mapping[str, Any], guard: str | None = None) -> str:
         "#endif",
         "",
         _ABI_DECLARATIONS,
+    ]
+    functions: Sequence[Mapping[str, Any]] = manifest.get("functions", [])
+    if all(str(function.get("symbol")) != ERROR_TYPEDEF for function in functions):
+        lines.append(_ERROR_TYPEDEF_DECLARATION)
+    else:
+        lines += [
+            f"/* No typedef {ERROR_TYPEDEF}: an entry point of this artifact has that name; "
+            "use struct tensorc_error. */",
+            "",
+        ]
+    lines += [
         "/* The manifest (NUL-terminated JSON) embedded in the artifact. */",
-        "extern const char tensorc_manifest[];",
+        f"extern const char {MANIFEST_SYMBOL}[];",
         "",
     ]
-    for function in manifest.get("functions", []):
+    for function in functions:
         lines += _function_declaration(function)
     lines += [
         "#ifdef __cplusplus",

@@ -45,7 +45,7 @@ Algorithm (tile sizes: `choose_tiles`, `GemmTiles`):
   (`gemm_microkernel`): its A micro-panel stays in L1. Edge tiles use masked stores (columns)
   and smaller row kernels (rows), never reading or writing outside the operands.
 - Problems of at least PARALLEL_MIN_FLOPS pack and compute on the artifact's thread pool
-  (`tensorc_parallel_for` and `tensorc_num_threads` of `support/threadpool.c`, which must be
+  (`__tensorc_parallel_for` and `__tensorc_num_threads` of `support/threadpool.c`, which must be
   linked in): CHUNKS_PER_THREAD equal chunks of consecutive blocks per thread, taken
   dynamically; smaller ones run on the calling thread. All state is on the stack or in the
   per-call scratch, so the functions are reentrant.
@@ -81,7 +81,7 @@ from tensorc.codegen.cpu.gemm_pack import (
     emit_pack_range,
     emit_pack_rows,
 )
-from tensorc.codegen.cpu.irutil import counted_loop
+from tensorc.codegen.cpu.irutil import NUM_THREADS_SYMBOL, PARALLEL_FOR_SYMBOL, counted_loop
 from tensorc.codegen.cpu.sizes import CheckedArithmetic
 
 __all__ = [
@@ -651,7 +651,7 @@ def _schedule(
     fitting = builder.sdiv(i64(tiles.b_block_bytes), _at_least(builder, i64(1), panel_bytes))
     block_panels = _at_least(builder, i64(1), min_i64(builder, fitting, i64(tiles.nc // tiles.nr)))
     n_blocks = _ceil_div(builder, b_panels, block_panels)
-    num_threads = declare(module, "tensorc_num_threads", ir.FunctionType(I32, []))
+    num_threads = declare(module, NUM_THREADS_SYMBOL, ir.FunctionType(I32, []))
     before = builder.block
     with builder.if_then(parallel):
         threads = builder.sext(builder.call(num_threads, []), I64)
@@ -687,8 +687,7 @@ def _emit_run(
     context: ir.Value,
     count: ir.Value,
 ) -> None:
-    parallel_for = declare(module, "tensorc_parallel_for",
-                           ir.FunctionType(VOID, [PTR, PTR, I64, I64]))
+    parallel_for = declare(module, PARALLEL_FOR_SYMBOL, ir.FunctionType(VOID, [PTR, PTR, I64, I64]))
     with builder.if_else(parallel) as (then_threads, otherwise_serial):
         with then_threads:
             builder.call(parallel_for, [task, context, count, i64(1)])

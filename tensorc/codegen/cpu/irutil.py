@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 import llvmlite.ir as ir
 
+from tensorc.codegen.artifact import reserved_symbol_name
 from tensorc.ir.dtypes import DType
 
 I1 = ir.IntType(1)
@@ -199,11 +200,16 @@ def load_pointers(
     return pointers
 
 
+# The thread pool of support/threadpool.c (hidden: linked into every CPU artifact, not exported).
+PARALLEL_FOR_SYMBOL = reserved_symbol_name("parallel_for")
+NUM_THREADS_SYMBOL = reserved_symbol_name("num_threads")
+
+
 def call_parallel_for(
     builder: ir.IRBuilder, task: ir.Function, context: ir.Value, count: ir.Value, grain: ir.Value
 ) -> None:
-    """`tensorc_parallel_for(task, context, count, grain)` (support/threadpool.c)."""
-    parallel_for = declare(builder.module, "tensorc_parallel_for", VOID, [PTR, PTR, I64, I64])
+    """`__tensorc_parallel_for(task, context, count, grain)` (support/threadpool.c)."""
+    parallel_for = declare(builder.module, PARALLEL_FOR_SYMBOL, VOID, [PTR, PTR, I64, I64])
     builder.call(parallel_for, [task, context, count, grain])
 
 

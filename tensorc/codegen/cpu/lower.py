@@ -2,7 +2,7 @@
 
 Every function `F` becomes the entry point of docs/abi.md,
 
-    i32 tensorc_F(ptr args, ptr results, ptr dims, ptr error)
+    i32 tensorc_F(ptr args, ptr results, ptr dims, ptr error)      (`entry_symbol`)
 
 laid out as
 
@@ -32,6 +32,7 @@ from collections.abc import Sequence
 
 import llvmlite.ir as ir
 
+from tensorc.codegen.artifact import entry_symbol_name
 from tensorc.codegen.cpu.buffers import ARENA_ALIGNMENT, BufferPlan, StorageKind, plan_buffers
 from tensorc.codegen.cpu.chains import ChainLowering, chain_extends
 from tensorc.codegen.cpu.contraction import ContractionLowering, gemm_contraction
@@ -69,7 +70,9 @@ _ERROR_OFFSETS = {"code": 0, "op": 4, "detail": 8, "message": 40}  # struct tens
 
 
 def entry_symbol(function: FuncOp) -> str:
-    return f"tensorc_{function.sym_name}"
+    """`tensorc_F`; the module's other globals are named `F.kernel0`, `tensorc.message0`, ...
+    or `__tensorc_...` (docs/abi.md), so no function name can make them clash."""
+    return entry_symbol_name(function.sym_name)
 
 
 def lower_module(module: Module, name: str = "tensorc") -> ir.Module:

@@ -1,13 +1,15 @@
 """Objects linked into every CPU artifact, built once per machine and cached on disk.
 
     thread_pool_object()     support/threadpool.c compiled by the system cc
-                             (`tensorc_parallel_for`, `tensorc_num_threads`)
+                             (`__tensorc_parallel_for`, `__tensorc_num_threads`, and the
+                             runtime's `__tensorc_invoke`, `__tensorc_invoke_checked`)
     gemm_object(target)      the packed batched GEMMs of `gemm.py` for f32 and f64
-                             (`tensorc_gemm_f32`, `tensorc_gemm_f64`), optimised for `target`
+                             (`__tensorc_gemm_f32`, `__tensorc_gemm_f64`), optimised for `target`
 
 Neither depends on the program, so compiling them per artifact would only cost time (the
-GEMMs are most of an artifact's LLVM work). All their symbols have hidden visibility: an
-artifact exports nothing but its entry points and its manifest.
+GEMMs are most of an artifact's LLVM work). Their symbols are in the reserved `__tensorc_`
+namespace (docs/abi.md: no entry point `tensorc_F` can clash with one) and have hidden
+visibility, but for the two invoke functions, which the runtime looks up.
 """
 
 from __future__ import annotations
@@ -23,19 +25,22 @@ import llvmlite.binding as llvm
 import llvmlite.ir as ir
 
 from tensorc import __version__
-from tensorc.codegen.artifact import BuildError, NativeTarget, emit_object
+from tensorc.codegen.artifact import BuildError, NativeTarget, emit_object, reserved_symbol_name
 from tensorc.codegen.cpu.cache import support_object
 from tensorc.codegen.cpu.gemm import TargetInfo, batched_gemm_type, emit_batched_gemm
 
 CODEGEN_DIR = Path(__file__).resolve().parent.parent
 THREAD_POOL_SOURCE = CODEGEN_DIR / "support" / "threadpool.c"
-# What the GEMM object is generated from (its cache key): gemm*.py and the sizes they use.
-GEMM_SOURCES = [*sorted((CODEGEN_DIR / "cpu").glob("gemm*.py")), CODEGEN_DIR / "cpu" / "sizes.py"]
+# What the GEMM object is generated from (its cache key): gemm*.py and the helpers they use.
+GEMM_SOURCES = [
+    *sorted((CODEGEN_DIR / "cpu").glob("gemm*.py")),
+    *(CODEGEN_DIR / "cpu" / name for name in ("irutil.py", "sizes.py")),
+]
 GEMM_DTYPES = ("f32", "f64")
 
 
 def gemm_symbol(dtype: str) -> str:
-    return f"tensorc_gemm_{dtype}"
+    return reserved_symbol_name(f"gemm_{dtype}")
 
 
 def declare_gemm(module: ir.Module, dtype: str) -> ir.Function:

@@ -9,12 +9,15 @@
 
 The artifact is the CPU target's container (an ELF shared object for the host, with the
 manifest section, docs/abi.md) holding:
-- the PTX, NUL-terminated, in section `.tensorc_ptx` (symbol `tensorc_ptx`);
-- the cubin, when ptxas was found at compile time, in section `.tensorc_cubin`;
+- the PTX, NUL-terminated, in section `.tensorc_ptx` (symbol `__tensorc_ptx`);
+- the cubin, when ptxas was found at compile time, in section `.tensorc_cubin` (symbol
+  `__tensorc_cubin`);
 - the manifest, whose `"cuda"` object describes both (size, SHA-256, PTX version, arch) and
   holds the launch plans the runtime follows;
 - one entry point `tensorc_F` per function, as for the CPU, which only reports (code 4)
   that a CUDA artifact's functions are run by `tensorc_runtime` from the launch plan.
+
+Every symbol but the entry points is in the reserved `__tensorc_` namespace (docs/abi.md).
 """
 
 from __future__ import annotations
@@ -29,7 +32,13 @@ from typing import Any
 import llvmlite.binding as llvm
 import llvmlite.ir as ir
 
-from tensorc.codegen.artifact import build_shared_object, host_target, make_manifest
+from tensorc.codegen.artifact import (
+    build_shared_object,
+    entry_symbol_name,
+    host_target,
+    make_manifest,
+    reserved_symbol_name,
+)
 from tensorc.codegen.cpu.pipeline import prepare_for_lowering
 from tensorc.codegen.cuda.lower import lower_module
 from tensorc.codegen.cuda.plan import FunctionPlan
@@ -53,6 +62,9 @@ from tensorc.passes import Instrumentation
 
 PTX_SECTION = ".tensorc_ptx"
 CUBIN_SECTION = ".tensorc_cubin"
+PTX_SYMBOL = reserved_symbol_name("ptx")
+CUBIN_SYMBOL = reserved_symbol_name("cubin")
+MESSAGE_SYMBOL = reserved_symbol_name("cuda_message")
 NOT_CALLABLE_CODE = 4
 NOT_CALLABLE_MESSAGE = (
     "this is a CUDA artifact: its functions are run by tensorc_runtime (Python, pycuda) from "
@@ -129,7 +141,7 @@ class CudaBuild:
         functions = []
         for function in self.module.functions:
             signature = function_signature(function)
-            signature["symbol"] = f"tensorc_{function.sym_name}"
+            signature["symbol"] = entry_symbol_name(function.sym_name)
             signature["symbols"] = list(function.symbols)
             functions.append(signature)
         return make_manifest(
@@ -167,14 +179,14 @@ class CudaBuild:
     def host_module(self) -> ir.Module:
         """The sections holding the PTX and the cubin, and the entry-point stubs."""
         module = ir.Module(name="tensorc_cuda_host")
-        _bytes_global(module, "tensorc_ptx", PTX_SECTION, self.ptx().encode() + b"\0", 1)
+        _bytes_global(module, PTX_SYMBOL, PTX_SECTION, self.ptx().encode() + b"\0", 1)
         cubin = self.cubin()
         if cubin is not None:
-            _bytes_global(module, "tensorc_cubin", CUBIN_SECTION, cubin, 8)
-        message = _bytes_global(module, "tensorc_cuda_message", None,
+            _bytes_global(module, CUBIN_SYMBOL, CUBIN_SECTION, cubin, 8)
+        message = _bytes_global(module, MESSAGE_SYMBOL, None,
                                 NOT_CALLABLE_MESSAGE.encode() + b"\0", 1)
         for function in self.module.functions:
-            _entry_stub(module, f"tensorc_{function.sym_name}", message,
+            _entry_stub(module, entry_symbol_name(function.sym_name), message,
                         len(NOT_CALLABLE_MESSAGE) + 1)
         return module
 

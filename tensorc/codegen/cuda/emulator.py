@@ -37,7 +37,9 @@ from tensorc.codegen.cuda.target import I32, I64, PTR, VOID, GpuTarget
 from tensorc.ir.dialects.func import Module
 
 BARRIER_TIMEOUT_SECONDS = 20
-WRAPPER_SUFFIX = "_emu"
+# A kernel's wrapper is `<kernel>.emu`: the `.` keeps it apart from every kernel name, and the
+# runtime's functions are `__tensorc_emu_*` (docs/abi.md's reserved namespace).
+WRAPPER_SUFFIX = ".emu"
 
 _RUNTIME_C = r"""
 #define _GNU_SOURCE
@@ -97,13 +99,13 @@ static void barrier_wait(emu_barrier *b) {
     pthread_mutex_unlock(&b->mutex);
 }
 
-int32_t tensorc_emu_tid(void) { return emu_tid; }
-int32_t tensorc_emu_ctaid(void) { return emu_ctaid; }
-int32_t tensorc_emu_ntid(void) { return emu_ntid; }
-int32_t tensorc_emu_nctaid(void) { return emu_nctaid; }
-void tensorc_emu_barrier(void) { barrier_wait(&block_barrier); }
+int32_t __tensorc_emu_tid(void) { return emu_tid; }
+int32_t __tensorc_emu_ctaid(void) { return emu_ctaid; }
+int32_t __tensorc_emu_ntid(void) { return emu_ntid; }
+int32_t __tensorc_emu_nctaid(void) { return emu_nctaid; }
+void __tensorc_emu_barrier(void) { barrier_wait(&block_barrier); }
 
-int32_t tensorc_emu_shfl_xor(int32_t value, int32_t lane_mask) {
+int32_t __tensorc_emu_shfl_xor(int32_t value, int32_t lane_mask) {
     int warp = emu_tid / 32, lane = emu_tid % 32;
     exchange[emu_tid] = value;
     barrier_wait(&warp_barriers[warp]);
@@ -130,7 +132,7 @@ static void *run_thread(void *argument) {
 }
 
 /* 0: done; -1: a bad launch shape; -2: a barrier or shuffle timed out (a deadlock). */
-int tensorc_emu_launch(wrapper_fn kernel, const uint64_t *params, int32_t grid,
+int __tensorc_emu_launch(wrapper_fn kernel, const uint64_t *params, int32_t grid,
                        int32_t block) {
     if (grid <= 0 || block <= 0 || block > 1024 || block % 32 != 0) return -1;
     emu_ntid = block;
@@ -162,14 +164,14 @@ class HostTarget(GpuTarget):
     """Kernels for the CPU emulator (see the module documentation)."""
 
     def special(self, builder: ir.IRBuilder, register: str) -> ir.Value:
-        function = _declare(builder.module, f"tensorc_emu_{register}", I32, [])
+        function = _declare(builder.module, f"__tensorc_emu_{register}", I32, [])
         return builder.call(function, [], name=register)
 
     def barrier(self, builder: ir.IRBuilder) -> None:
-        builder.call(_declare(builder.module, "tensorc_emu_barrier", VOID, []), [])
+        builder.call(_declare(builder.module, "__tensorc_emu_barrier", VOID, []), [])
 
     def shuffle_xor(self, builder: ir.IRBuilder, value: ir.Value, lane_mask: int) -> ir.Value:
-        function = _declare(builder.module, "tensorc_emu_shfl_xor", I32, [I32, I32])
+        function = _declare(builder.module, "__tensorc_emu_shfl_xor", I32, [I32, I32])
         return builder.call(function, [value, I32(lane_mask)])
 
     def shared_array(
@@ -187,7 +189,7 @@ class HostTarget(GpuTarget):
         return array
 
     def finish_kernel(self, function: ir.Function, max_threads: int) -> None:
-        """Add `<name>_emu(const uint64_t *params)`, which unpacks the parameters."""
+        """Add `<name>.emu(const uint64_t *params)`, which unpacks the parameters."""
         module = function.module
         wrapper = ir.Function(module, ir.FunctionType(VOID, [PTR]),
                               function.name + WRAPPER_SUFFIX)
@@ -274,9 +276,10 @@ class EmulatedDevice:
 
     def __init__(self, library: str | os.PathLike[str], compute_capability=(9, 0)) -> None:
         self.library = ctypes.CDLL(os.fspath(library))
-        self.library.tensorc_emu_launch.restype = ctypes.c_int
-        self.library.tensorc_emu_launch.argtypes = [ctypes.c_void_p, ctypes.c_void_p,
-                                                    ctypes.c_int32, ctypes.c_int32]
+        self._launch = self.library["__tensorc_emu_launch"]
+        self._launch.restype = ctypes.c_int
+        self._launch.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int32,
+                                 ctypes.c_int32]
         self.compute_capability = compute_capability
         self.launches: list[tuple[str, int, int]] = []  # (kernel, grid, block), for tests
         self.grid_limit: int | None = None  # run smaller grids (grid-stride loops must cope)
@@ -292,7 +295,7 @@ class EmulatedDevice:
 
     def kernel(self, module: Any, name: str, param_format: str) -> Any:
         try:
-            function = getattr(self.library, name + WRAPPER_SUFFIX)
+            function = self.library[name + WRAPPER_SUFFIX]
         except AttributeError:
             raise KeyError(f"the emulator has no kernel {name!r}") from None
         return name, ctypes.cast(function, ctypes.c_void_p).value
@@ -318,7 +321,7 @@ class EmulatedDevice:
             grid = min(grid, self.grid_limit)
         values = (ctypes.c_uint64 * max(len(params), 1))(*[p & (2**64 - 1) for p in params])
         self.launches.append((name, grid, block))
-        status = self.library.tensorc_emu_launch(address, values, grid, block)
+        status = self._launch(address, values, grid, block)
         if status == -1:
             raise RuntimeError(f"{name}: invalid launch shape grid={grid} block={block}")
         if status:

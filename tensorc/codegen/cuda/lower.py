@@ -14,12 +14,19 @@ Every function becomes a `FunctionPlan` (`plan.py`) and its kernels, named
     tc.reshape / tc.constant                  no kernel: an alias / a constant buffer, or a
                                               copy step when the value is returned
 
+Kernel names never clash: a `<kind>` is lowercase words joined by `_` (no digit), so the last
+`_k<digits>_` in a kernel's name is the one put there, and what precedes it is the function's
+name, unique in the module (the kernel `tensorc_a_k1_k0_row` of a function `a_k1` is never one
+of `a`'s). Kernels live in the PTX, apart from the host symbols (docs/abi.md).
+
 Values returned twice, or returned parameters, are copied into their result buffers last.
 Names and the order of everything derive from the IR only: the same module gives the same
 NVVM IR, PTX and plan.
 """
 
 from __future__ import annotations
+
+import re
 
 import llvmlite.ir as ir
 
@@ -54,6 +61,8 @@ from tensorc.ir.dialects.func import FuncOp, Module
 from tensorc.ir.dialects.kernel import GenericOp
 from tensorc.ir.dims import DimExpr
 from tensorc.ir.types import TensorType
+
+KERNEL_KIND = re.compile(r"[a-z]+(?:_[a-z]+)*")
 
 
 def lower_module(module: Module, target: GpuTarget) -> tuple[ir.Module, list[FunctionPlan]]:
@@ -91,6 +100,8 @@ class FunctionLowering:
         return self.plan
 
     def _name(self, kind: str) -> str:
+        if not KERNEL_KIND.fullmatch(kind):  # a digit could make two functions' names meet
+            raise ValueError(f"kernel kind {kind!r} is not lowercase words joined by '_'")
         name = f"tensorc_{self.function.sym_name}_k{self.kernel_count}_{kind}"
         self.kernel_count += 1
         return name

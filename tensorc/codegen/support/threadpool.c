@@ -1,7 +1,10 @@
 /* A persistent thread pool linked into every CPU artifact (see docs/abi.md).
  *
+ * Every name this file defines is `static` or in the reserved `__tensorc_` namespace, which no
+ * entry point `tensorc_F` can reach (docs/abi.md), so a function of any name links beside it.
+ *
  * Generated code calls
- *     tensorc_parallel_for(fn, ctx, n, grain)
+ *     __tensorc_parallel_for(fn, ctx, n, grain)
  * which runs fn(ctx, begin, end) over [0, n) in chunks, on the calling thread plus the pool's
  * workers. The pool starts on first use (never per call) with TENSORC_NUM_THREADS threads
  * (default: the CPUs this process may run on), and small loops (n <= grain) run serially.
@@ -132,12 +135,12 @@ static void start_pool(void) {
     }
 }
 
-TC_HIDDEN int tensorc_num_threads(void) {
+TC_HIDDEN int __tensorc_num_threads(void) {
     pthread_once(&pool_once, start_pool);
     return pool.workers + 1;
 }
 
-TC_HIDDEN void tensorc_parallel_for(tc_task_fn fn, void *ctx, int64_t n, int64_t grain) {
+TC_HIDDEN void __tensorc_parallel_for(tc_task_fn fn, void *ctx, int64_t n, int64_t grain) {
     if (n <= 0) return;
     if (grain < 1) grain = 1;
     if (n <= grain || inside_worker) {
@@ -184,7 +187,7 @@ TC_HIDDEN void tensorc_parallel_for(tc_task_fn fn, void *ctx, int64_t n, int64_t
 
 /* ---- the Python runtime's fast call ----------------------------------------------------------
  *
- *     int32_t tensorc_invoke(const uint64_t *packet)
+ *     int32_t __tensorc_invoke(const uint64_t *packet)
  *
  * packet = { entry, n_args, n_results, n_dims, arg_fields[n_args], result_fields[n_results],
  *            dims[n_dims] }: `entry` is an entry point of this artifact, and each field is the
@@ -212,14 +215,14 @@ static int32_t tc_call_fields(const uint64_t *packet, const uint64_t *fields) {
     return entry(args, results, (const int64_t *)(fields + n_args + n_results), NULL);
 }
 
-__attribute__((visibility("default"))) int32_t tensorc_invoke(const uint64_t *packet) {
+__attribute__((visibility("default"))) int32_t __tensorc_invoke(const uint64_t *packet) {
     return tc_call_fields(packet, packet + 4);
 }
 
-/*     int32_t tensorc_invoke_checked(const uint64_t *packet)
+/*     int32_t __tensorc_invoke_checked(const uint64_t *packet)
  *
  * packet = { entry, n_args, n_results, n_dims, flags_offset, flags_required, arg_fields[n_args],
- *            result_fields[n_results], dims[n_dims] }: as tensorc_invoke, but first checks each
+ *            result_fields[n_results], dims[n_dims] }: as __tensorc_invoke, but first checks each
  * argument's flags, the int32 at (field + flags_offset) (NumPy's PyArrayObject flags member,
  * whose offset from the data member the runtime verifies at import). Unless each argument has
  * every bit of `flags_required` (C-contiguous and aligned), it returns TC_INVOKE_DECLINED
@@ -228,7 +231,7 @@ __attribute__((visibility("default"))) int32_t tensorc_invoke(const uint64_t *pa
 
 #define TC_INVOKE_DECLINED -2
 
-__attribute__((visibility("default"))) int32_t tensorc_invoke_checked(const uint64_t *packet) {
+__attribute__((visibility("default"))) int32_t __tensorc_invoke_checked(const uint64_t *packet) {
     uint64_t n_args = packet[1];
     if (n_args > TC_INVOKE_MAX) return -1;
     int64_t flags_offset = (int64_t)packet[4];
