@@ -100,6 +100,23 @@ func.func @f(%u: f32[3, 4], %i: i32[3, 4]) -> f32[3, 5] {{
 }}
 """
 
+NESTED_FUNC = """\
+func.func @f(%x: f32) -> f32 {
+  func.func {function_type = #type<() -> ()>, sym_name = "g"} : () -> () {
+  ^bb0():
+    func.return : () -> ()
+  }
+  func.return %x : (f32) -> ()
+}
+"""
+
+DIM_SIZE = """\
+func.func @f(%x: f32) -> i32 {
+  %d = tc.dim_size {value = 99999999999999999999999} : () -> i32
+  func.return %d : (i32) -> ()
+}
+"""
+
 CASES = [
     # (id, text, line, col, message)
     ("self_call", SELF_CALL, 2, 3, "recursion is not supported: @f -> @f"),
@@ -145,6 +162,11 @@ CASES = [
      "tc.scatter_add_along_axis axis 7 is out of range for f32[3, 4]"),
     ("bool_as_int_attribute", SCATTER.format(axis="true"), 2, 3,
      "attribute 'axis' must be an integer, not true"),
+    ("kernel_negative_domain",
+     KERNEL_INDEX.replace("domain = [3]", "domain = [-3]").replace("[0]}", "0}"), 2, 3,
+     "kernel.generic: domain size -3 is negative"),
+    ("nested_function", NESTED_FUNC, 2, 3, "@g: func.func may only appear at module level"),
+    ("huge_dim_size", DIM_SIZE, 2, 3, "tc.dim_size value 99999999999999999999999 is too large"),
     ("index_symbol_as_size", UNARY.format(param="f32[$0]", result="f32[$0]"), 1, 1,
      "the size name '$0' is reserved for kernel loop indices"),
 ]

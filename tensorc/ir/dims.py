@@ -335,6 +335,15 @@ def prod(dims: Iterable[DimExpr]) -> DimExpr:
 # ----- text ---------------------------------------------------------------------------------
 
 MAX_PAREN_DEPTH = 32
+MAX_SIZE = 2**63 - 1  # the largest constant dimension (sizes are int64 in the backends)
+
+
+def size_problem(dim: DimExpr) -> str | None:
+    """Why a constant dimension cannot be a size (negative, or beyond int64), else None."""
+    value = dim.value
+    if value is None or 0 <= value <= MAX_SIZE:
+        return None
+    return "is negative" if value < 0 else "is too large (at most 2**63 - 1)"
 _TOKEN = re.compile(r"\s*(?:(\d+)|(\$\d+|[A-Za-z_][A-Za-z0-9_]*)|(//|[-+*(),]))")
 
 

@@ -8,11 +8,9 @@ from tensorc.ir.affine import INDEX_PREFIX, AffineMap, index_position
 from tensorc.ir.attributes import ShapeConstraint
 from tensorc.ir.core import Block, IsolatedFromAbove, Operation, Terminator, Value, VerifyError
 from tensorc.ir.dialects.func import CallOp, FuncOp, Module
-from tensorc.ir.dims import DimExpr, as_size
+from tensorc.ir.dims import DimExpr, as_size, size_problem
 from tensorc.ir.typecheck import types_compatible
 from tensorc.ir.types import FunctionType, TensorType
-
-MAX_DIMENSION = 2**63 - 1
 
 
 def verify_module(module: Module) -> None:
@@ -95,12 +93,9 @@ def _check_type(
 ) -> None:
     """Constant dimensions are in [0, 2**63); symbolic ones use only the function's sizes."""
     for dim in tensor_type.shape:
-        value = dim.value
-        if value is not None and not 0 <= value <= MAX_DIMENSION:
-            problem = "is negative" if value < 0 else "is too large (at most 2**63 - 1)"
-            raise VerifyError(
-                f"{what} has type {tensor_type}, whose dimension {value} {problem}", op
-            )
+        problem = size_problem(dim)
+        if problem is not None:
+            raise VerifyError(f"{what} has type {tensor_type}, whose dimension {dim} {problem}", op)
         unbound = sorted(dim.symbols - sizes)
         if unbound:
             raise VerifyError(

@@ -79,6 +79,8 @@ class FuncOp(Operation):
         return ordered
 
     def verify_(self) -> None:
+        if self.parent is not None:
+            raise VerifyError(f"@{self.sym_name}: func.func may only appear at module level", self)
         block = self.body
         if [a.type for a in block.args] != list(self.function_type.inputs):
             raise VerifyError(f"@{self.sym_name}: block arguments do not match the signature", self)

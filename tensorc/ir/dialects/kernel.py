@@ -95,7 +95,7 @@ from tensorc.ir.core import (
     attr_def,
     register_op,
 )
-from tensorc.ir.dims import DimExpr
+from tensorc.ir.dims import DimExpr, size_problem
 from tensorc.ir.dtypes import DType
 from tensorc.ir.location import Location
 from tensorc.ir.types import TensorType
@@ -234,6 +234,9 @@ class GenericOp(Operation):
         for size in self.domain:
             if isinstance(size, bool) or not isinstance(size, (int, DimExpr)):
                 raise self._fail(f"domain size {size!r} is not an integer or #dim")
+            problem = size_problem(DimExpr.of(size))
+            if problem is not None:
+                raise self._fail(f"domain size {size} {problem}")
         iterators = list(self.iterators)
         if len(iterators) != len(self.domain):
             raise self._fail(

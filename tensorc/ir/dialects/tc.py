@@ -23,7 +23,7 @@ from tensorc.ir.core import (
     operand_def,
     register_op,
 )
-from tensorc.ir.dims import DimExpr
+from tensorc.ir.dims import DimExpr, size_problem
 from tensorc.ir.dtypes import DType
 from tensorc.ir.typecheck import format_shape, shapes_compatible
 from tensorc.ir.types import TensorType
@@ -286,6 +286,9 @@ class DimSizeOp(Operation):
 
     @classmethod
     def infer_result_types(cls, operand_types: Sequence[TensorType], attributes: dict) -> list:
+        value = DimExpr.of(attributes["value"])
+        problem = size_problem(value)
+        _require(problem is None, f"tc.dim_size value {value} {problem}")
         return [TensorType(DType.I32)]
 
 
