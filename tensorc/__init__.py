@@ -7,19 +7,18 @@
 
 from __future__ import annotations
 
+import os
+
 __version__ = "0.1.0"
 
 from tensorc.driver import CompileError, compile  # noqa: E402
 
 
-def load(path: str):
+def load(path: str | os.PathLike[str]):
     """Load a compiled artifact (runtime only; see `tensorc_runtime.load`)."""
     import tensorc_runtime
 
-    loader = getattr(tensorc_runtime, "load", None)
-    if loader is None:
-        raise NotImplementedError("loading native artifacts needs the CPU backend (not built yet)")
-    return loader(path)
+    return tensorc_runtime.load(path)
 
 
 __all__ = ["CompileError", "__version__", "compile", "load"]

@@ -500,6 +500,19 @@ def test_not_artifacts(tmp_path: Path) -> None:
         tensorc_runtime.load(tmp_path)
 
 
+@pytest.mark.parametrize("path", [123, None, ["model.so"]])
+def test_load_names_its_parameter_for_a_path_of_the_wrong_type(path) -> None:
+    import tensorc
+
+    for load in (tensorc_runtime.load, tensorc.load):
+        with pytest.raises(TypeError, match="load\\(\\): path must be a str or os.PathLike"):
+            load(path)
+
+
+def test_load_takes_a_bytes_path(built: Path) -> None:
+    assert tensorc_runtime.load(os.fsencode(built)).path == str(built)
+
+
 def test_plain_shared_object_is_not_an_artifact(tmp_path: Path) -> None:
     source = tmp_path / "plain.c"
     source.write_text("int answer(void) { return 42; }\n")

@@ -401,7 +401,9 @@ def load(path: str | os.PathLike[str]) -> NativeModule:
     path loaded before gets its own library (library.py), while modules loaded earlier keep
     running their own code.
     """
-    where = os.fspath(path)
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"load(): path must be a str or os.PathLike, not {type(path).__name__}")
+    where = os.fsdecode(path)
     with open_artifact(where) as artifact:  # the manifest and the code of one file version
         manifest = artifact.manifest()
         if manifest["target"] == "cuda":
