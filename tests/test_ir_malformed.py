@@ -167,6 +167,10 @@ CASES = [
      "kernel.generic: domain size -3 is negative"),
     ("nested_function", NESTED_FUNC, 2, 3, "@g: func.func may only appear at module level"),
     ("huge_dim_size", DIM_SIZE, 2, 3, "tc.dim_size value 99999999999999999999999 is too large"),
+    ("signature_attribute", NAMES.format(name="1").replace("result_names", "sym_name"), 1, 41,
+     "'sym_name' of @f is given by its signature, not as an attribute"),
+    ("duplicate_attribute", SLICE.format(stop="none").replace("steps = [1]", "starts = [2]"),
+     2, 35, "attribute 'starts' is given twice"),
     ("index_symbol_as_size", UNARY.format(param="f32[$0]", result="f32[$0]"), 1, 1,
      "the size name '$0' is reserved for kernel loop indices"),
 ]

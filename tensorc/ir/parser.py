@@ -166,7 +166,11 @@ class Parser:
         if self.accept("}"):
             return attributes
         while True:
+            self.skip()
+            key_start = self.pos
             key = self.ident("an attribute name")
+            if key in attributes:
+                raise self.error(f"attribute '{key}' is given twice", key_start)
             self.expect("=")
             attributes[key] = self.parse_attr()
             if self.accept("}"):
@@ -446,7 +450,15 @@ class Parser:
         results = self.parse_results_type()
         attributes: dict[str, Any] = {}
         if self.accept("attributes"):
+            self.skip()
+            attributes_start = self.pos
             attributes = self.parse_attr_dict()
+            for key in ("sym_name", "function_type"):
+                if key in attributes:
+                    raise self.error(
+                        f"'{key}' of @{name} is given by its signature, not as an attribute",
+                        attributes_start,
+                    )
         function = FuncOp.create(name, FunctionType.of([p[1] for p in params], results))
         function.attributes.update(attributes)
         function.loc = self.location(start)
