@@ -117,6 +117,17 @@ func.func @f(%x: f32) -> i32 {
 }
 """
 
+RETURN_X = """\
+func.func @{name}({params}) -> f32 {attributes}{{
+  func.return %x : (f32) -> ()
+}}
+"""
+
+
+def _return_x(name: str = "f", params: str = "%x: f32", attributes: str = "") -> str:
+    return RETURN_X.format(name=name, params=params, attributes=attributes)
+
+
 CASES = [
     # (id, text, line, col, message)
     ("self_call", SELF_CALL, 2, 3, "recursion is not supported: @f -> @f"),
@@ -171,6 +182,20 @@ CASES = [
      "'sym_name' of @f is given by its signature, not as an attribute"),
     ("duplicate_attribute", SLICE.format(stop="none").replace("steps = [1]", "starts = [2]"),
      2, 35, "attribute 'starts' is given twice"),
+    ("function_name_not_identifier", _return_x(name="a.b"), 1, 1,
+     "function name '@a.b' is not an identifier"),
+    ("parameter_name_not_identifier", _return_x(params="%x: f32, %a.b: f32"), 1, 1,
+     "@f: parameter name '%a.b' is not an identifier"),
+    ("parameter_names_collide", _return_x(params="%x: f32, %arg2: f32, %2: f32"), 1, 1,
+     "@f: two parameters are named 'arg2'"),
+    ("result_name_not_identifier", _return_x(attributes='attributes {result_names = ["a b"]} '),
+     1, 1, "@f: result name 'a b' is not an identifier"),
+    ("unknown_constraint_kind",
+     _return_x(attributes='attributes {constraints = [#constraint<ne 1, 2, ValueError, "m">]} '),
+     1, 69, "unknown constraint kind 'ne' (expected eq, lt, le)"),
+    ("unknown_constraint_error",
+     _return_x(attributes='attributes {constraints = [#constraint<eq 1, 2, KeyError, "m">]} '),
+     1, 78, "unknown error class 'KeyError' (expected ValueError, IndexError)"),
     ("index_symbol_as_size", UNARY.format(param="f32[$0]", result="f32[$0]"), 1, 1,
      "the size name '$0' is reserved for kernel loop indices"),
 ]

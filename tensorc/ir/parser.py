@@ -14,7 +14,12 @@ from typing import Any
 import numpy as np
 
 from tensorc.ir.affine import parse_affine_map
-from tensorc.ir.attributes import ShapeConstraint, SymbolRef
+from tensorc.ir.attributes import (
+    CONSTRAINT_ERRORS,
+    CONSTRAINT_KINDS,
+    ShapeConstraint,
+    SymbolRef,
+)
 from tensorc.ir.core import Block, Operation, Region, Value, lookup_op
 from tensorc.ir.diagnostics import Diagnostic, DiagnosticError
 from tensorc.ir.dialects.func import FuncOp, Module
@@ -278,12 +283,26 @@ class Parser:
         return tensor_type
 
     def parse_constraint(self) -> ShapeConstraint:
+        self.skip()
+        kind_at = self.pos
         kind = self.ident("a constraint kind")
+        if kind not in CONSTRAINT_KINDS:
+            raise self.error(
+                f"unknown constraint kind '{kind}' (expected {', '.join(CONSTRAINT_KINDS)})",
+                kind_at,
+            )
         lhs_text, lhs_at = self.balanced_until(",")
         self.expect(",")
         rhs_text, rhs_at = self.balanced_until(",")
         self.expect(",")
+        self.skip()
+        error_at = self.pos
         error = self.ident("an error class")
+        if error not in CONSTRAINT_ERRORS:
+            raise self.error(
+                f"unknown error class '{error}' (expected {', '.join(CONSTRAINT_ERRORS)})",
+                error_at,
+            )
         self.expect(",")
         message = self.parse_string()
         self.expect(">")

@@ -22,7 +22,7 @@ def _spec(name: str, tensor_type: TensorType) -> dict[str, Any]:
 
 def function_signature(function: FuncOp) -> dict[str, Any]:
     params = [
-        _spec(arg.name_hint or f"arg{i}", arg.type) for i, arg in enumerate(function.args)
+        _spec(name, arg.type) for name, arg in zip(function.names_of_parameters(), function.args)
     ]
     results = [
         _spec(name, t)

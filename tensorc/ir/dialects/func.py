@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
-from tensorc.ir.attributes import ShapeConstraint, SymbolRef
+from tensorc.ir.attributes import CONSTRAINT_ERRORS, CONSTRAINT_KINDS, ShapeConstraint, SymbolRef
 from tensorc.ir.core import (
     Block,
     IsolatedFromAbove,
@@ -18,6 +19,8 @@ from tensorc.ir.core import (
 from tensorc.ir.location import Location
 from tensorc.ir.typecheck import types_compatible
 from tensorc.ir.types import FunctionType, TensorType
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @register_op
@@ -61,6 +64,10 @@ class FuncOp(Operation):
             return
         self.attributes["constraints"] = existing + [constraint]
 
+    def names_of_parameters(self) -> list[str]:
+        """The parameters' names as the artifact records them: the value names, else argN."""
+        return [arg.name_hint or f"arg{i}" for i, arg in enumerate(self.args)]
+
     def names_of_results(self) -> list[str]:
         names = self.result_names
         if names:
@@ -81,6 +88,7 @@ class FuncOp(Operation):
     def verify_(self) -> None:
         if self.parent is not None:
             raise VerifyError(f"@{self.sym_name}: func.func may only appear at module level", self)
+        self._verify_names()
         block = self.body
         if [a.type for a in block.args] != list(self.function_type.inputs):
             raise VerifyError(f"@{self.sym_name}: block arguments do not match the signature", self)
@@ -110,6 +118,37 @@ class FuncOp(Operation):
         names = self.result_names
         if names is not None and len(names) != len(expected):
             raise VerifyError(f"@{self.sym_name}: result_names has the wrong length", self)
+        for constraint in self.shape_constraints:
+            if constraint.kind not in CONSTRAINT_KINDS or constraint.error not in CONSTRAINT_ERRORS:
+                raise VerifyError(
+                    f"@{self.sym_name}: shape constraint kind '{constraint.kind}' or error class "
+                    f"'{constraint.error}' is unknown",
+                    self,
+                )
+
+    def _verify_names(self) -> None:
+        """The artifact names functions, parameters and results by identifiers (SPEC §5)."""
+        if not _IDENTIFIER.fullmatch(self.sym_name):
+            raise VerifyError(
+                f"function name '@{self.sym_name}' is not an identifier ([A-Za-z_][A-Za-z0-9_]*)",
+                self,
+            )
+        seen: set[str] = set()
+        for name in self.names_of_parameters():
+            if not _IDENTIFIER.fullmatch(name):
+                raise VerifyError(
+                    f"@{self.sym_name}: parameter name '%{name}' is not an identifier "
+                    "([A-Za-z_][A-Za-z0-9_]*)",
+                    self,
+                )
+            if name in seen:
+                raise VerifyError(f"@{self.sym_name}: two parameters are named '{name}'", self)
+            seen.add(name)
+        for name in self.result_names or []:
+            if not _IDENTIFIER.fullmatch(name):
+                raise VerifyError(
+                    f"@{self.sym_name}: result name {name!r} is not an identifier", self
+                )
 
 
 @register_op
