@@ -176,6 +176,16 @@ CASES = [
     ("kernel_negative_domain",
      KERNEL_INDEX.replace("domain = [3]", "domain = [-3]").replace("[0]}", "0}"), 2, 3,
      "kernel.generic: domain size -3 is negative"),
+    ("kernel_reads_out_of_bounds",
+     KERNEL_INDEX.replace("(f32[3]) -> f32[3] {", "(f32[3]) -> f32[5] {")
+     .replace("domain = [3]", "domain = [5]").replace("[0]}", "0}")
+     .replace("%y : (f32[3])", "%y : (f32[5])").replace("-> f32[3] {\n", "-> f32[5] {\n", 1),
+     2, 3, "kernel.generic: input map 0 ($0) -> ($0) reads axis 0 of f32[3] at indices from 0 "
+     "to 4, outside [0, 3)"),
+    ("kernel_reads_past_symbolic_end",
+     KERNEL_INDEX.replace("f32[3]", "f32[N]").replace("domain = [3]", "domain = [#dim<N>]")
+     .replace("($0) -> ($0)>], iterators", "($0) -> ($0 + 1)>], iterators").replace("[0]}", "0}"),
+     2, 3, "input map 0 ($0) -> ($0 + 1) reads axis 0 of f32[N] at indices from 1 to N"),
     ("nested_function", NESTED_FUNC, 2, 3, "@g: func.func may only appear at module level"),
     ("huge_dim_size", DIM_SIZE, 2, 3, "tc.dim_size value 99999999999999999999999 is too large"),
     ("signature_attribute", NAMES.format(name="1").replace("result_names", "sym_name"), 1, 41,

@@ -95,7 +95,7 @@ from tensorc.ir.core import (
     attr_def,
     register_op,
 )
-from tensorc.ir.dims import DimExpr, size_problem
+from tensorc.ir.dims import DimExpr, sign_of, size_problem
 from tensorc.ir.dtypes import DType
 from tensorc.ir.location import Location
 from tensorc.ir.types import TensorType
@@ -257,6 +257,7 @@ class GenericOp(Operation):
             raise self._fail(f"{len(output_maps)} output maps for {len(self.results)} results")
         for index, (value, amap) in enumerate(zip(self.operands, input_maps)):
             self._check_map(amap, f"input map {index}", value.type)
+            self._check_reads_in_bounds(amap, index, value.type, sizes)
         reduction = set(self.reduction_dims)
         row_epilogue = self.is_row_epilogue
         required = set(range(len(sizes))) if row_epilogue else set(self.parallel_dims)
@@ -296,6 +297,28 @@ class GenericOp(Operation):
             amap.linear_forms()
         except AffineError as error:
             raise self._fail(f"{what}: {error}") from None
+
+    def _check_reads_in_bounds(
+        self, amap: AffineMap, index: int, tensor_type: TensorType, sizes: tuple[DimExpr, ...]
+    ) -> None:
+        """Reject an input map that provably reads outside its operand on a non-empty domain
+        (the backends do not check reads; in-bounds reads are the builder's promise, which the
+        verifier checks wherever the sizes decide it)."""
+        if any(size.value == 0 for size in sizes):
+            return
+        for axis, (form, extent) in enumerate(zip(amap.linear_forms(), tensor_type.shape)):
+            lowest = highest = form.offset
+            for dim, coefficient in form.coefficients:
+                span = (sizes[dim] - 1) * coefficient
+                if coefficient > 0:
+                    highest = highest + span
+                else:
+                    lowest = lowest + span
+            if sign_of(lowest) == "negative" or sign_of(extent - 1 - highest) == "negative":
+                raise self._fail(
+                    f"input map {index} {amap} reads axis {axis} of {tensor_type} at indices "
+                    f"from {lowest} to {highest}, outside [0, {extent})"
+                )
 
     def _verify_reductions(self) -> None:
         reductions = list(self.reductions)
