@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -251,9 +252,25 @@ def native_build(module: Module, source: Source, options: CompileOptions):
     from tensorc.codegen.cpu.backend import CpuBuild
 
     extra = {"passes": options.pipeline} if options.pipeline is not None else {}
-    return CpuBuild.create(
-        module, source.text, options.opt_level, extra, options.instrumentation
-    )
+    with _located_backend_errors(source):
+        return CpuBuild.create(
+            module, source.text, options.opt_level, extra, options.instrumentation
+        )
+
+
+@contextmanager
+def _located_backend_errors(source: Source) -> Iterator[None]:
+    """A backend's `UnsupportedError` that knows where (a bf16 parameter) is a program error
+    at that place, rendered like the frontend's."""
+    from tensorc.codegen.cpu.irutil import UnsupportedError
+
+    try:
+        yield
+    except UnsupportedError as error:
+        if error.loc is None:
+            raise
+        diagnostic = Diagnostic(error.message, error.loc)
+        raise CompileError(DiagnosticError([diagnostic]), {source.filename: source.text}) from None
 
 
 def emit_native(

@@ -133,3 +133,25 @@ def test_a_dump_directory_that_cannot_be_made_is_an_error(
         err = capsys.readouterr().err
         assert err == f"tensorc: error: cannot create IR dump directory '{dumps}': {reason}\n"
     assert not output.exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [("def f(x: bf16[N]) -> bf16[N] { return x }", "1:1"),
+     ("def f(x: f32[N]) -> f32[N] {\n    y = cast(x, bf16)\n    return cast(y, f32) * 2.0\n}",
+      "3:")],
+)
+def test_bf16_on_the_cpu_target_is_a_located_error(
+    tmp_path: Path, capsys, body: str, where: str
+) -> None:
+    """Was an internal compiler error (`NotImplementedError: bf16 has no NumPy dtype`)."""
+    source = tmp_path / "half.tc"
+    source.write_text(body + "\n")
+    output = tmp_path / "half.so"
+    assert cli_main(["compile", str(source), "-o", str(output)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"{source}:{where}"), err
+    assert "error: the CPU backend does not support bf16 yet\n" in err
+    assert "internal compiler error" not in err and not output.exists()
+    with pytest.raises(tensorc.CompileError, match="does not support bf16"):
+        tensorc.compile(source, target="cpu")

@@ -30,6 +30,7 @@ from tensorc.codegen.artifact import (
     host_target,
     make_manifest,
 )
+from tensorc.codegen.cpu.irutil import check_dtypes
 from tensorc.codegen.cpu.lower import entry_symbol, lower_module
 from tensorc.codegen.cpu.parallel import build_jobs, compile_parts, split_module
 from tensorc.codegen.cpu.pipeline import prepare_for_lowering
@@ -88,6 +89,7 @@ class CpuBuild:
         options: dict[str, Any] | None = None,
         instrumentation: Instrumentation | None = None,
     ) -> CpuBuild:
+        check_dtypes(module)
         prepare_for_lowering(module, opt_level, instrumentation=instrumentation)
         manifest_options = {"opt_level": opt_level, **(options or {})}
         return CpuBuild(module, source_text, opt_level, tuned_host_target(), manifest_options)

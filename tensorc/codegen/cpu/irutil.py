@@ -11,7 +11,9 @@ from contextlib import contextmanager
 import llvmlite.ir as ir
 
 from tensorc.codegen.artifact import reserved_symbol_name
+from tensorc.ir.dialects.func import Module
 from tensorc.ir.dtypes import DType
+from tensorc.ir.location import Location
 
 I1 = ir.IntType(1)
 I8 = ir.IntType(8)
@@ -34,7 +36,13 @@ _REGISTER_TYPES: dict[DType, ir.Type] = {
 
 
 class UnsupportedError(NotImplementedError):
-    """The IR uses something the CPU backend does not lower (an op or a dtype)."""
+    """The IR uses something the CPU backend does not lower (an op or a dtype); `loc` is
+    where, when known, so that the driver can report it like any program error."""
+
+    def __init__(self, message: str, loc: Location | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.loc = loc
 
 
 def register_type(dtype: DType) -> ir.Type:
@@ -51,6 +59,24 @@ def memory_type(dtype: DType) -> ir.Type:
 
 def itemsize(dtype: DType) -> int:
     return 1 if dtype.is_bool else dtype.numpy.itemsize
+
+
+def check_dtypes(module: Module) -> None:
+    """`UnsupportedError` at the first parameter or op whose dtype the backend has no
+    register type for (bf16), before any lowering starts."""
+    for function in module.functions:
+        for value in function.args:
+            _check_dtype(value.type, function.loc)
+        for op in function.walk():
+            for value in op.results:
+                _check_dtype(value.type, op.loc)
+
+
+def _check_dtype(type_: object, loc: Location | None) -> None:
+    dtype = getattr(type_, "dtype", None)
+    if dtype is None or dtype in _REGISTER_TYPES:
+        return
+    raise UnsupportedError(f"the CPU backend does not support {dtype} yet", loc)
 
 
 def declare(
