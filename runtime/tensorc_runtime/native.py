@@ -275,10 +275,8 @@ def _python_signature(signature: Signature) -> inspect.Signature | None:
 
 def invoke_symbols(format_version: int) -> Mapping[str, str]:
     """The names of the fast-call functions (CHECKED, INVOKE) in an artifact of
-    ``format_version`` (a supported one; else the newest names)."""
-    if format_version in INVOKE_SYMBOLS:
-        return INVOKE_SYMBOLS[format_version]
-    return INVOKE_SYMBOLS[max(INVOKE_SYMBOLS)]
+    ``format_version``, one that `load` accepted (``elf.SUPPORTED_FORMAT_VERSIONS``)."""
+    return INVOKE_SYMBOLS[format_version]
 
 
 def _native_call(

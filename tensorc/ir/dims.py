@@ -332,9 +332,6 @@ def prod(dims: Iterable[DimExpr]) -> DimExpr:
     return result
 
 
-# ----- text ---------------------------------------------------------------------------------
-
-MAX_PAREN_DEPTH = 32
 MAX_SIZE = 2**63 - 1  # the largest constant dimension (sizes are int64 in the backends)
 
 
@@ -344,6 +341,11 @@ def size_problem(dim: DimExpr) -> str | None:
     if value is None or 0 <= value <= MAX_SIZE:
         return None
     return "is negative" if value < 0 else "is too large (at most 2**63 - 1)"
+
+
+# ----- text ---------------------------------------------------------------------------------
+
+MAX_PAREN_DEPTH = 32
 _TOKEN = re.compile(r"\s*(?:(\d+)|(\$\d+|[A-Za-z_][A-Za-z0-9_]*)|(//|[-+*(),]))")
 
 
@@ -424,25 +426,25 @@ class _DimParser:
         if kind == "int":
             return DimExpr.const(int(text))
         if kind == "name" and text in ("min", "max") and self.peek() == "(":
-            self.depth += 1
-            if self.depth > MAX_PAREN_DEPTH:
-                raise DimSyntaxError(f"parentheses nest more than {MAX_PAREN_DEPTH} deep", offset)
             self.take("(")
-            args = [self.expr()]
-            while self.peek() == ",":
-                self.take()
-                args.append(self.expr())
-            self.take(")")
-            self.depth -= 1
-            return _minmax(text, args)
+            return _minmax(text, self.parenthesised(offset))
         if kind == "name":
             return DimExpr.sym(text)
         if text == "(":
-            self.depth += 1
-            if self.depth > MAX_PAREN_DEPTH:
-                raise DimSyntaxError(f"parentheses nest more than {MAX_PAREN_DEPTH} deep", offset)
-            inner = self.expr()
-            self.take(")")
-            self.depth -= 1
+            (inner,) = self.parenthesised(offset, single=True)
             return inner
         raise DimSyntaxError(f"unexpected {text!r} in dimension", offset)
+
+    def parenthesised(self, offset: int, single: bool = False) -> list[DimExpr]:
+        """The expressions up to the `)` that closes a `(` just taken at `offset` (one when
+        `single`, else a comma-separated list), within the nesting limit."""
+        self.depth += 1
+        if self.depth > MAX_PAREN_DEPTH:
+            raise DimSyntaxError(f"parentheses nest more than {MAX_PAREN_DEPTH} deep", offset)
+        items = [self.expr()]
+        while not single and self.peek() == ",":
+            self.take()
+            items.append(self.expr())
+        self.take(")")
+        self.depth -= 1
+        return items

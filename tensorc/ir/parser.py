@@ -30,6 +30,7 @@ from tensorc.ir.types import FunctionType, TensorType
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_.$]*")
 _VALUE = re.compile(r"%[A-Za-z0-9_.$]+")
+_TOKEN_TEXT = re.compile(r"[^\s,\[\]<>:]+")
 _STRING = re.compile(r'"(?:[^"\\\n]|\\[^\n])*"')
 _NUMBER = re.compile(r"-?(?:\d+\.\d*(?:[eE][-+]?\d+)?|\d+[eE][-+]?\d+|\.\d+(?:[eE][-+]?\d+)?|\d+)")
 
@@ -383,7 +384,7 @@ class Parser:
 
     def spelling(self, at: int) -> str:
         """The token of the text at `at`, for messages."""
-        found = re.compile(r"[^\s,\[\]<>:]+").match(self.text, at)
+        found = _TOKEN_TEXT.match(self.text, at)
         return found.group(0)[:40] if found else "?"
 
     def parse_dense_elements(self, flat: list[tuple[Any, int]], depth: int) -> None:

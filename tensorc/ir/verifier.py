@@ -7,8 +7,8 @@ from typing import Any
 from tensorc.ir.affine import INDEX_PREFIX, AffineMap, index_position
 from tensorc.ir.attributes import ShapeConstraint
 from tensorc.ir.core import Block, IsolatedFromAbove, Operation, Terminator, Value, VerifyError
-from tensorc.ir.dialects.func import CallOp, FuncOp, Module
-from tensorc.ir.dims import DimExpr, as_size, size_problem
+from tensorc.ir.dialects.func import CallOp, FuncOp, Module, bind_dimensions
+from tensorc.ir.dims import DimExpr, size_problem
 from tensorc.ir.typecheck import types_compatible
 from tensorc.ir.types import FunctionType, TensorType
 
@@ -23,19 +23,20 @@ def verify_module(module: Module) -> None:
             raise VerifyError(f"function @{function.sym_name} is defined twice", function)
         names.add(function.sym_name)
     for function in module.functions:
-        verify_function(function, module)
-    _verify_no_recursion(module)
+        verify_function(function)
+    module.callees_first()  # every callee exists, and no call cycle (recursion)
+    for op in module.walk():
+        if isinstance(op, CallOp):
+            _verify_call(op, module)
 
 
-def verify_function(function: FuncOp, module: Module | None = None) -> None:
+def verify_function(function: FuncOp) -> None:
     function.verify()
     sizes = _verify_signature(function)
-    _verify_block(function.body, visible=set(), module=module, sizes=sizes)
+    _verify_block(function.body, visible=set(), sizes=sizes)
 
 
-def _verify_block(
-    block: Block, visible: set[int], module: Module | None, sizes: frozenset[str]
-) -> None:
+def _verify_block(block: Block, visible: set[int], sizes: frozenset[str]) -> None:
     defined = set(visible) | {id(a) for a in block.args}
     for arg in block.args:
         _check_type(arg.type, sizes, "a block argument", block.parent_op)
@@ -51,7 +52,7 @@ def _verify_block(
         inner_visible = set() if IsolatedFromAbove in op.traits else defined
         for region in op.regions:
             for inner in region.blocks:
-                _verify_block(inner, inner_visible, module, sizes)
+                _verify_block(inner, inner_visible, sizes)
         op.verify()
         for result in op.results:
             _check_type(result.type, sizes, f"{op.name}: a result", op)
@@ -60,8 +61,6 @@ def _verify_block(
         is_last = index == len(block.ops) - 1
         if Terminator in op.traits and not is_last:
             raise VerifyError(f"{op.name} must be the last op of its block", op)
-        if isinstance(op, CallOp) and module is not None:
-            _verify_call(op, module)
         for result in op.results:
             defined.add(id(result))
 
@@ -138,8 +137,7 @@ def _check_attribute_sizes(value: Any, sizes: frozenset[str], what: str, op: Ope
 
 def _verify_call(op: CallOp, module: Module) -> None:
     callee = module.lookup(op.callee.name)
-    if callee is None:
-        raise VerifyError(f"func.call of unknown function @{op.callee.name}", op)
+    assert callee is not None  # checked by Module.callees_first
     signature = callee.function_type
     if len(signature.inputs) != len(op.operands) or not all(
         types_compatible(v.type, t) for v, t in zip(op.operands, signature.inputs)
@@ -147,48 +145,15 @@ def _verify_call(op: CallOp, module: Module) -> None:
         raise VerifyError(f"func.call @{op.callee.name}: argument types do not match", op)
     if len(signature.results) != len(op.results):
         raise VerifyError(f"func.call @{op.callee.name}: wrong number of results", op)
-    binding: dict[str, DimExpr] = {}
-    for parameter, argument in zip(signature.inputs, op.operands):
-        for declared, actual in zip(parameter.shape, argument.type.shape):
-            for name in declared.symbols:
-                binding.setdefault(name, as_size(actual))
+    binding, _ = bind_dimensions(callee, op.operands)
     for index, (declared, result) in enumerate(zip(signature.results, op.results)):
-        expected = TensorType(declared.dtype, tuple(d.substitute(binding) for d in declared.shape))
+        expected = declared.with_shape([d.substitute(binding) for d in declared.shape])
         if not types_compatible(result.type, expected):
             raise VerifyError(
                 f"func.call @{op.callee.name}: result {index} has type {result.type}, but the "
                 f"callee returns {declared} (here {expected})",
                 op,
             )
-
-
-def _verify_no_recursion(module: Module) -> None:
-    """Calls form no cycle: recursion is not supported (SPEC §1.7), and `inline` needs none.
-    The error is at the call that closes the first cycle found, naming the cycle."""
-    calls: dict[str, list[CallOp]] = {
-        function.sym_name: [op for op in function.walk() if isinstance(op, CallOp)]
-        for function in module.functions
-    }
-    done: set[str] = set()
-    for root in calls:
-        if root in done:
-            continue
-        path = [root]
-        pending = [iter(calls[root])]
-        while pending:
-            call = next(pending[-1], None)
-            if call is None:
-                done.add(path.pop())
-                pending.pop()
-                continue
-            callee = call.callee.name
-            if callee in path:
-                cycle = " -> ".join(f"@{name}" for name in path[path.index(callee) :] + [callee])
-                raise VerifyError(f"recursion is not supported: {cycle}", call)
-            if callee in done or callee not in calls:
-                continue
-            path.append(callee)
-            pending.append(iter(calls[callee]))
 
 
 def _describe(value: Value) -> str:

@@ -9,90 +9,30 @@ made, and a `tc.reshape` between the two spellings of the size gives the cloned 
 the types it was verified with. The callee's own constraints are substituted and added to the
 caller too; constraints that now hold statically are dropped.
 
-Functions are inlined callees first, so each body is copied once it has no calls left; a
-call cycle (recursion) is an error. Every function is kept (each `def` is exported). Cloned
-ops keep their locations.
+Functions are inlined callees first (`Module.callees_first`), so each body is copied once it
+has no calls left; the verifier has ruled out call cycles. Every function is kept (each `def`
+is exported). Cloned ops keep their locations.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tensorc.ir.attributes import ShapeConstraint
 from tensorc.ir.builder import Builder
-from tensorc.ir.core import Block, Operation, Value, VerifyError
+from tensorc.ir.core import Block, Operation, Value
 from tensorc.ir.dialects import tc_shape
-from tensorc.ir.dialects.func import CallOp, FuncOp, Module, ReturnOp
-from tensorc.ir.dims import DimExpr, as_size
+from tensorc.ir.dialects.func import CallOp, FuncOp, Module, ReturnOp, bind_dimensions
 from tensorc.passes.cloning import clone_ops, substitute_constraint, substitute_type
 from tensorc.passes.pass_manager import ModulePass, register_pass
 from tensorc.passes.rewrite import detach_operands, replace_all_uses
 
 
-def bind_dimensions(
-    callee: FuncOp, arguments: tuple[Value, ...]
-) -> tuple[dict[str, DimExpr], list[ShapeConstraint]]:
-    """The renaming of `callee`'s dimension names to the caller's dimensions, and the
-    constraints a call makes beyond it."""
-    substitution: dict[str, DimExpr] = {}
-    checks: list[ShapeConstraint] = []
-    for index, (parameter, argument) in enumerate(zip(callee.function_type.inputs, arguments)):
-        for axis, (declared, actual) in enumerate(zip(parameter.shape, argument.type.shape)):
-            actual = as_size(actual)  # the callee's N is a size: x[3:] of a short x binds 0
-            bound = declared if declared.is_const else substitution.get(_name_of(declared))
-            if bound is None:
-                substitution[_name_of(declared)] = actual
-                continue
-            if bound == actual:
-                continue
-            name = callee.args[index].name_hint or f"argument {index}"
-            needed = str(bound) if declared.is_const else f"{declared} = {bound}"
-            message = (
-                f"call of @{callee.sym_name}: dimension {axis} of '{name}' is {actual}, "
-                f"but it must be {needed}"
-            )
-            checks.append(ShapeConstraint("eq", actual, bound, "ValueError", message))
-    return substitution, checks
-
-
-def _name_of(dim: DimExpr) -> str:
-    (name,) = dim.symbols
-    return name
-
-
 def inline_calls(module: Module) -> int:
     """Inline every call of `module`; returns how many calls were inlined."""
     count = 0
-    for function in _callees_first(module):
+    for function in module.callees_first():
         count += _inline_block(function.body, function, module)
     return count
-
-
-def _callees_first(module: Module) -> list[FuncOp]:
-    """The functions in an order where each comes after every function it calls."""
-    ordered: list[FuncOp] = []
-    state: dict[str, str] = {}  # "visiting" or "done"
-
-    def visit(function: FuncOp, path: list[str]) -> None:
-        name = function.sym_name
-        if state.get(name) == "done":
-            return
-        if state.get(name) == "visiting":
-            cycle = " -> ".join(f"@{n}" for n in path[path.index(name) :] + [name])
-            raise VerifyError(f"recursive calls cannot be inlined: {cycle}", function)
-        state[name] = "visiting"
-        for op in function.walk():
-            if isinstance(op, CallOp):
-                callee = module.lookup(op.callee.name)
-                if callee is None:
-                    raise VerifyError(f"func.call of unknown function @{op.callee.name}", op)
-                visit(callee, path + [name])
-        state[name] = "done"
-        ordered.append(function)
-
-    for function in module.functions:
-        visit(function, [])
-    return ordered
 
 
 def _inline_block(block: Block, caller: FuncOp, module: Module) -> int:
@@ -118,7 +58,7 @@ def _inline_block(block: Block, caller: FuncOp, module: Module) -> int:
 def _inline_call(call: CallOp, caller: FuncOp, module: Module) -> list[Operation]:
     """The ops that replace `call` (its results redirected to them); `call` is dropped."""
     callee = module.lookup(call.callee.name)
-    assert callee is not None  # checked by _callees_first
+    assert callee is not None  # checked by Module.callees_first
     substitution, checks = bind_dimensions(callee, call.operands)
     for constraint in checks + [
         substitute_constraint(c, substitution) for c in callee.shape_constraints

@@ -222,14 +222,8 @@ class PassManager:
         inst = self.instrumentation
         assert inst.dump_ir_dir is not None
         path = os.path.join(inst.dump_ir_dir, f"{inst.dumps_written:02d}-{label}.tcir")
-        try:
-            os.makedirs(inst.dump_ir_dir, exist_ok=True)
-        except FileExistsError:
-            raise DumpError(f"cannot create IR dump directory '{inst.dump_ir_dir}': "
-                            "a file of that name exists") from None
-        except OSError as error:
-            raise DumpError(f"cannot create IR dump directory '{inst.dump_ir_dir}': "
-                            f"{error.strerror or error}") from None
+        if inst.dumps_written == 0:  # the first dump of the run, "input"
+            _make_dump_directory(inst.dump_ir_dir)
         try:
             with open(path, "w") as handle:
                 handle.write(print_module(module, inst.print_locations))
@@ -255,3 +249,17 @@ class PassManager:
         for key, value in (extra or {}).items():
             lines.append(f"  {key}: {value}")
         return "\n".join(lines) + "\n"
+
+
+def _make_dump_directory(directory: str) -> None:
+    """`--dump-ir-dir`, created when missing; `DumpError` naming it when it cannot be."""
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except FileExistsError:
+        raise DumpError(
+            f"cannot create IR dump directory '{directory}': a file of that name exists"
+        ) from None
+    except OSError as error:
+        raise DumpError(
+            f"cannot create IR dump directory '{directory}': {error.strerror or error}"
+        ) from None

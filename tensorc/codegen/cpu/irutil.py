@@ -14,6 +14,7 @@ from tensorc.codegen.artifact import reserved_symbol_name
 from tensorc.ir.dialects.func import Module
 from tensorc.ir.dtypes import DType
 from tensorc.ir.location import Location
+from tensorc.ir.types import TensorType
 
 I1 = ir.IntType(1)
 I8 = ir.IntType(8)
@@ -72,11 +73,10 @@ def check_dtypes(module: Module) -> None:
                 _check_dtype(value.type, op.loc)
 
 
-def _check_dtype(type_: object, loc: Location | None) -> None:
-    dtype = getattr(type_, "dtype", None)
-    if dtype is None or dtype in _REGISTER_TYPES:
+def _check_dtype(tensor_type: TensorType, loc: Location | None) -> None:
+    if tensor_type.dtype in _REGISTER_TYPES:
         return
-    raise UnsupportedError(f"the CPU backend does not support {dtype} yet", loc)
+    raise UnsupportedError(f"the CPU backend does not support {tensor_type.dtype} yet", loc)
 
 
 def declare(

@@ -12,10 +12,12 @@ from tensorc.ir.core import (
     Operation,
     Region,
     Terminator,
+    Value,
     VerifyError,
     attr_def,
     register_op,
 )
+from tensorc.ir.dims import DimExpr, as_size
 from tensorc.ir.location import Location
 from tensorc.ir.typecheck import types_compatible
 from tensorc.ir.types import FunctionType, TensorType
@@ -169,6 +171,38 @@ class CallOp(Operation):
     callee = attr_def(SymbolRef)
 
 
+def bind_dimensions(
+    callee: FuncOp, arguments: Sequence[Value]
+) -> tuple[dict[str, DimExpr], list[ShapeConstraint]]:
+    """The renaming of `callee`'s dimension names to the caller's dimensions (each parameter
+    dimension that is a name binds to its argument's size, the first binding winning), and the
+    constraints a call makes beyond it (a name bound twice, a literal against a symbol)."""
+    substitution: dict[str, DimExpr] = {}
+    checks: list[ShapeConstraint] = []
+    for index, (parameter, argument) in enumerate(zip(callee.function_type.inputs, arguments)):
+        for axis, (declared, actual) in enumerate(zip(parameter.shape, argument.type.shape)):
+            actual = as_size(actual)  # the callee's N is a size: x[3:] of a short x binds 0
+            bound = declared if declared.is_const else substitution.get(_name_of(declared))
+            if bound is None:
+                substitution[_name_of(declared)] = actual
+                continue
+            if bound == actual:
+                continue
+            name = callee.args[index].name_hint or f"argument {index}"
+            needed = str(bound) if declared.is_const else f"{declared} = {bound}"
+            message = (
+                f"call of @{callee.sym_name}: dimension {axis} of '{name}' is {actual}, "
+                f"but it must be {needed}"
+            )
+            checks.append(ShapeConstraint("eq", actual, bound, "ValueError", message))
+    return substitution, checks
+
+
+def _name_of(dim: DimExpr) -> str:
+    (name,) = dim.symbols
+    return name
+
+
 class Module:
     """A translation unit: functions by name, in source order."""
 
@@ -184,6 +218,45 @@ class Module:
     def walk(self):
         for function in self.functions:
             yield from function.walk()
+
+    def callees_first(self) -> list[FuncOp]:
+        """The functions in an order where each comes after every function it calls.
+
+        `VerifyError` at a call of an unknown function, or at the call that closes a cycle
+        (recursion is not supported, SPEC §1.7), naming the cycle. Iterative: a long chain of
+        calls does not exhaust Python's stack."""
+        calls = {
+            function.sym_name: [op for op in function.walk() if isinstance(op, CallOp)]
+            for function in self.functions
+        }
+        ordered: list[FuncOp] = []
+        done: set[str] = set()
+        for root in self.functions:
+            if root.sym_name in done:
+                continue
+            path = [root]
+            pending = [iter(calls[root.sym_name])]
+            while pending:
+                call = next(pending[-1], None)
+                if call is None:
+                    finished = path.pop()
+                    done.add(finished.sym_name)
+                    ordered.append(finished)
+                    pending.pop()
+                    continue
+                callee = self.lookup(call.callee.name)
+                if callee is None:
+                    raise VerifyError(f"func.call of unknown function @{call.callee.name}", call)
+                if callee in path:
+                    cycle = [f.sym_name for f in path[path.index(callee) :]] + [callee.sym_name]
+                    raise VerifyError(
+                        "recursion is not supported: " + " -> ".join(f"@{n}" for n in cycle), call
+                    )
+                if callee.sym_name in done:
+                    continue
+                path.append(callee)
+                pending.append(iter(calls[callee.sym_name]))
+        return ordered
 
 
 def function_type_of(inputs: Sequence[TensorType], results: Sequence[TensorType]) -> FunctionType:

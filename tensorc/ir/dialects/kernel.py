@@ -231,9 +231,7 @@ class GenericOp(Operation):
         return VerifyError(f"kernel.generic: {message}", op or self)
 
     def _verify_domain(self) -> tuple[DimExpr, ...]:
-        for size in self.domain:
-            if isinstance(size, bool) or not isinstance(size, (int, DimExpr)):
-                raise self._fail(f"domain size {size!r} is not an integer or #dim")
+        for size in self.domain:  # ints or #dim, checked by attr_def
             problem = size_problem(DimExpr.of(size))
             if problem is not None:
                 raise self._fail(f"domain size {size} {problem}")
