@@ -13,6 +13,7 @@ The artifacts here are built from small hand-written LLVM modules that follow th
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import json
 import os
 import shutil
@@ -226,12 +227,19 @@ def module(built: Path) -> NativeModule:
     return tensorc_runtime.load(built)
 
 
-def patched_copy(source: Path, destination: Path, old: bytes, new: bytes) -> Path:
-    """A copy of ``source`` with ``old`` replaced by ``new`` (same length) in the manifest."""
+def patched_copy(
+    source: Path, destination: Path, old: bytes, new: bytes, *, reseal: bool = True
+) -> Path:
+    """A copy of ``source`` with ``old`` replaced by ``new`` (same length) in the manifest, and
+    (``reseal``) its checksum recomputed, as a compiler writing that manifest would have."""
     assert len(old) == len(new)
     data = source.read_bytes()
     assert data.count(old) == 1, old
-    destination.write_bytes(data.replace(old, new))
+    data = data.replace(old, new)
+    if reseal:
+        digest = read_manifest(source)["file_sha256"].encode()
+        data = artifact.seal_checksum(data.replace(digest, b"0" * len(digest)))
+    destination.write_bytes(data)
     return destination
 
 
@@ -241,7 +249,7 @@ def patched_copy(source: Path, destination: Path, old: bytes, new: bytes) -> Pat
 def test_manifest_fields(built: Path) -> None:
     manifest = read_manifest(built)
     assert manifest["format"] == "tensorc-artifact"
-    assert manifest["format_version"] == 2
+    assert manifest["format_version"] == 3
     assert manifest["target"] == "cpu"
     assert manifest["triple"] == host_target().triple
     assert manifest["arch"] is None
@@ -329,7 +337,7 @@ def test_module_api(module: NativeModule, built: Path) -> None:
     assert isinstance(module.functions["addone"], Signature)
     assert str(module.functions["addone"]) == "addone(x: f32[N]) -> f32[N]"
     assert module.target == "cpu"
-    assert module.manifest["format_version"] == 2
+    assert module.manifest["format_version"] == 3
     assert isinstance(module.addone, NativeFunction)
     assert module["addone"] is module.addone
     assert "affine" in module and "nope" not in module
@@ -556,10 +564,66 @@ def test_unsupported_format_version(
     built: Path, tmp_path: Path, version: bytes, advice: str
 ) -> None:
     patched = patched_copy(
-        built, tmp_path / "v.so", b'"format_version":2,', b'"format_version":' + version + b","
+        built, tmp_path / "v.so", b'"format_version":3,', b'"format_version":' + version + b","
     )
     with pytest.raises(ArtifactError, match=f"format version {version.decode()}.*{advice}"):
         tensorc_runtime.load(patched)
+
+
+def test_manifest_ends_with_the_file_checksum(built: Path) -> None:
+    manifest = read_manifest(built)
+    assert list(manifest)[-1] == "file_sha256"
+    data = bytearray(built.read_bytes())
+    digest = manifest["file_sha256"].encode()
+    assert data.count(digest) == 1
+    start = data.index(digest)
+    data[start : start + 64] = b"0" * 64
+    assert hashlib.sha256(data).hexdigest() == manifest["file_sha256"]
+
+
+def test_a_manifest_edited_without_its_checksum_is_refused(built: Path, tmp_path: Path) -> None:
+    # A result shape of N shrunk to 1: trusted, the call would write past the result buffer.
+    old = b'"addone","params":[{"name":"x","dtype":"f32","shape":["N"]}],"results":[{'
+    old += b'"name":"result0","dtype":"f32","shape":["N"]}]'
+    edited = patched_copy(
+        built, tmp_path / "shape.so", old, old[:-6] + b'"1"]}]', reseal=False
+    )
+    with pytest.raises(ArtifactError, match="corrupted file .*file_sha256"):
+        tensorc_runtime.load(edited)
+
+
+def test_every_changed_byte_is_refused_before_dlopen(built: Path, tmp_path: Path) -> None:
+    data = built.read_bytes()
+    flipped = tmp_path / "flipped.so"
+    for position in range(0, len(data), max(1, len(data) // 300)):
+        corrupted = bytearray(data)
+        corrupted[position] ^= 0x04
+        flipped.write_bytes(corrupted)
+        with pytest.raises(ArtifactError):
+            tensorc_runtime.load(flipped)
+    with open("/proc/self/maps", encoding="utf-8") as maps:
+        assert "flipped.so" not in maps.read()
+
+
+def test_format_version_2_without_a_checksum_still_loads(tmp_path: Path) -> None:
+    target = host_target()
+    manifest = make_manifest(functions=SIGNATURES, source_text=SOURCE, target=target)
+    del manifest["file_sha256"]
+    path = tmp_path / "v2.so"
+    build_shared_object(
+        [addone_module(), OTHER_FUNCTIONS_IR], {**manifest, "format_version": 2}, path,
+        extra_c_sources=[THREAD_POOL_C], target=target,
+    )
+    module = tensorc_runtime.load(path)
+    assert module.manifest["format_version"] == 2
+    np.testing.assert_array_equal(module.addone(np.arange(3, dtype=np.float32)), [1, 2, 3])
+    unsealed = tmp_path / "v3.so"
+    build_shared_object(
+        [addone_module(), OTHER_FUNCTIONS_IR], manifest, unsealed,
+        extra_c_sources=[THREAD_POOL_C], target=target,
+    )
+    with pytest.raises(ArtifactError, match="corrupted manifest .*'file_sha256'"):
+        tensorc_runtime.load(unsealed)
 
 
 def test_missing_cpu_feature_is_refused_before_dlopen(tmp_path: Path) -> None:
@@ -689,7 +753,7 @@ def test_inspect(built: Path, capsys: pytest.CaptureFixture[str]) -> None:
         "target:       cpu",
         f"triple:       {host_target().triple}",
         "compiler:     tensorc 0.1.0",
-        "format:       tensorc-artifact version 2",
+        "format:       tensorc-artifact version 3",
         "source hash:  sha256:",
         "options:      opt_level=2",
         "addone(x: f32[N]) -> f32[N]",

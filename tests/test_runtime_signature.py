@@ -79,7 +79,7 @@ def mlp_args(n: int = 3, hidden: int = 16) -> list[np.ndarray]:
 
 def test_package_metadata() -> None:
     assert tensorc_runtime.__version__ == "0.1.0"
-    assert FORMAT_VERSION == 2
+    assert FORMAT_VERSION == 3
     assert issubclass(ArtifactError, Exception)
 
 

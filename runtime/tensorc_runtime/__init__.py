@@ -26,4 +26,4 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
-FORMAT_VERSION = 2  # what tensorc writes; elf.SUPPORTED_FORMAT_VERSIONS: what this reads
+FORMAT_VERSION = 3  # what tensorc writes; elf.SUPPORTED_FORMAT_VERSIONS: what this reads

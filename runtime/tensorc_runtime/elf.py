@@ -8,6 +8,7 @@ that names the file and says what is wrong; no code of the file ever runs.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import struct
@@ -32,9 +33,13 @@ __all__ = [
 ]
 
 FORMAT_NAME = "tensorc-artifact"
-# 1: before the reserved `__tensorc_` namespace (docs/abi.md); 2: the current format.
-SUPPORTED_FORMAT_VERSIONS = frozenset({1, 2})
+# 1: before the reserved `__tensorc_` namespace (docs/abi.md); 2: without a file checksum;
+# 3: the current format, whose manifest ends with `file_sha256`.
+SUPPORTED_FORMAT_VERSIONS = frozenset({1, 2, 3})
+CHECKSUMMED_FORMAT_VERSION = 3
 MANIFEST_SECTION = ".tensorc_manifest"
+# The SHA-256 of the whole file with this field's 64 hex digits read as zeros (docs/abi.md).
+CHECKSUM_FIELD = "file_sha256"
 TARGETS = ("cpu", "cuda")
 
 _ELF_MAGIC = b"\x7fELF"
@@ -181,20 +186,24 @@ class ArtifactFile:
         """The machine the file is built for (ArtifactError if it is no ELF64 LE file)."""
         return ElfInfo(machine=self._sections[2], size=self._elf.size)
 
-    def section(self, name: str) -> bytes | None:
-        """The contents of section ``name``, or None if the file has none."""
-        sections = self._sections[0]
+    def _section_header(self, name: str) -> tuple[int, ...] | None:
         names = self._names
         wanted = name.encode()
-        for section in sections:
-            if _section_name(names, section[0]) != wanted:
-                continue
-            if section[1] == _SHT_NOBITS:
-                return b""
-            if section[5] > _MAX_MANIFEST_BYTES:
-                raise self._elf.fail(f"corrupted file: section {name} claims {section[5]} bytes")
-            return self._elf.read(section[4], section[5], f"section {name}")
+        for section in self._sections[0]:
+            if _section_name(names, section[0]) == wanted:
+                return section
         return None
+
+    def section(self, name: str) -> bytes | None:
+        """The contents of section ``name``, or None if the file has none."""
+        section = self._section_header(name)
+        if section is None:
+            return None
+        if section[1] == _SHT_NOBITS:
+            return b""
+        if section[5] > _MAX_MANIFEST_BYTES:
+            raise self._elf.fail(f"corrupted file: section {name} claims {section[5]} bytes")
+        return self._elf.read(section[4], section[5], f"section {name}")
 
     def manifest(self) -> dict[str, Any]:
         """The validated manifest (see :func:`validate_manifest`)."""
@@ -213,7 +222,32 @@ class ArtifactFile:
             raise ArtifactError(
                 f"{self.path}: corrupted manifest (invalid JSON: {error})"
             ) from None
-        return validate_manifest(manifest, self.path)
+        validate_manifest(manifest, self.path)
+        self._verify_checksum(manifest)
+        return manifest
+
+    def _verify_checksum(self, manifest: Mapping[str, Any]) -> None:
+        """Check the manifest's ``file_sha256`` against the whole file, with the digest's own
+        64 hex digits read as zeros. Required from format version 3 on."""
+        digest = manifest.get(CHECKSUM_FIELD)
+        if digest is None and manifest["format_version"] < CHECKSUMMED_FORMAT_VERSION:
+            return
+        if not isinstance(digest, str) or len(digest) != 64:
+            raise ArtifactError(f"{self.path}: corrupted manifest (field {CHECKSUM_FIELD!r})")
+        section = self._section_header(MANIFEST_SECTION)
+        assert section is not None  # the manifest was read from it
+        data = bytearray(self._elf.read(0, self._elf.size, "the file"))
+        field = f'"{CHECKSUM_FIELD}":"{digest}"'.encode()
+        position = data.find(field, section[4], section[4] + section[5])
+        if position < 0:
+            raise ArtifactError(f"{self.path}: corrupted manifest (field {CHECKSUM_FIELD!r})")
+        start = position + len(field) - 65
+        data[start : start + 64] = b"0" * 64
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise ArtifactError(
+                f"{self.path}: corrupted file (its contents do not match the manifest's "
+                f"{CHECKSUM_FIELD}; rebuild it)"
+            )
 
 
 def open_artifact(path: str | os.PathLike[str]) -> ArtifactFile:

@@ -85,9 +85,12 @@ CUDA_MESSAGE = "this is a CUDA artifact; loading it needs pycuda and an NVIDIA G
 # The fast-call functions of an artifact (docs/abi.md), by its format version. Version 2 moved
 # every symbol but the entry points into the reserved `__tensorc_` namespace: there,
 # `tensorc_invoke` is the entry point of a function called `invoke` and is never looked up.
+# Version 3 added the file checksum and kept version 2's symbols.
+_RESERVED_INVOKE_SYMBOLS = {CHECKED: "__tensorc_invoke_checked", INVOKE: "__tensorc_invoke"}
 INVOKE_SYMBOLS: Mapping[int, Mapping[str, str]] = {
     1: {CHECKED: "tensorc_invoke_checked", INVOKE: "tensorc_invoke"},
-    2: {CHECKED: "__tensorc_invoke_checked", INVOKE: "__tensorc_invoke"},
+    2: _RESERVED_INVOKE_SYMBOLS,
+    3: _RESERVED_INVOKE_SYMBOLS,
 }
 
 

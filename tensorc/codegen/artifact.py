@@ -52,16 +52,23 @@ __all__ = [
     "make_manifest",
     "manifest_module_ir",
     "reserved_symbol_name",
+    "seal_checksum",
 ]
 
 FORMAT_NAME = "tensorc-artifact"
 # Version 2: every symbol besides the entry points moved into the reserved `__tensorc_`
 # namespace (version 1 had `tensorc_manifest`, `tensorc_invoke`, ... beside `tensorc_F`).
-FORMAT_VERSION = 2
+# Version 3: the manifest's last field, `file_sha256`, is a checksum of the whole file.
+FORMAT_VERSION = 3
 ENTRY_PREFIX = "tensorc_"
 RESERVED_PREFIX = "__tensorc_"
 MANIFEST_SECTION = ".tensorc_manifest"
 MANIFEST_SYMBOL = RESERVED_PREFIX + "manifest"
+# The checksum field: the SHA-256 of the whole linked file with this field's 64 hex digits
+# read as zeros. The manifest is emitted with zeros (`make_manifest`) and the linked file is
+# sealed in place (`seal_checksum`), so any changed byte, code or manifest, is caught at load.
+CHECKSUM_FIELD = "file_sha256"
+CHECKSUM_PLACEHOLDER = "0" * 64
 LINK_LIBRARIES = ("-lpthread", "-lm")
 C_FLAGS = ("-O2", "-fPIC", "-std=gnu11", "-fno-ident")
 
@@ -267,6 +274,7 @@ def make_manifest(
     }
     if cuda is not None:
         manifest["cuda"] = dict(cuda)
+    manifest[CHECKSUM_FIELD] = CHECKSUM_PLACEHOLDER
     return manifest
 
 
@@ -420,7 +428,22 @@ def _link_atomically(
             *LINK_LIBRARIES,
         ]
         _run_tool(command, f"linking {output.name}")
-        write_atomically(output, linked.read_bytes(), executable=True)
+        write_atomically(output, seal_checksum(linked.read_bytes()), executable=True)
+
+
+def seal_checksum(data: bytes) -> bytes:
+    """The linked file ``data`` with its manifest's ``file_sha256`` placeholder replaced by the
+    SHA-256 of ``data`` (as it is, with the placeholder's zeros). A manifest made without the
+    field (a hand-made one) is left as it is."""
+    field = f'"{CHECKSUM_FIELD}":"{CHECKSUM_PLACEHOLDER}"'.encode()
+    position = data.find(field)
+    if position < 0:
+        return data
+    if data.find(field, position + 1) >= 0:
+        raise BuildError(f"the linked file holds more than one {CHECKSUM_FIELD} placeholder")
+    digest = hashlib.sha256(data).hexdigest().encode()
+    start = position + len(field) - 1 - len(CHECKSUM_PLACEHOLDER)
+    return data[:start] + digest + data[start + len(digest) :]
 
 
 def _run_tool(command: Sequence[str], what: str) -> None:
