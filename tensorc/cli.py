@@ -49,7 +49,13 @@ class UsageError(Exception):
     pass
 
 
+class OutputError(Exception):
+    """`-o` cannot be written (exit 1, as a C compiler's "cannot open output file")."""
+
+
 class _ArgumentParser(argparse.ArgumentParser):
+    subcommands: dict[str, argparse.ArgumentParser]  # the top-level parser's, by name
+
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
         sys.stderr.write(f"tensorc: error: {message}\n")
@@ -85,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(
         dest="command", metavar="COMMAND", parser_class=_ArgumentParser
     )
+    parser.subcommands = commands.choices
 
     compile_cmd = commands.add_parser("compile", help="compile a .tc file to an artifact or IR")
     compile_cmd.add_argument("file", metavar="FILE.tc")
@@ -170,6 +177,23 @@ def _compile_options(
     return options
 
 
+def _check_output_path(args: argparse.Namespace) -> None:
+    """`-o` is checked before any work: its directory must exist, and it must be neither a
+    directory nor the input file (a compile would replace the source with its output)."""
+    import os
+
+    path = args.output
+    if not path or path == "-":
+        return
+    if os.path.isdir(path):
+        raise OutputError(f"cannot write '{path}': it is a directory")
+    parent = os.path.dirname(path) or "."
+    if not os.path.isdir(parent):
+        raise OutputError(f"cannot write '{path}': there is no directory '{parent}'")
+    if os.path.exists(path) and os.path.exists(args.file) and os.path.samefile(path, args.file):
+        raise OutputError(f"-o '{path}' is the input file; choose another output")
+
+
 def _load(path: str) -> Source:
     try:
         return Source.read(path)
@@ -204,6 +228,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_opt(args: argparse.Namespace) -> int:
+    _check_output_path(args)
     module = _run_pipeline(args, args.opt_level)
     text = print_module(module, args.print_locations)
     return _write_output(args.output or "-", text)
@@ -229,6 +254,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
                          "obj, header or ir")
     if not args.output:
         raise UsageError("compile needs -o OUT")
+    _check_output_path(args)
     if args.emit == "ir":
         module = _run_pipeline(args, args.opt_level)
         return _write_output(args.output, print_module(module, args.print_locations))
@@ -244,7 +270,7 @@ def _compile_native(args: argparse.Namespace) -> int:
     options = _compile_options(args, "cpu", args.opt_level, args.passes)
     if args.output == "-" and args.emit not in TEXT_EMIT_KINDS:
         kinds = "|".join(TEXT_EMIT_KINDS)
-        raise UsageError(f"-o - writes text to stdout: use it with --emit={kinds}")
+        raise UsageError(f"-o - writes text to stdout: use it with --emit={kinds}|ir")
     return _build(
         args,
         lambda output: emit_native(_load(args.file), options, args.emit, output),
@@ -269,7 +295,8 @@ def _compile_cuda(args: argparse.Namespace) -> int:
     if not args.output:
         raise UsageError("compile needs -o OUT")
     if args.output == "-" and args.emit == "so":
-        raise UsageError("-o - writes text to stdout: use it with --emit=ptx or --emit=llvm")
+        raise UsageError("-o - writes text to stdout: use it with --emit=ptx|llvm|ir")
+    _check_output_path(args)
     options = _compile_options(args, "cuda", args.opt_level, args.passes)
     return _build(
         args,
@@ -297,6 +324,8 @@ def _build(
                 sys.stdout.write(output.read_text())
     except UnsupportedError as error:
         return _program_error(error)
+    except OSError as error:  # the temporary file's name is no business of the user's
+        return _program_error(f"cannot write '{args.output}': {error.strerror or error}")
     except build_errors as error:
         return _program_error(f"cannot build {args.output}: {error}")
     if args.timing:
@@ -309,12 +338,24 @@ def _program_error(message: object) -> int:
     return EXIT_PROGRAM_ERROR
 
 
+def _check_artifact_path(path: str) -> None:
+    """A missing path or a directory is a usage error, like a missing source file; what the
+    file holds is for the loader to judge."""
+    import os
+
+    if os.path.isdir(path):
+        raise UsageError(f"cannot read '{path}': it is a directory, not an artifact")
+    if not os.path.exists(path):
+        raise UsageError(f"cannot read '{path}': No such file or directory")
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     import json
 
     from tensorc_runtime import ArtifactError
     from tensorc_runtime.elf import read_manifest
 
+    _check_artifact_path(args.artifact)
     try:
         manifest = read_manifest(args.artifact)
         if args.json:
@@ -364,6 +405,7 @@ def _describe_artifact(path: str, manifest: dict) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     from tensorc_runtime import ArtifactError, load
 
+    _check_artifact_path(args.artifact)
     try:
         module = load(args.artifact)
     except ArtifactError as error:
@@ -379,9 +421,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _program_error(error)
     if not isinstance(outputs, tuple):
         outputs = (outputs,)
-    for spec, output in zip(function.signature.results, outputs):
+    names = [spec.name for spec in function.signature.results]
+    for index, (spec, output) in enumerate(zip(function.signature.results, outputs)):
         if args.output:
-            path = f"{args.output}{spec.name}.npy"
+            # artifacts of format 2 could name two results alike: then by position
+            unique = names.count(spec.name) == 1
+            path = f"{args.output}{spec.name if unique else f'result{index}'}.npy"
             _save_npy(path, output)
             sys.stdout.write(f"wrote {path}: {_array_summary_line(output)}\n")
         else:
@@ -422,11 +467,15 @@ def _run_value(name: str, value: str) -> object:
 
     if value.endswith(".npy") or os.path.exists(value):
         try:
-            return np.load(value, allow_pickle=False)
+            array = np.load(value, allow_pickle=False)
         except OSError as error:
             raise UsageError(f"{name}: cannot read '{value}': {error.strerror or error}") from None
-        except ValueError as error:
-            raise UsageError(f"{name}: '{value}' is not a .npy array: {error}") from None
+        except ValueError:
+            raise UsageError(f"{name}: '{value}' is not a .npy array file") from None
+        if not isinstance(array, np.ndarray):  # an .npz archive of several arrays
+            array.close()
+            raise UsageError(f"{name}: '{value}' is an .npz archive; give one .npy array")
+        return array
     lowered = value.strip().lower()
     if lowered in ("true", "false"):
         return lowered == "true"
@@ -478,12 +527,17 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse_arguments(parser, argv)
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
     try:
-        return COMMANDS[args.command](args)
+        status = COMMANDS[args.command](args)
+        sys.stdout.flush()  # a write error surfaces here, not at interpreter exit
+        return status
+    except BrokenPipeError:  # `tensorc opt m.tc | head`: the reader has gone, quietly stop
+        _silence_stdout()
+        return EXIT_PROGRAM_ERROR
     except CompileError as error:
         sys.stderr.write(error.render() + "\n")
         count = len(error.diagnostics)
@@ -492,19 +546,52 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, PipelineError) as error:
         sys.stderr.write(f"tensorc: error: {error}\n")
         return EXIT_USAGE
-    except DumpError as error:
+    except (DumpError, OutputError) as error:
         return _program_error(error)
     except PassFailure as error:
         sys.stderr.write(f"tensorc: internal compiler error: {error}\n")
         return EXIT_PROGRAM_ERROR
     except KeyboardInterrupt:
         return 130
+    except OSError as error:  # the machine's, not the compiler's: a full disk, a closed stream
+        _silence_stdout()
+        target = f" '{error.filename}'" if error.filename else ""
+        sys.stderr.write(f"tensorc: error: cannot write{target}: {error.strerror or error}\n")
+        return EXIT_PROGRAM_ERROR
     except Exception as error:  # the compiler never shows a Python traceback
         sys.stderr.write(
             f"tensorc: internal compiler error: {type(error).__name__}: {error}\n"
             "Please report this with the input file.\n"
         )
         return EXIT_PROGRAM_ERROR
+
+
+def _parse_arguments(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None
+) -> argparse.Namespace:
+    """Parse the command line; `run`'s `name=value` arguments may also follow its options
+    (`tensorc run m.so f -o out_ x=x.npy`)."""
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command == "run":
+        values = [item for item in extra if "=" in item and not item.startswith("-")]
+        args.inputs = [*args.inputs, *values]
+        extra = [item for item in extra if item not in values]
+    if extra:
+        command = getattr(parser, "subcommands", {}).get(args.command, parser)
+        command.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that Python's final flush cannot fail again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

@@ -63,7 +63,8 @@ class Source:
     @staticmethod
     def load(source_or_path: str | os.PathLike[str]) -> Source:
         """A path is read: a `PathLike`, or a one-line str that names an existing file, ends in
-        `.tc`/`.tcir`, or cannot be a program (it has no `(`). Other text is source."""
+        `.tc`/`.tcir`, or cannot be a program (it has no `(`). Other text is source, and so
+        are an empty or blank string and a comment (an empty module)."""
         if isinstance(source_or_path, os.PathLike):
             return Source.read(source_or_path)
         if not isinstance(source_or_path, str):
@@ -71,8 +72,12 @@ class Source:
                 f"source_or_path must be a str or a path, not {type(source_or_path).__name__}"
             )
         text = source_or_path
-        looks_like_path = "\n" not in text and (
-            text.endswith((".tc", ".tcir")) or os.path.exists(text) or "(" not in text
+        stripped = text.strip()
+        looks_like_path = (
+            "\n" not in text
+            and stripped != ""
+            and not stripped.startswith("#")
+            and (text.endswith((".tc", ".tcir")) or os.path.exists(text) or "(" not in text)
         )
         if looks_like_path:
             return Source.read(text)
@@ -147,7 +152,8 @@ def optimize(module: Module, options: CompileOptions) -> PassManager:
 
 
 def compile_to_ir(source: Source, options: CompileOptions) -> tuple[Module, PassManager]:
-    module = parse_source(source)
+    with options.instrumentation.phase("parse" if source.is_ir else "frontend"):
+        module = parse_source(source)
     manager = optimize(module, options)
     return module, manager
 
@@ -282,16 +288,25 @@ def emit_native(
         raise ValueError(f"kind must be one of {', '.join(NATIVE_EMIT_KINDS)}; got {kind!r}")
     module, manager = compile_to_ir(source, options)
     build = native_build(module, source, options)
+    phase = options.instrumentation.phase
     if kind == "header":
-        write_atomically(output, build.header())
-    elif kind == "llvm":
-        write_atomically(output, build.llvm_ir())
+        with phase("backend: header"):
+            write_atomically(output, build.header())
+        return manager
+    with phase("backend: lower to LLVM IR"):
+        build.unoptimized  # noqa: B018 (a cached property: built here to be timed alone)
+    if kind == "llvm":
+        with phase("backend: LLVM optimisation"):
+            write_atomically(output, build.llvm_ir())
     elif kind == "asm":
-        write_atomically(output, build.assembly())
+        with phase("backend: LLVM optimisation and assembly"):
+            write_atomically(output, build.assembly())
     elif kind == "obj":
-        write_atomically(output, build.object_code())
+        with phase("backend: LLVM optimisation and object code"):
+            write_atomically(output, build.object_code())
     else:
-        build.write_shared_object(output)
+        with phase("backend: LLVM optimisation, object code and link"):
+            build.write_shared_object(output)
     return manager
 
 
@@ -324,12 +339,13 @@ def emit_cuda(
         raise ValueError(f"kind must be one of {', '.join(CUDA_EMIT_KINDS)}; got {kind!r}")
     module, manager = compile_to_ir(source, options)
     build = cuda_build(module, source, options, arch)
-    if kind == "ptx":
-        write_atomically(output, build.ptx())
-    elif kind == "llvm":
-        write_atomically(output, build.nvvm_ir())
-    else:
-        build.write_shared_object(output)
+    with options.instrumentation.phase(f"backend: {kind}"):
+        if kind == "ptx":
+            write_atomically(output, build.ptx())
+        elif kind == "llvm":
+            write_atomically(output, build.nvvm_ir())
+        else:
+            build.write_shared_object(output)
     return manager
 
 

@@ -480,7 +480,10 @@ def _make_checker(function: str, index: int, param: TensorSpec) -> Checker:
 
     def dtype_error(dtype: np.dtype) -> TypeError:
         spelling = numpy_spelling(param.dtype)
-        if dtype.kind in "biufc":
+        if dtype.kind in "iu" and target.kind == "f":
+            advice = f"not every {dtype.name} value is exact in {target.name}; pass "
+            advice += f"{param.name}.astype({spelling})"
+        elif dtype.kind in "biufc":
             advice = f"no silent downcast; pass {param.name}.astype({spelling})"
         else:
             advice = f"pass an array of dtype {spelling}"

@@ -480,9 +480,20 @@ class FunctionLowering(ExpressionLowering):
 
 
 def _result_names(nodes: Sequence[ast.Expr | None]) -> list[str]:
-    """A returned bare name names its result; others (and repeats) are `result{i}`."""
-    names: list[str] = []
+    """Distinct names: a returned bare name names its result (its first return); the others
+    are `result{i}`, with `_` appended while that is taken (`return result1, a + 1`)."""
+    names: list[str | None] = [None] * len(nodes)
+    taken: set[str] = set()
     for index, node in enumerate(nodes):
-        name = node.id if isinstance(node, ast.Name) else f"result{index}"
-        names.append(name if name not in names else f"result{index}")
-    return names
+        if isinstance(node, ast.Name) and node.id not in taken:
+            names[index] = node.id
+            taken.add(node.id)
+    for index, name in enumerate(names):
+        if name is not None:
+            continue
+        name = f"result{index}"
+        while name in taken:
+            name += "_"
+        names[index] = name
+        taken.add(name)
+    return [name for name in names if name is not None]

@@ -18,7 +18,8 @@ import dataclasses
 import os
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TextIO
 
@@ -182,6 +183,15 @@ class Instrumentation:
     timings: list[tuple[str, float]] = field(default_factory=list)
     dumps_written: int = 0  # numbers `--dump-ir-dir` files on across pipelines (the backend's)
 
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Time the block as one row of `--timing`'s report (a pass, parsing, a backend rung)."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings.append((name, time.perf_counter() - started))
+
     def emit(self, title: str, module: Module) -> None:
         if self.stream is None:
             return
@@ -204,9 +214,8 @@ class PassManager:
         for pass_ in self.passes:
             if pass_.name in inst.print_ir_before:
                 inst.emit(f"Before {pass_.pipeline_text()}", module)
-            started = time.perf_counter()
-            pass_.run(module)
-            inst.timings.append((pass_.pipeline_text(), time.perf_counter() - started))
+            with inst.phase(pass_.pipeline_text()):
+                pass_.run(module)
             if self.verify_each:
                 try:
                     verify_module(module)
@@ -232,12 +241,13 @@ class PassManager:
         inst.dumps_written += 1
 
     def timing_report(self, extra: dict[str, int] | None = None) -> str:
-        """A table like MLIR's `-mlir-timing`: wall time per pass and the total."""
+        """A table like MLIR's `-mlir-timing`: wall time per phase (parsing, each pass, the
+        backend's rungs) and the total."""
         timings = self.instrumentation.timings
         total = sum(t for _, t in timings) or 1e-12
         lines = [
             "===" + "-" * 70 + "===",
-            "  tensorc pass timing report",
+            "  tensorc timing report",
             "===" + "-" * 70 + "===",
             f"  Total Execution Time: {total:.4f} seconds",
             "",

@@ -146,11 +146,15 @@ class FuncOp(Operation):
             if name in seen:
                 raise VerifyError(f"@{self.sym_name}: two parameters are named '{name}'", self)
             seen.add(name)
+        results: set[str] = set()
         for name in self.result_names or []:
             if not _IDENTIFIER.fullmatch(name):
                 raise VerifyError(
                     f"@{self.sym_name}: result name {name!r} is not an identifier", self
                 )
+            if name in results:
+                raise VerifyError(f"@{self.sym_name}: two results are named '{name}'", self)
+            results.add(name)
 
 
 @register_op
