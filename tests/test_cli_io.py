@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import tensorc
@@ -155,3 +158,88 @@ def test_bf16_on_the_cpu_target_is_a_located_error(
     assert "internal compiler error" not in err and not output.exists()
     with pytest.raises(tensorc.CompileError, match="does not support bf16"):
         tensorc.compile(source, target="cpu")
+
+
+def test_the_input_file_is_never_the_output(program: Path, capsys) -> None:
+    before = program.read_bytes()
+    assert cli_main(["compile", str(program), "-o", str(program)]) == 1
+    assert "is the input file" in capsys.readouterr().err
+    assert program.read_bytes() == before
+
+
+def test_an_output_in_a_missing_directory_fails_before_compiling(
+    program: Path, tmp_path: Path, capsys
+) -> None:
+    output = tmp_path / "no_such_dir" / "model.so"
+    assert cli_main(["compile", str(program), "-o", str(output), "--timing"]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot write '{output}': there is no directory" in err
+    assert "timing report" not in err  # nothing was compiled
+    assert ".model.so." not in err  # no temporary file name
+
+
+@pytest.mark.parametrize("command", ["inspect", "run"])
+def test_a_missing_or_directory_artifact_is_a_usage_error(
+    tmp_path: Path, capsys, command: str
+) -> None:
+    for path in (tmp_path / "missing.so", tmp_path):
+        extra = ["f"] if command == "run" else []
+        assert cli_main([command, str(path), *extra]) == 2
+        assert f"tensorc: error: cannot read '{path}'" in capsys.readouterr().err
+
+
+def test_run_takes_values_after_its_options_and_names_every_result_file(
+    tmp_path: Path, capsys
+) -> None:
+    source = tmp_path / "two.tc"
+    source.write_text(
+        "def two(result1: f32[N], a: f32[N]) -> (f32[N], f32[N]) { return result1, a + 1.0 }\n"
+    )
+    artifact = tmp_path / "two.so"
+    assert cli_main(["compile", str(source), "-o", str(artifact)]) == 0
+    np.save(tmp_path / "a.npy", np.arange(3, dtype=np.float32))
+    prefix = str(tmp_path / "out_")
+    a = str(tmp_path / "a.npy")
+    assert cli_main(["run", str(artifact), "two", "-o", prefix, f"result1={a}", f"a={a}"]) == 0
+    written = sorted(path.name for path in tmp_path.glob("out_*.npy"))
+    assert written == ["out_result1.npy", "out_result1_.npy"]
+    np.testing.assert_array_equal(np.load(tmp_path / "out_result1_.npy"), [1, 2, 3])
+    capsys.readouterr()
+    np.savez(tmp_path / "pair.npz", x=np.zeros(3))
+    archive = str(tmp_path / "pair.npz")
+    assert cli_main(["run", str(artifact), "two", f"result1={archive}", f"a={a}"]) == 2
+    assert "is an .npz archive" in capsys.readouterr().err
+
+
+def test_timing_reports_the_frontend_and_the_backend(program: Path, tmp_path: Path, capsys):
+    assert cli_main(["compile", str(program), "-o", str(tmp_path / "m.so"), "--timing"]) == 0
+    report = capsys.readouterr().err
+    for row in ("frontend", "fusion", "backend: lower to LLVM IR",
+                "backend: LLVM optimisation, object code and link", "Total"):
+        assert row in report, row
+
+
+def test_a_closed_stdout_is_no_internal_error(program: Path) -> None:
+    code = (
+        "import sys; from tensorc.cli import main\n"
+        f"sys.exit(main(['opt', {str(program)!r}]))\n"
+    )
+    reader = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert reader.stdout is not None
+    reader.stdout.close()  # the reader goes away before tensorc writes
+    _, err = reader.communicate()
+    assert b"internal compiler error" not in err and b"Traceback" not in err
+    with open("/dev/full", "w") as full:
+        completed = subprocess.run(
+            [sys.executable, "-c", code], stdout=full, stderr=subprocess.PIPE, check=False
+        )
+    assert completed.returncode == 1
+    message = completed.stderr.decode().strip()
+    assert message == "tensorc: error: cannot write: No space left on device"
+
+
+def test_an_empty_or_comment_only_source_string_is_an_empty_module() -> None:
+    for source in ("", "   ", "# nothing yet"):
+        assert tensorc.compile(source, target="interp").functions == {}
