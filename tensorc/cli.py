@@ -206,7 +206,10 @@ def _run_pipeline(args: argparse.Namespace, opt_level: int | None):
         args,
         target=getattr(args, "target", "cpu"),
         opt_level=opt_level if opt_level is not None else 0,
-        pipeline=args.passes if args.passes is not None else (None if opt_level else ""),
+        # `opt` without -O or --passes runs nothing; -O0 is the O0 pipeline like any level
+        pipeline=args.passes if args.passes is not None else (
+            None if opt_level is not None else ""
+        ),
     )
     module, manager = compile_to_ir(_load(args.file), options)
     if args.timing:
