@@ -34,6 +34,7 @@ from tensorc.ir.location import Location
 from tensorc.ir.parser import parse_module
 from tensorc.ir.verifier import verify_module
 from tensorc.passes import Instrumentation, ModulePass, PassManager, parse_pipeline, pipeline_for
+from tensorc.passes.vjp_rules import AutodiffError
 
 TARGETS = ("cpu", "cuda", "interp")
 EMIT_KINDS = ("so", "ir", "llvm", "ptx", "asm", "obj", "header")
@@ -154,7 +155,8 @@ def optimize(module: Module, options: CompileOptions) -> PassManager:
 def compile_to_ir(source: Source, options: CompileOptions) -> tuple[Module, PassManager]:
     with options.instrumentation.phase("parse" if source.is_ir else "frontend"):
         module = parse_source(source)
-    manager = optimize(module, options)
+    with _located_autodiff_errors(source):
+        manager = optimize(module, options)
     return module, manager
 
 
@@ -262,6 +264,19 @@ def native_build(module: Module, source: Source, options: CompileOptions):
         return CpuBuild.create(
             module, source.text, options.opt_level, extra, options.instrumentation
         )
+
+
+@contextmanager
+def _located_autodiff_errors(source: Source) -> Iterator[None]:
+    """An op that `autodiff` cannot differentiate (a call left by `--passes=autodiff`, a
+    kernel in hand-written IR) is a program error at that op, when it has a location."""
+    try:
+        yield
+    except AutodiffError as error:
+        if error.op is None or error.op.loc is None:
+            raise
+        diagnostic = Diagnostic(error.message, error.op.loc)
+        raise CompileError(DiagnosticError([diagnostic]), {source.filename: source.text}) from None
 
 
 @contextmanager

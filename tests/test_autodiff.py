@@ -276,6 +276,47 @@ def test_gradient_with_respect_to_intermediate_and_to_y(label: str) -> None:
     assert gl == 1.0
 
 
+@pytest.mark.parametrize("label", PIPELINE_LABELS)
+def test_gradient_with_respect_to_a_value_no_gradient_reaches(label: str) -> None:
+    # `w` is any named value y depends on (SPEC 1.6), also one made by an op that passes no
+    # gradient: d/df sum(f * x) = x, whatever floor does
+    source = """
+    def f(x: f64[3], i: i32[3]) {
+        f = floor(x)
+        s = sign(x)
+        c = stop_gradient(x)
+        o = one_hot(i, 3)
+        y = sum(f * x) + sum(s * x * x) + sum(c * c * x) + sum(o * cast(x, f32))
+        return grad(y, [f, s, c, o, x])
+    }
+    """
+    x, i = normal(3), np.array([2, 0, 1], np.int32)
+    gf, gs, gc, go, gx = _compile(source, label).f(x, i)
+    np.testing.assert_allclose(gf, x, rtol=1e-15)
+    np.testing.assert_allclose(gs, x * x, rtol=1e-15)
+    np.testing.assert_allclose(gc, 2 * x * x, rtol=1e-15)
+    np.testing.assert_allclose(go, np.broadcast_to(x.astype(np.float32), (3, 3)), rtol=1e-7)
+    sign = np.sign(x)
+    one_hot = np.eye(3)[i]
+    np.testing.assert_allclose(gx, np.floor(x) + 2 * sign * x + x * x + one_hot.sum(0),
+                               rtol=1e-6)
+
+
+def test_a_call_left_before_autodiff_is_a_located_program_error(tmp_path, capsys) -> None:
+    from tensorc.cli import main as cli_main
+
+    source = tmp_path / "calls.tc"
+    source.write_text(
+        "def sq(x: f64[N]) -> f64 { return sum(x * x) }\n"
+        "def g(x: f64[N]) -> f64[N] { return grad(sq(x), x) }\n"
+    )
+    assert cli_main(["opt", str(source), "--passes=autodiff"]) == 1
+    err = capsys.readouterr().err
+    assert f"{source}:2:42: error: autodiff: cannot differentiate through func.call; run " \
+        "'inline' before 'autodiff'" in err
+    assert "                                         ^~~~~" in err
+
+
 def test_train_step_from_the_spec_runs_in_f32() -> None:
     source = """
     def train_step(x: f32[N, 6], y: i32[N], w: f32[6, 3], b: f32[3], lr: f32) {

@@ -4,7 +4,9 @@ For `grad(y, [w1, ..., wk])` the pass
 
 1. finds the ops on a path from some `wi` to `y` (the *tape*): forward from the `wi`
    through float values (integer and boolean values carry no gradient, and ops in
-   `NON_DIFFERENTIABLE` pass none), intersected with backward from `y`;
+   `NON_DIFFERENTIABLE` pass none), intersected with backward from `y`. A `wi` may be any
+   value, also the result of an op that passes no gradient (`f = floor(x)`): its producer
+   is not on the tape;
 2. walks the tape in reverse, from the seed `dy/dy = 1`, calling each op's rule in
    `VJP_RULES` with the cotangents of its results and summing (`tc.add`) the contributions
    that reach each value;
@@ -93,6 +95,10 @@ def _tape(
         if not any(id(r) in needed for r in op.results):
             continue
         needed.update(id(operand) for operand in op.operands)
+        # an op whose result is a `wrt` itself (`f = floor(x)`, grad w.r.t. f) but that
+        # passes nothing on to a varied operand is a source, not a step, of the tape
+        if op.name in NON_DIFFERENTIABLE or not any(id(o) in varied for o in op.operands):
+            continue
         if any(id(r) in varied for r in op.results):
             tape.append(op)
     tape.reverse()

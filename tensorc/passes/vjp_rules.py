@@ -35,11 +35,13 @@ class AutodiffError(PipelineError):
 
     Verified IR gets here only when the pipeline runs `autodiff` too late or too early (a
     `func.call` before `inline`, a `kernel.generic` after `fusion`): like `fusion`'s own
-    precondition, it is reported as a pipeline error, with the op's location."""
+    precondition, it is a pipeline error. The driver reports one that has a location as a
+    program error there (a caret under the call that `--passes=autodiff` left in place)."""
 
     def __init__(self, message: str, op: Operation | None = None) -> None:
         where = f" (at {op.loc})" if op is not None and op.loc is not None else ""
         super().__init__(message + where)
+        self.message = message
         self.op = op
 
 
