@@ -275,6 +275,22 @@ def test_an_index_involving_a_dimension_is_not_wrapped(level):
 def test_static_index_out_of_range_is_a_compile_error():
     compile_error("def f(x: f32[3]) { return x[3] }")
     compile_error("def f(x: f32[3, 4]) { return x[:, -5] }")
+    # counted from the end of a symbolic axis, past its start for every size
+    compile_error("def f(x: f32[N]) { return x[-N - 1] }")
+    compile_error("def f(x: f32[N, M]) { return x[0, -M - 3] }")
+
+
+def test_an_index_counted_from_the_end_of_a_symbolic_axis(level):
+    """`x[-N]` is the first element (IndexError when N = 0); `x[-2 * N]` is out of range for
+    every N > 0: it is never clamped to `x[0]` as a slice bound would be."""
+    src = "def f(x: f32[N, 2]) { return x[-N], x[-2 * N] }"
+    x = np.arange(8, dtype=np.float32).reshape(4, 2)
+    with pytest.raises(IndexError, match=r"index -2\*N is out of range .*\(N=4\)"):
+        call(level, src, x)
+    first = "def f(x: f32[N, 2]) { return x[-N] }"
+    check(call(level, first, x), x[0], "f32")
+    with pytest.raises(IndexError, match=r"index -N is out of range"):
+        call(level, first, x[:0])
 
 
 def test_indexing_then_arithmetic(level):

@@ -332,11 +332,16 @@ class ExpressionLowering:
         kept, so that the slice's type stays simple (`N - max(N - 1, 0)` for `x[-1]`)."""
         written = self._bound(term, loc, "an index")
         size = type_.shape[axis]
-        index = _from_end(written, size)
+        what = f"index {written} is out of range for axis {axis} of {describe(type_)}"
+        index = written
+        if _counts_from_end(written):
+            # counted from the end but never clamped: `x[-N - 1]` is out of range, not `x[0]`
+            index = size + written
+            if index.value is not None and index.value < 0:
+                raise SemaError(what, loc)
         from_end = (index - size).value
         if not index.is_const and from_end is not None and from_end < 0:
             index = DimExpr.const(from_end)
-        what = f"index {written} is out of range for axis {axis} of {describe(type_)}"
         constant, static_size = index.value, size.value
         if constant is not None and static_size is not None:
             if not -static_size <= constant < static_size:
@@ -361,10 +366,16 @@ class ExpressionLowering:
             self.emitter.defer(kind, lhs, rhs, "IndexError", what, loc)
 
 
+def _counts_from_end(bound: DimExpr) -> bool:
+    """Whether a symbolic bound is negative for every size (`-N`, `-2*N - 1`): then it counts
+    from the end of the axis, as in Python."""
+    return not bound.is_const and _all_coefficients(bound, lambda c: c < 0, lambda c: c <= 0)
+
+
 def _from_end(bound: DimExpr, size: DimExpr) -> DimExpr:
-    """A symbolic bound that is negative for every size (`-N`, `-2*N - 1`) counts from the end
-    of the axis, as in Python, and is clamped at 0. Other bounds are returned as they are."""
-    if bound.is_const or not _all_coefficients(bound, lambda c: c < 0, lambda c: c <= 0):
+    """A slice bound that counts from the end, as a position, clamped at 0 as Python's slices
+    are. Other bounds are returned as they are."""
+    if not _counts_from_end(bound):
         return bound
     shifted = size + bound
     if shifted.is_const or _all_coefficients(shifted, lambda c: c <= 0, lambda c: c <= 0):
