@@ -524,8 +524,8 @@ def test_o_levels_name_the_pipelines_in_order() -> None:
     assert PIPELINES[0] == "inline,autodiff,dce"
     assert PIPELINES[1] == "inline,autodiff,canonicalize,cse,dce"
     assert split_pipeline(PIPELINES[2]) == [
-        "inline", "autodiff", "canonicalize", "cse", "stabilize", "canonicalize", "fold",
-        "decompose", "canonicalize", "cse", "fusion", "dce",
+        "inline", "stabilize", "autodiff", "canonicalize", "cse", "stabilize", "canonicalize",
+        "fold", "decompose", "canonicalize", "cse", "fusion", "dce",
     ]  # fmt: skip
     assert split_pipeline(PIPELINES[3]) == [
         "fusion{max-ops=64}" if item == "fusion" else item for item in split_pipeline(PIPELINES[2])

@@ -1,6 +1,8 @@
 """The ordered pipelines behind -O0 ... -O3, as PyTensor's named phases:
 canonicalize -> stabilize -> specialize -> fusion. Autodiff runs first at every level, so the
-backward computation is optimised like the forward one.
+backward computation is optimised like the forward one. At -O2 and -O3 `stabilize` also runs
+before it: `log(sum(exp(x)))` is a `logsumexp` by then, and its gradient is the stable
+`softmax`, where the gradient of the written form is `inf / inf` for large `x`.
 
 `pipeline_for` keeps the passes of a level that are registered, in order, and leaves out the
 others (passes still being written); `missing_passes` says which those are.
@@ -11,8 +13,8 @@ from __future__ import annotations
 from tensorc.passes.pass_manager import ModulePass, available_passes, parse_pipeline
 
 _O2 = (
-    "inline,autodiff,canonicalize,cse,stabilize,canonicalize,fold,decompose,canonicalize,cse,"
-    "{fusion},dce"
+    "inline,stabilize,autodiff,canonicalize,cse,stabilize,canonicalize,fold,decompose,"
+    "canonicalize,cse,{fusion},dce"
 )
 
 PIPELINES: dict[int, str] = {
