@@ -215,3 +215,43 @@ def test_malformed_ir_gets_a_located_error(text: str, message: str, line: int, c
     diagnostic = info.value.diagnostics[0]
     assert message in diagnostic.message
     assert (diagnostic.loc.line, diagnostic.loc.col) == (line, col)
+
+
+USES = """\
+func.func @f(%x: f32) -> f32 {
+  %c = tc.constant {value = dense<2.0 : f32>} : () -> f32
+  %d = tc.constant {value = dense<3.0 : f32>} : () -> f32
+  %a = tc.mul %x, %c : (f32, f32) -> f32
+  %b = tc.add %a, %c : (f32, f32) -> f32
+  %e = tc.sub %b, %c : (f32, f32) -> f32
+  func.return %e : (f32) -> ()
+}
+"""
+
+
+def test_replace_uses_by_moves_only_the_chosen_uses() -> None:
+    module = parse_module(USES, "t.tcir")
+    c, d, a, b, e, _ = module.functions[0].body.ops
+    c.result.replace_uses_by(lambda user: d.result if user is not b else None)
+    assert [use.op for use in c.result.uses] == [b]
+    assert sorted(use.op.name for use in d.result.uses) == ["tc.mul", "tc.sub"]
+    assert a.operands[1] is d.result and b.operands[1] is c.result and e.operands[1] is d.result
+    verify_module(module)
+    c.result.replace_all_uses_with(d.result)
+    assert not c.result.uses and len(d.result.uses) == 3
+    assert all(use.op.operands[use.index] is d.result for use in d.result.uses)
+
+
+def test_a_builder_keeps_its_place_before_the_anchor() -> None:
+    module = parse_module(USES, "t.tcir")
+    block = module.functions[0].body
+    _, _, _, b, e, _ = block.ops
+    builder = Builder(block, before=e)
+    first = builder.value(tc.NegOp, [b.result])
+    second = builder.value(tc.NegOp, [first])
+    third = builder.value(tc.NegOp, [second])
+    assert [op.results[0] for op in block.ops[4:7]] == [first, second, third]
+    assert block.ops[7] is e
+    block.insert(0, block.ops.pop(4))  # the anchor's place changes behind the builder's back
+    fourth = builder.value(tc.NegOp, [third])
+    assert block.ops[block.index_of(e) - 1].result is fourth

@@ -17,6 +17,7 @@ class Builder:
         self.block = block
         self.before = before
         self.loc = loc
+        self._anchor_index = -1  # where `before` was last seen: checked, then trusted
 
     @staticmethod
     def before_op(op: Operation) -> Builder:
@@ -32,8 +33,13 @@ class Builder:
             op.loc = self.loc
         if self.before is None:
             self.block.append(op)
-        else:
-            self.block.insert_before(self.before, op)
+            return op
+        ops = self.block.ops
+        index = self._anchor_index
+        if not 0 <= index < len(ops) or ops[index] is not self.before:
+            index = self.block.index_of(self.before)  # a linear search, once per anchor
+        self.block.insert(index, op)
+        self._anchor_index = index + 1
         return op
 
     def create(

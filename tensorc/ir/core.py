@@ -14,7 +14,7 @@ with named accessors for operands (`lhs = operand_def(0)`) and attributes
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
 from tensorc.ir.location import Location
@@ -96,10 +96,22 @@ class Value:
         return list(seen.values())
 
     def replace_all_uses_with(self, new: Value) -> None:
-        if new is self:
-            return
-        for use in list(self.uses):
-            use.op.set_operand(use.index, new)
+        self.replace_uses_by(lambda user: new)
+
+    def replace_uses_by(self, replacement: Callable[[Operation], Value | None]) -> None:
+        """Move each use whose user `replacement` maps to a value (not None) onto that value.
+
+        One pass over the uses: `set_operand` per use would rescan this value's uses each
+        time, quadratic for a constant that thousands of ops use."""
+        kept: list[Use] = []
+        for use in self.uses:
+            new = replacement(use.op)
+            if new is None or new is self:
+                kept.append(use)
+                continue
+            use.op._operands[use.index] = new
+            new.uses.append(use)
+        self.uses = kept
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name_hint or ''}: {self.type}>"
@@ -467,10 +479,10 @@ class Block:
         return self.insert(self.index_of(anchor), op)
 
     def index_of(self, op: Operation) -> int:
-        for index, candidate in enumerate(self.ops):
-            if candidate is op:
-                return index
-        raise ValueError(f"{op.name} is not in this block")
+        try:
+            return self.ops.index(op)  # ops compare by identity: a search at C speed
+        except ValueError:
+            raise ValueError(f"{op.name} is not in this block") from None
 
     def remove(self, op: Operation) -> None:
         self.ops.pop(self.index_of(op))

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tensorc.ir.core import Block, Operation
+from tensorc.ir.core import Block, Operation, Value
 from tensorc.ir.dialects.func import Module
 from tensorc.ir.dialects.kernel import GenericOp
 from tensorc.passes.fusion_build import build_kernel, is_trivial
@@ -69,12 +69,12 @@ def duplicate_free_ops(
         users = op.result.users()
         fusable = [user for user in users if describe(user) is not None]
         keep_original = len(fusable) == len(users)
+        replacements: dict[int, Value] = {}
         for user in fusable[1:] if keep_original else fusable:
             copy = _clone(op)
             copies.setdefault(id(op), []).append(copy)
-            for index, operand in enumerate(user.operands):
-                if operand is op.result:
-                    user.set_operand(index, copy.result)
+            replacements[id(user)] = copy.result
+        op.result.replace_uses_by(lambda user, moved=replacements: moved.get(id(user)))
     if copies:
         _rebuild(block, lambda op: copies.get(id(op), []) + [op])
 
