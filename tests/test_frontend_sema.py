@@ -721,6 +721,8 @@ ERRORS = [
      "2:43: error: argument 'y' of g(): dimension N is 4 here but 3 in an earlier argument"),
     ("def f(x: i32[3]) { return x + 2147483648 }",
      "1:31: error: integer 2147483648 does not fit in i32"),
+    ("def f(x: i32[3]) { return x + 2 ** 31 }",
+     "1:31: error: integer 2147483648 does not fit in i32"),
     ("def f(x: f32[3]) { return expand_dims(x, 3) }",
      "1:42: error: axis 3 is out of range for the result of rank 2 (expected -2 <= axis < 2)"),
     ("def f(x: f32[3]) { return gelu(x, approximate=1) }",
@@ -735,6 +737,20 @@ ERRORS = [
 @pytest.mark.parametrize("source, expected", ERRORS)
 def test_error_message(source: str, expected: str) -> None:
     assert first_error(source) == f"t.tc:{expected}"
+
+
+def test_integer_powers_of_literals_are_exact_until_a_dtype_is_met() -> None:
+    import numpy as np
+
+    import tensorc
+
+    module = tensorc.compile(
+        "def f(x: f32[2], y: i64[2]) { return x * 2 ** 31, y + 2 ** 40, 3 ** 2 + (-2) ** 3 }",
+        target="interp",
+    )
+    scaled, shifted, small = module.f(np.ones(2, np.float32), np.zeros(2, np.int64))
+    assert scaled.tolist() == [2.0**31, 2.0**31]  # it wrapped to -2**31 as an i32 power
+    assert shifted.tolist() == [2**40, 2**40] and small == 1
 
 
 def test_there_are_many_distinct_error_messages() -> None:

@@ -121,8 +121,11 @@ def _fold_ints(symbol: str, lhs: IntConst, rhs: IntConst) -> Term | None:
     if symbol == "*":
         return IntConst(lhs.expr * rhs.expr)
     a, b = lhs.static, rhs.static
-    if symbol == "**" and a is not None and b is not None and 0 <= b < 64 and abs(a) ** b < 2**31:
-        return IntConst(DimExpr.const(a**b))
+    if symbol == "**" and a is not None and b is not None and 0 <= b <= 128:
+        # exact, like `+ - *` on literals: the dtype it meets later checks that it fits
+        # (`2 ** 31` is an error as an i32, 2147483648.0 beside an f32); huge powers stay ops
+        if abs(a).bit_length() * b <= 128:
+            return IntConst(DimExpr.const(a**b))
     if b is None or b == 0:
         return None
     if a is None:
