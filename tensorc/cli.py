@@ -4,6 +4,7 @@ error. Diagnostics go to stderr; nothing prints a Python traceback."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -180,8 +181,6 @@ def _compile_options(
 def _check_output_path(args: argparse.Namespace) -> None:
     """`-o` is checked before any work: its directory must exist, and it must be neither a
     directory nor the input file (a compile would replace the source with its output)."""
-    import os
-
     path = args.output
     if not path or path == "-":
         return
@@ -344,8 +343,6 @@ def _program_error(message: object) -> int:
 def _check_artifact_path(path: str) -> None:
     """A missing path or a directory is a usage error, like a missing source file; what the
     file holds is for the loader to judge."""
-    import os
-
     if os.path.isdir(path):
         raise UsageError(f"cannot read '{path}': it is a directory, not an artifact")
     if not os.path.exists(path):
@@ -464,8 +461,6 @@ def _run_inputs(signature, items: Sequence[str]) -> dict[str, object]:
 
 def _run_value(name: str, value: str) -> object:
     """A .npy file's array, or a literal scalar (true/false, an int, a float)."""
-    import os
-
     import numpy as np
 
     if value.endswith(".npy") or os.path.exists(value):
@@ -587,8 +582,6 @@ def _parse_arguments(
 
 def _silence_stdout() -> None:
     """Point stdout at /dev/null so that Python's final flush cannot fail again."""
-    import os
-
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
