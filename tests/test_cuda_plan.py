@@ -20,6 +20,7 @@ import tensorc_runtime.cuda as cuda_runtime
 from tensorc_runtime.elf import read_section
 from test_cuda_programs import CASES_BY_NAME, ROOT
 
+from tensorc.codegen.artifact import seal_checksum
 from tensorc.codegen.cuda.backend import NOT_CALLABLE_CODE, CudaBuild
 from tensorc.codegen.cuda.emulator import EmulatedDevice, build_emulation_library
 from tensorc.codegen.cuda.target import check_arch, ptx_entries
@@ -348,6 +349,12 @@ def test_runtime_refuses_a_corrupted_ptx_section(artifact, tmp_path: Path) -> No
     corrupted = tmp_path / "corrupted.so"
     corrupted.write_bytes(bytes(data))
     library = build_emulation_library(build.module, tmp_path / "emu.so")
+    with pytest.raises(tensorc_runtime.ArtifactError, match="do not match the manifest's file_sha"):
+        cuda_runtime.load(corrupted, device=EmulatedDevice(library))
+    # with the whole file's checksum made to fit, the section's own checksum still catches it
+    digest = tensorc_runtime.elf.read_manifest(path)["file_sha256"].encode()
+    resealed = seal_checksum(bytes(data).replace(digest, b"0" * len(digest)))
+    corrupted.write_bytes(resealed)
     with pytest.raises(tensorc_runtime.ArtifactError, match="fails its checksum"):
         cuda_runtime.load(corrupted, device=EmulatedDevice(library))
 

@@ -244,14 +244,15 @@ func.func @f(%x: f32) -> f32 {
 """
 
 
-def test_autodiff_before_inline_is_a_pipeline_error(tmp_path: Path, capsys) -> None:
-    """Verified IR that a pass cannot take in this pipeline order is a usage error (like
-    `fusion` before `autodiff`), naming the op's location, not an internal error."""
+def test_autodiff_before_inline_is_a_located_error(tmp_path: Path, capsys) -> None:
+    """Verified IR that autodiff cannot take in this pipeline order is a program error at the
+    op it cannot differentiate (exit 1, with the source line), not an internal error."""
     path = tmp_path / "calls.tcir"
     path.write_text(GRAD_THROUGH_CALL)
     status = cli_main(["opt", str(path), "--passes=autodiff"])
     err = capsys.readouterr().err
     assert "internal compiler error" not in err, err
-    assert status == 2, err
-    assert "run 'inline' before 'autodiff'" in err and f"{path}:7:3" in err, err
+    assert status == 1, err
+    assert f"{path}:7:3: error: autodiff: cannot differentiate through func.call; run " \
+        "'inline' before 'autodiff'" in err, err
     assert cli_main(["opt", str(path), "--passes=inline,autodiff"]) == 0
