@@ -162,6 +162,18 @@ def test_clashing_parameter_names_fall_back_to_unpacking() -> None:
         g(a, x=b)
 
 
+@pytest.mark.parametrize("way", WAYS)
+def test_dimensions_spelled_like_the_placeholder_parameters(
+    way: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the generated text holds dimension names as strings: they must stay what they are
+    source = "def f(x: f32[__tc_param0]) -> f32[__tc_param0 - 1] { return x[1:] }"
+    module = load_calling(tensorc.compile(source).path, way, monkeypatch)
+    x = np.arange(4, dtype=np.float32)
+    np.testing.assert_array_equal(module.f(x), x[1:])
+    np.testing.assert_array_equal(module.f(x=x), x[1:])
+
+
 def test_array_struct_offsets_are_verified() -> None:
     assert layout.DATA_OFFSET is not None and layout.FLAGS_OFFSET is not None
     grid = np.arange(24.0).reshape(4, 6)

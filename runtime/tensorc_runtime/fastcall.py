@@ -28,7 +28,6 @@ import ast
 import ctypes
 import keyword
 import operator
-import re
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -77,9 +76,6 @@ class _Missing:
 
 
 MISSING = _Missing()
-# The parameter names while the source is generated (a tensorc parameter spelled like one
-# counts as used, and keeps the unpacking form).
-_PLACEHOLDER = re.compile(r"\b__tc_param(\d+)\b")
 
 
 @dataclass(frozen=True)
@@ -94,13 +90,14 @@ class FastCall:
 
 def fast_call(signature: Signature, dims_order: Sequence[str], native: str) -> FastCall:
     """The fast ``__call__`` of `signature` calling native code the `native` way: generated
-    once with placeholder parameter names, which become the tensorc names when those are free
-    (`_names_are_free`)."""
+    with placeholder parameter names first, and again with the tensorc names when those are
+    free in it (`_names_are_free`). Generated again, not renamed in the text: the text also
+    holds dimension names as strings, which may be spelled like a placeholder."""
     names = [param.name for param in signature.params]
     placeholders = [f"__tc_param{index}" for index in range(len(names))]
     source, namespace = _source(signature, dims_order, native, placeholders)
     if _names_are_free(source, names):
-        source = _PLACEHOLDER.sub(lambda match: names[int(match.group(1))], source)
+        source, namespace = _source(signature, dims_order, native, names)
         return FastCall(source, namespace, named=True)
     source, namespace = _source(signature, dims_order, native, None)
     return FastCall(source, namespace, named=False)
