@@ -143,6 +143,16 @@ def test_mean_of_ints_is_f32(level):
     check(got[1], np.array([2.0, 3.5]), "f32")
 
 
+def test_mean_of_a_slice_empty_in_two_axes_is_nan(level):
+    """The count is (N-3)*(M-3) with each factor clamped at 0: with N = M = 1 it is 0, not 4."""
+    src = "def f(x: f32[N, M]) { y = x[3:, 3:]; return mean(y), mean(y, 1) }"
+    with np.errstate(invalid="ignore"):
+        whole, rows = call(level, src, np.ones((1, 1), np.float32))
+        assert np.isnan(whole) and rows.shape == (0,)
+        whole, rows = call(level, src, np.ones((5, 4), np.float32))
+    assert whole == 1.0 and rows.tolist() == [1.0, 1.0]
+
+
 def test_reductions_over_empty_axes(level):
     x = np.zeros((0, 3), dtype=np.float32)
     src = """

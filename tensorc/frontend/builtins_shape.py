@@ -23,7 +23,7 @@ from tensorc.frontend.values import (
 )
 from tensorc.ir.core import Value
 from tensorc.ir.dialects import tc, tc_shape
-from tensorc.ir.dims import DimExpr, as_size, prod
+from tensorc.ir.dims import DimExpr, as_size, element_count
 from tensorc.ir.dtypes import DType
 from tensorc.ir.location import Location
 from tensorc.ir.typecheck import format_shape
@@ -41,7 +41,7 @@ def reshape(site: CallSite) -> Term:
     target, count = resolve_reshape(source, site.shape("shape"), site.loc)
     if count is not None:
         site.emitter.defer(
-            "eq", count, prod(source), "ValueError",
+            "eq", count, element_count(source), "ValueError",
             f"reshape(): cannot reshape {format_shape(value.type.shape)} into "
             f"{format_shape(target)}: "
             "the element counts differ",
@@ -223,7 +223,7 @@ def take(site: CallSite) -> Term:
     indices = site.integer_tensor("idx", "indices")
     axis = site.axis("axis", value.type.rank, describe(value.type))
     if axis is None:
-        value = site.emitter.reshape(value, (prod(value.type.shape),), site.loc)
+        value = site.emitter.reshape(value, (element_count(value.type.shape),), site.loc)
         axis = 0
     return Tensor(site.emitter.op(tc_shape.TakeOp, [value, indices], site.loc, axis=axis))
 

@@ -332,6 +332,12 @@ def prod(dims: Iterable[DimExpr]) -> DimExpr:
     return result
 
 
+def element_count(shape: Iterable[DimLike]) -> DimExpr:
+    """The number of elements of `shape`: the product of its sizes, each clamped at zero
+    (`as_size`) before multiplying, so that `[N - 3, M - 3]` with N = M = 1 counts 0, not 4."""
+    return prod(as_size(dim) for dim in shape)
+
+
 MAX_SIZE = 2**63 - 1  # the largest constant dimension (sizes are int64 in the backends)
 
 

@@ -29,7 +29,7 @@ from tensorc.ir.builder import Builder
 from tensorc.ir.core import Block, Operation, Value
 from tensorc.ir.dialects import tc, tc_reduce, tc_shape
 from tensorc.ir.dialects.func import Module
-from tensorc.ir.dims import DimExpr, as_size, prod
+from tensorc.ir.dims import DimExpr, as_size
 from tensorc.ir.dtypes import DType
 from tensorc.ir.typecheck import reduce_shape
 from tensorc.ir.types import TensorType
@@ -172,7 +172,7 @@ def _mean(e: Emitter, op: Operation) -> Value:
     source = op.x.type.dtype
     dtype = compute_dtype(source) if source.is_float else DType.F64
     total = e.reduce(tc_reduce.SumOp, e.cast(op.x, dtype), op.axes, op.keepdims)
-    count = prod(op.x.type.shape[a] for a in op.axes)
+    count = tc_reduce.count_of(op.x.type.shape, op.axes)
     mean = e.op(tc.DivOp, total, e.size(count, dtype, total.type.shape))
     return e.cast(mean, result_type.dtype)
 

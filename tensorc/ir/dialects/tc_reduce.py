@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tensorc.ir.core import Operation, Pure, VerifyError, attr_def, operand_def, register_op
-from tensorc.ir.dims import DimExpr
+from tensorc.ir.dims import DimExpr, element_count
 from tensorc.ir.dtypes import DType
 from tensorc.ir.typecheck import dims_compatible, format_shape, reduce_shape
 from tensorc.ir.types import TensorType
@@ -233,7 +233,4 @@ class CrossEntropyOp(Operation):
 
 def count_of(shape: Sequence[DimExpr], axes: Sequence[int]) -> DimExpr:
     """Number of elements reduced over `axes` (for means)."""
-    total = DimExpr.const(1)
-    for axis in axes:
-        total = total * shape[axis]
-    return total
+    return element_count(shape[axis] for axis in axes)
