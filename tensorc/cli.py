@@ -84,7 +84,7 @@ def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> _ArgumentParser:
     parser = _ArgumentParser(
         prog="tensorc", description=DESCRIPTION, formatter_class=argparse.RawTextHelpFormatter
     )
@@ -276,7 +276,7 @@ def _compile_native(args: argparse.Namespace) -> int:
     return _build(
         args,
         lambda output: emit_native(_load(args.file), options, args.emit, output),
-        (BuildError, OSError),
+        (BuildError,),
     )
 
 
@@ -303,7 +303,7 @@ def _compile_cuda(args: argparse.Namespace) -> int:
     return _build(
         args,
         lambda output: emit_cuda(_load(args.file), options, args.emit, output, args.arch),
-        (BuildError, PtxasError, OSError),
+        (BuildError, PtxasError),
     )
 
 
@@ -564,9 +564,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_PROGRAM_ERROR
 
 
-def _parse_arguments(
-    parser: argparse.ArgumentParser, argv: Sequence[str] | None
-) -> argparse.Namespace:
+def _parse_arguments(parser: _ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
     """Parse the command line; `run`'s `name=value` arguments may also follow its options
     (`tensorc run m.so f -o out_ x=x.npy`)."""
     args, extra = parser.parse_known_args(argv)
@@ -575,7 +573,7 @@ def _parse_arguments(
         args.inputs = [*args.inputs, *values]
         extra = [item for item in extra if item not in values]
     if extra:
-        command = getattr(parser, "subcommands", {}).get(args.command, parser)
+        command = parser.subcommands.get(args.command, parser)
         command.error(f"unrecognized arguments: {' '.join(extra)}")
     return args
 

@@ -49,6 +49,11 @@ class CompileError(Exception):
         self.sources = sources
         super().__init__(self.render())
 
+    @classmethod
+    def at(cls, message: str, loc: Location, filename: str, text: str) -> CompileError:
+        """One error at `loc` of the source `text` named `filename`."""
+        return cls(DiagnosticError([Diagnostic(message, loc)]), {filename: text})
+
     def render(self) -> str:
         return "\n".join(
             render_diagnostic(d, self.sources.get(d.loc.file) if d.loc else None)
@@ -96,13 +101,13 @@ class Source:
             before = error.object[: error.start].decode("utf-8", errors="replace")
             line = before.count("\n") + 1
             col = len(before) - (before.rfind("\n") + 1) + 1
-            diagnostic = Diagnostic(
+            raise CompileError.at(
                 f"invalid UTF-8 byte 0x{error.object[error.start]:02x}: a source file must be "
                 "UTF-8 text",
                 Location(filename, line, col),
-            )
-            text = error.object.decode("utf-8", errors="replace")
-            raise CompileError(DiagnosticError([diagnostic]), {filename: text}) from None
+                filename,
+                error.object.decode("utf-8", errors="replace"),
+            ) from None
 
     @property
     def is_ir(self) -> bool:
@@ -155,7 +160,7 @@ def optimize(module: Module, options: CompileOptions) -> PassManager:
 def compile_to_ir(source: Source, options: CompileOptions) -> tuple[Module, PassManager]:
     with options.instrumentation.phase("parse" if source.is_ir else "frontend"):
         module = parse_source(source)
-    with _located_autodiff_errors(source):
+    with _located_errors(source, AutodiffError):
         manager = optimize(module, options)
     return module, manager
 
@@ -258,40 +263,28 @@ def compiler_version() -> str:
 def native_build(module: Module, source: Source, options: CompileOptions):
     """The CPU backend's build of an optimised module (`tensorc.codegen.cpu.backend`)."""
     from tensorc.codegen.cpu.backend import CpuBuild
+    from tensorc.codegen.cpu.irutil import UnsupportedError
 
     extra = {"passes": options.pipeline} if options.pipeline is not None else {}
-    with _located_backend_errors(source):
+    with _located_errors(source, UnsupportedError):
         return CpuBuild.create(
             module, source.text, options.opt_level, extra, options.instrumentation
         )
 
 
 @contextmanager
-def _located_autodiff_errors(source: Source) -> Iterator[None]:
-    """An op that `autodiff` cannot differentiate (a call left by `--passes=autodiff`, a
-    kernel in hand-written IR) is a program error at that op, when it has a location."""
+def _located_errors(source: Source, *kinds: type[Exception]) -> Iterator[None]:
+    """An error of `kinds` that knows where it is (`.message`, `.loc`: a call left in place by
+    `--passes=autodiff`, a bf16 parameter on the CPU) is a program error at that place,
+    rendered like the frontend's. One without a location propagates as it is."""
     try:
         yield
-    except AutodiffError as error:
-        if error.op is None or error.op.loc is None:
+    except kinds as error:
+        if error.loc is None:  # type: ignore[attr-defined]
             raise
-        diagnostic = Diagnostic(error.message, error.op.loc)
-        raise CompileError(DiagnosticError([diagnostic]), {source.filename: source.text}) from None
-
-
-@contextmanager
-def _located_backend_errors(source: Source) -> Iterator[None]:
-    """A backend's `UnsupportedError` that knows where (a bf16 parameter) is a program error
-    at that place, rendered like the frontend's."""
-    from tensorc.codegen.cpu.irutil import UnsupportedError
-
-    try:
-        yield
-    except UnsupportedError as error:
-        if error.loc is None:
-            raise
-        diagnostic = Diagnostic(error.message, error.loc)
-        raise CompileError(DiagnosticError([diagnostic]), {source.filename: source.text}) from None
+        raise CompileError.at(
+            error.message, error.loc, source.filename, source.text  # type: ignore[attr-defined]
+        ) from None
 
 
 def emit_native(

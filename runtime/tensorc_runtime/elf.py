@@ -1,9 +1,10 @@
 """Reading an artifact's manifest straight from its ELF section headers, without loading it.
 
 Only ELF64 little-endian files are read (every target tensorc builds for). Anything else, a
-truncated or corrupted file, a file without a ``.tensorc_manifest`` section, an invalid
-manifest or one of an unsupported format version raises :class:`ArtifactError` with a message
-that names the file and says what is wrong; no code of the file ever runs.
+truncated or corrupted file (format 3 on: one whose bytes do not match the manifest's
+``file_sha256``), a file without a ``.tensorc_manifest`` section, an invalid manifest or one of
+an unsupported format version raises :class:`ArtifactError` with a message that names the file
+and says what is wrong; no code of the file ever runs.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ __all__ = [
     "SUPPORTED_FORMAT_VERSIONS",
     "ArtifactFile",
     "ElfInfo",
+    "checksum_digits_at",
+    "file_checksum",
     "open_artifact",
     "read_elf_info",
     "read_manifest",
@@ -40,6 +43,7 @@ CHECKSUMMED_FORMAT_VERSION = 3
 MANIFEST_SECTION = ".tensorc_manifest"
 # The SHA-256 of the whole file with this field's 64 hex digits read as zeros (docs/abi.md).
 CHECKSUM_FIELD = "file_sha256"
+CHECKSUM_DIGITS = 64
 TARGETS = ("cpu", "cuda")
 
 _ELF_MAGIC = b"\x7fELF"
@@ -206,7 +210,7 @@ class ArtifactFile:
         return self._elf.read(section[4], section[5], f"section {name}")
 
     def manifest(self) -> dict[str, Any]:
-        """The validated manifest (see :func:`validate_manifest`)."""
+        """The validated manifest (see :func:`validate_manifest`), its file checksum checked."""
         data = self.section(MANIFEST_SECTION)
         if data is None:
             raise ArtifactError(
@@ -232,22 +236,37 @@ class ArtifactFile:
         digest = manifest.get(CHECKSUM_FIELD)
         if digest is None and manifest["format_version"] < CHECKSUMMED_FORMAT_VERSION:
             return
-        if not isinstance(digest, str) or len(digest) != 64:
+        if not isinstance(digest, str) or len(digest) != CHECKSUM_DIGITS:
             raise ArtifactError(f"{self.path}: corrupted manifest (field {CHECKSUM_FIELD!r})")
         section = self._section_header(MANIFEST_SECTION)
         assert section is not None  # the manifest was read from it
-        data = bytearray(self._elf.read(0, self._elf.size, "the file"))
-        field = f'"{CHECKSUM_FIELD}":"{digest}"'.encode()
-        position = data.find(field, section[4], section[4] + section[5])
-        if position < 0:
+        data = self._elf.read(0, self._elf.size, "the file")
+        digits_at = checksum_digits_at(data, digest, section[4], section[4] + section[5])
+        if digits_at < 0:
             raise ArtifactError(f"{self.path}: corrupted manifest (field {CHECKSUM_FIELD!r})")
-        start = position + len(field) - 65
-        data[start : start + 64] = b"0" * 64
-        if hashlib.sha256(data).hexdigest() != digest:
+        if file_checksum(data, digits_at) != digest:
             raise ArtifactError(
                 f"{self.path}: corrupted file (its contents do not match the manifest's "
                 f"{CHECKSUM_FIELD}; rebuild it)"
             )
+
+
+def checksum_digits_at(data: bytes, digest: str, start: int = 0, end: int | None = None) -> int:
+    """Where the digits of the manifest field ``"file_sha256":"<digest>"`` start in
+    ``data[start:end]``, or -1 when it is not there."""
+    prefix = f'"{CHECKSUM_FIELD}":"'.encode()
+    position = data.find(prefix + digest.encode() + b'"', start, end)
+    return position if position < 0 else position + len(prefix)
+
+
+def file_checksum(data: bytes, digits_at: int) -> str:
+    """The artifact checksum of ``data``: its SHA-256 with the 64 digits at ``digits_at``
+    read as zeros (the compiler seals with it, the loader checks with it)."""
+    view = memoryview(data)
+    hasher = hashlib.sha256(view[:digits_at])
+    hasher.update(b"0" * CHECKSUM_DIGITS)
+    hasher.update(view[digits_at + CHECKSUM_DIGITS :])
+    return hasher.hexdigest()
 
 
 def open_artifact(path: str | os.PathLike[str]) -> ArtifactFile:

@@ -34,7 +34,7 @@ point's address and the addresses of the arguments' and results' ``data`` member
 addresses, and with ``__tensorc_invoke_checked`` the arguments' flags, natively. For ``x + 1``
 on 8 elements here this took a call from 1.5 us (packed addresses) to 1.1 us (invoke) and
 then to about 0.9 us (invoke_checked and named parameters). Artifacts of format version 1
-named them ``tensorc_invoke_checked`` and ``tensorc_invoke`` (:data:`INVOKE_SYMBOLS`).
+named them ``tensorc_invoke_checked`` and ``tensorc_invoke`` (:func:`invoke_symbols`).
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ from .signature import Signature
 __all__ = [
     "ALIGN_RESULTS_FROM_BYTES",
     "ERROR_CODES",
-    "INVOKE_SYMBOLS",
+    "RESERVED_NAMESPACE_FORMAT_VERSION",
     "RESULT_ALIGNMENT",
     "NativeFunction",
     "NativeModule",
@@ -82,16 +82,10 @@ __all__ = [
 ]
 
 CUDA_MESSAGE = "this is a CUDA artifact; loading it needs pycuda and an NVIDIA GPU"
-# The fast-call functions of an artifact (docs/abi.md), by its format version. Version 2 moved
-# every symbol but the entry points into the reserved `__tensorc_` namespace: there,
-# `tensorc_invoke` is the entry point of a function called `invoke` and is never looked up.
-# Version 3 added the file checksum and kept version 2's symbols.
-_RESERVED_INVOKE_SYMBOLS = {CHECKED: "__tensorc_invoke_checked", INVOKE: "__tensorc_invoke"}
-INVOKE_SYMBOLS: Mapping[int, Mapping[str, str]] = {
-    1: {CHECKED: "tensorc_invoke_checked", INVOKE: "tensorc_invoke"},
-    2: _RESERVED_INVOKE_SYMBOLS,
-    3: _RESERVED_INVOKE_SYMBOLS,
-}
+# The fast-call functions of an artifact (docs/abi.md). From format version 2 on every symbol
+# but the entry points is in the reserved `__tensorc_` namespace: there, `tensorc_invoke` is
+# the entry point of a function called `invoke` and is never looked up. Version 1 had none.
+RESERVED_NAMESPACE_FORMAT_VERSION = 2
 
 
 class TensorcError(ctypes.Structure):
@@ -279,7 +273,9 @@ def _python_signature(signature: Signature) -> inspect.Signature | None:
 def invoke_symbols(format_version: int) -> Mapping[str, str]:
     """The names of the fast-call functions (CHECKED, INVOKE) in an artifact of
     ``format_version``, one that `load` accepted (``elf.SUPPORTED_FORMAT_VERSIONS``)."""
-    return INVOKE_SYMBOLS[format_version]
+    reserved = format_version >= RESERVED_NAMESPACE_FORMAT_VERSION
+    prefix = "__tensorc_" if reserved else "tensorc_"
+    return {CHECKED: f"{prefix}invoke_checked", INVOKE: f"{prefix}invoke"}
 
 
 def _native_call(

@@ -8,8 +8,9 @@
 
 `build_shared_object` emits each LLVM module as a position-independent object with llvmlite,
 adds the manifest as the NUL-terminated JSON global ``__tensorc_manifest`` in the ELF section
-``.tensorc_manifest``, links everything with ``cc -shared`` and renames the result into place:
-a failed build leaves neither the output nor a temporary file. The same inputs give a
+``.tensorc_manifest``, links everything with ``cc -shared``, writes the file's checksum over
+the manifest's ``file_sha256`` placeholder (`seal_checksum`) and renames the result into
+place: a failed build leaves neither the output nor a temporary file. The same inputs give a
 byte-identical file (nothing depends on time, temporary names or the environment).
 
 Symbol names (docs/abi.md): the entry point of function ``F`` is ``entry_symbol_name("F")``,
@@ -34,6 +35,12 @@ from typing import Any
 
 import llvmlite.binding as llvm
 import llvmlite.ir as llvm_ir
+from tensorc_runtime.elf import (
+    CHECKSUM_DIGITS,
+    CHECKSUM_FIELD,
+    checksum_digits_at,
+    file_checksum,
+)
 
 from tensorc.files import write_atomically
 
@@ -67,8 +74,7 @@ MANIFEST_SYMBOL = RESERVED_PREFIX + "manifest"
 # The checksum field: the SHA-256 of the whole linked file with this field's 64 hex digits
 # read as zeros. The manifest is emitted with zeros (`make_manifest`) and the linked file is
 # sealed in place (`seal_checksum`), so any changed byte, code or manifest, is caught at load.
-CHECKSUM_FIELD = "file_sha256"
-CHECKSUM_PLACEHOLDER = "0" * 64
+CHECKSUM_PLACEHOLDER = "0" * CHECKSUM_DIGITS
 LINK_LIBRARIES = ("-lpthread", "-lm")
 C_FLAGS = ("-O2", "-fPIC", "-std=gnu11", "-fno-ident")
 
@@ -398,7 +404,9 @@ def build_shared_object(
             _compile_c(compiler, Path(source), Path(workdir) / f"support{index}.o")
             for index, source in enumerate(extra_c_sources)
         ]
-        _link_atomically(compiler, [*object_paths, *c_objects], output, extra_link_args)
+        linked = Path(workdir) / "linked" / output.name  # apart from the objects' names
+        linked.parent.mkdir()
+        _link_atomically(compiler, [*object_paths, *c_objects], linked, output, extra_link_args)
     return output
 
 
@@ -409,41 +417,42 @@ def _compile_c(compiler: str, source: Path, object_path: Path) -> str:
 
 
 def _link_atomically(
-    compiler: str, objects: Sequence[str], output: Path, extra_link_args: Sequence[str]
+    compiler: str,
+    objects: Sequence[str],
+    linked: Path,
+    output: Path,
+    extra_link_args: Sequence[str],
 ) -> None:
-    """Link in a scratch directory, then write ``output`` with `write_atomically`: the file
-    appears whole or not at all, with the permissions ``cc -o output`` would give it, and a
-    symbolic link or a path that is not a regular file (``/dev/null``) is written through."""
-    with tempfile.TemporaryDirectory(prefix="tensorc-link-") as scratch:
-        linked = Path(scratch) / output.name
-        command = [
-            compiler,
-            "-shared",
-            "-Wl,-z,defs",
-            "-Wl,-z,noexecstack",
-            "-o",
-            str(linked),
-            *objects,
-            *extra_link_args,
-            *LINK_LIBRARIES,
-        ]
-        _run_tool(command, f"linking {output.name}")
-        write_atomically(output, seal_checksum(linked.read_bytes()), executable=True)
+    """Link into the scratch path ``linked``, seal the checksum, then write ``output`` with
+    `write_atomically`: the file appears whole or not at all, with the permissions
+    ``cc -o output`` would give it, and a symbolic link or a path that is not a regular file
+    (``/dev/null``) is written through."""
+    command = [
+        compiler,
+        "-shared",
+        "-Wl,-z,defs",
+        "-Wl,-z,noexecstack",
+        "-o",
+        str(linked),
+        *objects,
+        *extra_link_args,
+        *LINK_LIBRARIES,
+    ]
+    _run_tool(command, f"linking {output.name}")
+    write_atomically(output, seal_checksum(linked.read_bytes()), executable=True)
 
 
 def seal_checksum(data: bytes) -> bytes:
     """The linked file ``data`` with its manifest's ``file_sha256`` placeholder replaced by the
-    SHA-256 of ``data`` (as it is, with the placeholder's zeros). A manifest made without the
-    field (a hand-made one) is left as it is."""
-    field = f'"{CHECKSUM_FIELD}":"{CHECKSUM_PLACEHOLDER}"'.encode()
-    position = data.find(field)
-    if position < 0:
+    file's checksum (`tensorc_runtime.elf.file_checksum`, which the loader checks). A manifest
+    made without the field (a hand-made one) is left as it is."""
+    digits_at = checksum_digits_at(data, CHECKSUM_PLACEHOLDER)
+    if digits_at < 0:
         return data
-    if data.find(field, position + 1) >= 0:
+    if checksum_digits_at(data, CHECKSUM_PLACEHOLDER, digits_at) >= 0:
         raise BuildError(f"the linked file holds more than one {CHECKSUM_FIELD} placeholder")
-    digest = hashlib.sha256(data).hexdigest().encode()
-    start = position + len(field) - 1 - len(CHECKSUM_PLACEHOLDER)
-    return data[:start] + digest + data[start + len(digest) :]
+    digest = file_checksum(data, digits_at).encode()
+    return data[:digits_at] + digest + data[digits_at + len(digest) :]
 
 
 def _run_tool(command: Sequence[str], what: str) -> None:

@@ -531,7 +531,7 @@ class _AstBuilder:
 
     def _build_return_stmt(self, meta: Meta, children: list) -> ast.Return:
         if len(children) == 1 and isinstance(children[0], ast.TupleExpr):
-            return ast.Return(children[0].elts, self._loc(meta))  # `return (a, b)`
+            return ast.Return(children[0].elts, self._loc(meta))  # `return a, b`, `(a, b)`
         return ast.Return(children, self._loc(meta))
 
     def _build_expr_stmt(self, meta: Meta, children: list) -> ast.ExprStmt:

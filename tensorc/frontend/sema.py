@@ -482,18 +482,15 @@ class FunctionLowering(ExpressionLowering):
 def _result_names(nodes: Sequence[ast.Expr | None]) -> list[str]:
     """Distinct names: a returned bare name names its result (its first return); the others
     are `result{i}`, with `_` appended while that is taken (`return result1, a + 1`)."""
-    names: list[str | None] = [None] * len(nodes)
-    taken: set[str] = set()
-    for index, node in enumerate(nodes):
-        if isinstance(node, ast.Name) and node.id not in taken:
-            names[index] = node.id
-            taken.add(node.id)
-    for index, name in enumerate(names):
-        if name is not None:
-            continue
-        name = f"result{index}"
-        while name in taken:
-            name += "_"
-        names[index] = name
-        taken.add(name)
-    return [name for name in names if name is not None]
+    bare = [node.id if isinstance(node, ast.Name) else None for node in nodes]
+    first = {name: index for index, name in reversed(list(enumerate(bare))) if name is not None}
+    taken = set(first)
+    names: list[str] = []
+    for index, name in enumerate(bare):
+        if name is None or first[name] != index:
+            name = f"result{index}"
+            while name in taken:
+                name += "_"
+            taken.add(name)
+        names.append(name)
+    return names

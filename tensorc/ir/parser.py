@@ -342,7 +342,8 @@ class Parser:
         if splat:
             if len(flat) != 1:
                 raise self.error("a splat dense constant holds exactly one element", elements_start)
-            flat = flat * count
+            (value, at), numpy_dtype = flat[0], tensor_type.dtype.numpy
+            return np.full(shape, self.dense_element(value, at, tensor_type.dtype), numpy_dtype)
         if len(flat) != count:
             raise self.error(
                 f"dense constant has {len(flat)} elements but {tensor_type} needs {count}",

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from tensorc.ir.core import Block, Operation, Value
 from tensorc.ir.dialects.func import FuncOp, Module
 from tensorc.ir.dialects.tc import GradOp, StopGradientOp
+from tensorc.passes.dce import dead_ops
 from tensorc.passes.pass_manager import ModulePass, register_pass
 from tensorc.passes.rewrite import erase_ops
 from tensorc.passes.vjp_builder import GradBuilder
@@ -155,17 +156,5 @@ def _accumulate(
 
 
 def _erase_unused(block: Block, existing: set[int]) -> None:
-    """Erase the ops this expansion created that nothing uses: one sweep, users before
-    producers (an op's uses are discounted as soon as it is found dead), then one erase."""
-    live_uses: dict[Value, int] = {}
-    dead: list[Operation] = []
-    for op in reversed(block.ops):
-        if id(op) in existing or not op.is_pure:
-            continue
-        if any(live_uses.get(result, len(result.uses)) for result in op.results):
-            continue
-        dead.append(op)
-        for nested in op.walk():
-            for operand in nested.operands:
-                live_uses[operand] = live_uses.get(operand, len(operand.uses)) - 1
-    erase_ops(dead)
+    """Erase the ops this expansion created that nothing uses (dce's sweep, kept to them)."""
+    erase_ops(dead_ops(block, lambda op: id(op) not in existing))

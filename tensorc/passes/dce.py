@@ -8,6 +8,7 @@ ops are then erased together (`erase_ops`), so the pass is linear in the size of
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from tensorc.ir.core import Block, Operation, Pure, Value
@@ -21,13 +22,32 @@ def remove_dead_ops(module: Module) -> int:
     live_uses: dict[Value, int] = {}
     dead: list[Operation] = []
     for function in module.functions:
-        _sweep(function.body, live_uses, dead)
+        _sweep(function.body, live_uses, dead, _everything)
     erase_ops(dead)
     return len(dead)
 
 
-def _sweep(block: Block, live_uses: dict[Value, int], dead: list[Operation]) -> None:
+def dead_ops(block: Block, erasable: Callable[[Operation], bool]) -> list[Operation]:
+    """The dead pure ops of `block` (users before producers) that `erasable` accepts; the ops
+    it rejects are kept, and not looked into. Erase them with `erase_ops`."""
+    dead: list[Operation] = []
+    _sweep(block, {}, dead, erasable)
+    return dead
+
+
+def _everything(op: Operation) -> bool:
+    return True
+
+
+def _sweep(
+    block: Block,
+    live_uses: dict[Value, int],
+    dead: list[Operation],
+    erasable: Callable[[Operation], bool],
+) -> None:
     for op in reversed(block.ops):
+        if not erasable(op):
+            continue
         if _is_dead(op, live_uses):
             dead.append(op)
             for nested in op.walk():
@@ -36,7 +56,7 @@ def _sweep(block: Block, live_uses: dict[Value, int], dead: list[Operation]) -> 
             continue
         for region in op.regions:
             for inner in reversed(region.blocks):
-                _sweep(inner, live_uses, dead)
+                _sweep(inner, live_uses, dead, erasable)
 
 
 def _is_dead(op: Operation, live_uses: dict[Value, int]) -> bool:

@@ -209,7 +209,8 @@ class PassManager:
 
     def run(self, module: Module) -> Module:
         inst = self.instrumentation
-        if inst.dump_ir_dir and inst.dumps_written == 0:
+        if inst.dump_ir_dir and inst.dumps_written == 0:  # the first dump of the run
+            _make_dump_directory(inst.dump_ir_dir)
             self._dump(module, "input")
         for pass_ in self.passes:
             if pass_.name in inst.print_ir_before:
@@ -231,8 +232,6 @@ class PassManager:
         inst = self.instrumentation
         assert inst.dump_ir_dir is not None
         path = os.path.join(inst.dump_ir_dir, f"{inst.dumps_written:02d}-{label}.tcir")
-        if inst.dumps_written == 0:  # the first dump of the run, "input"
-            _make_dump_directory(inst.dump_ir_dir)
         try:
             with open(path, "w") as handle:
                 handle.write(print_module(module, inst.print_locations))

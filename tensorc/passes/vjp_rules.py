@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from tensorc.ir.core import Operation, Value
+from tensorc.ir.location import Location
 from tensorc.passes.pass_manager import PipelineError
 from tensorc.passes.vjp_builder import GradBuilder
 from tensorc.passes.vjp_elementwise import ELEMENTWISE_VJPS
@@ -43,6 +44,11 @@ class AutodiffError(PipelineError):
         super().__init__(message + where)
         self.message = message
         self.op = op
+
+    @property
+    def loc(self) -> Location | None:
+        """Where the offending op is, when it is known."""
+        return self.op.loc if self.op is not None else None
 
 
 def _single_result(rule: SingleResultRule) -> VJPRule:

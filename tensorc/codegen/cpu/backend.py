@@ -30,7 +30,7 @@ from tensorc.codegen.artifact import (
     host_target,
     make_manifest,
 )
-from tensorc.codegen.cpu.irutil import check_dtypes
+from tensorc.codegen.cpu.irutil import UnsupportedError, register_type
 from tensorc.codegen.cpu.lower import entry_symbol, lower_module
 from tensorc.codegen.cpu.parallel import build_jobs, compile_parts, split_module
 from tensorc.codegen.cpu.pipeline import prepare_for_lowering
@@ -43,11 +43,31 @@ from tensorc.codegen.cpu.support import (
 from tensorc.codegen.header import emit_c_header
 from tensorc.codegen.llvm_math import ldexp_scaling
 from tensorc.ir.dialects.func import Module
+from tensorc.ir.dtypes import DType
+from tensorc.ir.location import Location
 from tensorc.ir.signature import function_signature
 from tensorc.passes import Instrumentation
 
 SUPPORT_DIR = Path(__file__).resolve().parent.parent / "support"
 THREAD_POOL_SOURCE = SUPPORT_DIR / "threadpool.c"
+
+
+def check_dtypes(module: Module) -> None:
+    """`UnsupportedError` at the first parameter or op whose dtype the backend has no
+    register type for (bf16), before any lowering starts."""
+    for function in module.functions:
+        for value in function.args:
+            _check_dtype(value.type.dtype, function.loc)
+        for op in function.walk():
+            for value in op.results:
+                _check_dtype(value.type.dtype, op.loc)
+
+
+def _check_dtype(dtype: DType, loc: Location | None) -> None:
+    try:
+        register_type(dtype)
+    except UnsupportedError as error:
+        raise UnsupportedError(error.message, loc) from None
 
 
 def llvm_opt_level(opt_level: int) -> int:

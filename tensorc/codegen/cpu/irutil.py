@@ -11,10 +11,8 @@ from contextlib import contextmanager
 import llvmlite.ir as ir
 
 from tensorc.codegen.artifact import reserved_symbol_name
-from tensorc.ir.dialects.func import Module
 from tensorc.ir.dtypes import DType
 from tensorc.ir.location import Location
-from tensorc.ir.types import TensorType
 
 I1 = ir.IntType(1)
 I8 = ir.IntType(8)
@@ -60,23 +58,6 @@ def memory_type(dtype: DType) -> ir.Type:
 
 def itemsize(dtype: DType) -> int:
     return 1 if dtype.is_bool else dtype.numpy.itemsize
-
-
-def check_dtypes(module: Module) -> None:
-    """`UnsupportedError` at the first parameter or op whose dtype the backend has no
-    register type for (bf16), before any lowering starts."""
-    for function in module.functions:
-        for value in function.args:
-            _check_dtype(value.type, function.loc)
-        for op in function.walk():
-            for value in op.results:
-                _check_dtype(value.type, op.loc)
-
-
-def _check_dtype(tensor_type: TensorType, loc: Location | None) -> None:
-    if tensor_type.dtype in _REGISTER_TYPES:
-        return
-    raise UnsupportedError(f"the CPU backend does not support {tensor_type.dtype} yet", loc)
 
 
 def declare(

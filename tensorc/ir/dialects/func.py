@@ -233,25 +233,30 @@ class Module:
             function.sym_name: [op for op in function.walk() if isinstance(op, CallOp)]
             for function in self.functions
         }
+        by_name: dict[str, FuncOp] = {}
+        for function in self.functions:
+            by_name.setdefault(function.sym_name, function)  # the one `lookup` finds
         ordered: list[FuncOp] = []
         done: set[str] = set()
         for root in self.functions:
             if root.sym_name in done:
                 continue
             path = [root]
+            on_path = {id(root)}
             pending = [iter(calls[root.sym_name])]
             while pending:
                 call = next(pending[-1], None)
                 if call is None:
                     finished = path.pop()
+                    on_path.discard(id(finished))
                     done.add(finished.sym_name)
                     ordered.append(finished)
                     pending.pop()
                     continue
-                callee = self.lookup(call.callee.name)
+                callee = by_name.get(call.callee.name)
                 if callee is None:
                     raise VerifyError(f"func.call of unknown function @{call.callee.name}", call)
-                if callee in path:
+                if id(callee) in on_path:
                     cycle = [f.sym_name for f in path[path.index(callee) :]] + [callee.sym_name]
                     raise VerifyError(
                         "recursion is not supported: " + " -> ".join(f"@{n}" for n in cycle), call
@@ -259,6 +264,7 @@ class Module:
                 if callee.sym_name in done:
                     continue
                 path.append(callee)
+                on_path.add(id(callee))
                 pending.append(iter(calls[callee.sym_name]))
         return ordered
 
