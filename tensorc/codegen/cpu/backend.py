@@ -118,7 +118,7 @@ class CpuBuild:
     @cached_property
     def unoptimized(self) -> llvm_ir.Module:
         with ldexp_scaling("+avx512f" in self.target.features.split(",")):
-            module = lower_module(self.module)
+            module = lower_module(self.module, streaming_stores=self.target.arch == "x86_64")
         module.triple = self.target.triple
         return module
 

@@ -72,10 +72,11 @@ from tensorc.codegen.cpu.irutil import (
     store_pointers,
     tail_folded_loop,
 )
+from tensorc.codegen.cpu.row_epilogue import row_invariant_divisors, stash_plan
 from tensorc.codegen.cpu.scalar import ScalarLowering, constant
 from tensorc.codegen.cpu.sizes import SizeEmitter
+from tensorc.codegen.cpu.streaming import STAGE_ELEMENTS, StagedStores, plan_staging
 from tensorc.ir.affine import AffineMap
-from tensorc.ir.attributes import frozen_attributes
 from tensorc.ir.core import Block, Operation, Value
 from tensorc.ir.dialects.kernel import (
     PARALLEL,
@@ -232,7 +233,16 @@ def body_cost(op: GenericOp) -> int:
 class KernelLowering:
     """Emits one `kernel.generic` as `name` (the loop nest) and `name.task` (the pool task)."""
 
-    def __init__(self, module: ir.Module, name: str, op: GenericOp, symbols: Sequence[str]):
+    def __init__(
+        self,
+        module: ir.Module,
+        name: str,
+        op: GenericOp,
+        symbols: Sequence[str],
+        streamable: Sequence[int] = (),
+    ):
+        """`streamable`: the outputs that are the caller's result arrays, which a large call
+        may write with streaming stores (streaming.py)."""
         self.module = module
         self.name = name
         self.op = op
@@ -246,6 +256,8 @@ class KernelLowering:
         self.columns = self._is_column_reduction()
         self.first_reduction_range: tuple[ir.Value, ir.Value] | None = None
         self.stash = stash_plan(op, self.outputs) if not self.columns else None
+        self.staging_plan = plan_staging(op, self.loops, self.outputs, streamable)
+        self.staging: StagedStores | None = None  # the plan in the bound function
         self.passenger: KernelLowering | None = None  # see `carry`
         # while the passenger rides along: it and the offsets of its row ahead
         self._rider: tuple[KernelLowering, list[ir.Value]] | None = None
@@ -433,8 +445,13 @@ class KernelLowering:
             for j, t in enumerate(self.op.accumulator_types)
             if self.columns
         ]
+        if self.staging_plan is not None:
+            self.staging = StagedStores(self.staging_plan, self.outputs, self.prologue,
+                                        self.sizes)
 
     def close_function(self) -> None:
+        if self.staging is not None:
+            self.staging.finish(self.builder)
         self.builder.ret_void()
         self.prologue.branch(self._start)
 
@@ -456,9 +473,48 @@ class KernelLowering:
         if self.columns and level == len(self.parallel_loops) - 1:
             self._column_blocks(loop_position, offsets, start, stop)
             return
-        with counted_loop(self.builder, start, stop, f"p{level}") as index:
-            inner = self._advance(offsets, loop_position, index)
+
+        def body(inner: list[ir.Value]) -> None:
             self._parallel(level + 1, inner, begin, end)
+
+        staging = self.staging
+        if staging is None or self.loops[loop_position] is not staging.loop:
+            with counted_loop(self.builder, start, stop, f"p{level}") as index:
+                body(self._advance(offsets, loop_position, index))
+            return
+        with self.builder.if_else(staging.active(self.builder, start, stop)) as (staged, plain):
+            with staged:
+                self._staged_blocks(staging, loop_position, start, stop, offsets, body)
+            with plain:
+                with counted_loop(self.builder, start, stop, f"p{level}") as index:
+                    body(self._advance(offsets, loop_position, index))
+
+    def _staged_blocks(
+        self, staging: StagedStores, loop_position: int, start: ir.Value, stop: ir.Value,
+        offsets: list[ir.Value], body,
+    ) -> None:
+        """The innermost loop over [start, stop) in blocks of STAGE_ELEMENTS: each block
+        writes the staged outputs into their stack buffers, then streams them to the outputs
+        (streaming.py)."""
+        b = self.builder
+        smin = intrinsic(self.module, "llvm.smin", I64, 2)
+        count = b.sub(stop, start)
+        blocks = b.udiv(b.add(count, I64(STAGE_ELEMENTS - 1)), I64(STAGE_ELEMENTS))
+        with counted_loop(b, I64(0), blocks, "stage") as block:
+            first = b.add(start, b.mul(block, I64(STAGE_ELEMENTS)))
+            last = b.call(smin, [b.add(first, I64(STAGE_ELEMENTS)), stop])
+            at_first = self._advance(offsets, loop_position, first)
+            targets = [self._output_pointer(index, at_first) for index in staging.outputs]
+            in_buffers = list(offsets)
+            outputs = list(self.buffers)
+            for index, buffer in zip(staging.outputs, staging.buffers):
+                position = len(self.inputs) + index
+                in_buffers[position] = b.sub(I64(0), first)  # + index: the place in the block
+                self.buffers[position] = buffer
+            with counted_loop(b, first, last, "staged") as index:
+                body(self._advance(in_buffers, loop_position, index))
+            self.buffers[:] = outputs
+            staging.stream(b, targets, b.sub(last, first))
 
     def _reduction(self, level: int, offsets: list[ir.Value], body) -> None:
         if level == len(self.reduction_loops):
@@ -573,7 +629,7 @@ class KernelLowering:
     ) -> tuple[dict[int, ir.Value], ir.Value]:
         """`1/d` for each row-invariant divisor `d` (keyed by the dividing op) and whether all
         of them are exact enough to use: |d| within [2^-(emax-2), 2^(emax-2)] so that 1/d is a
-        normal number (module doc, Row-invariant division)."""
+        normal number (row_epilogue.py, Row-invariant division)."""
         b = self.builder
         reciprocals: dict[int, ir.Value] = {}
         exact: ir.Value = ir.Constant(ir.IntType(1), 1)
@@ -594,7 +650,7 @@ class KernelLowering:
                                self.outputs[index].dtype)
 
     def _load_output(self, index: int, offsets: list[ir.Value]) -> ir.Value:
-        """Read back output `index` at the current point (see `stash`)."""
+        """Read back output `index` at the current point (row_epilogue.py, Stashing)."""
         pointer = self._output_pointer(index, offsets)
         return load_element(self.builder, pointer, self.outputs[index].dtype)
 
@@ -713,78 +769,3 @@ class KernelLowering:
     def _store_output(self, index: int, value: ir.Value, offsets: list[ir.Value]) -> None:
         pointer = self._output_pointer(index, offsets)
         store_element(self.builder, value, pointer, self.outputs[index].dtype)
-
-
-# ----- row epilogues: stashing and reciprocals ------------------------------------------------
-
-
-def stash_plan(op: GenericOp, outputs: Sequence[Access]) -> tuple[int, Operation] | None:
-    """(output index, compute op) when a row epilogue recomputes its first reduction's value
-    (softmax's `exp(x - max)`): the reduction loop then stores that value into the output at
-    each (p, r) and the epilogue reads it back instead of recomputing it (module doc)."""
-    if not op.is_row_epilogue:
-        return None
-    reduced = op.reduce_block.ops[-1].operands[0]
-    producer = reduced.owner if isinstance(reduced.owner, Operation) else None
-    if producer is None or producer.name == "tc.constant":
-        return None
-    dtype = reduced.type.dtype
-    for compute_op in op.compute_block.ops:
-        if isinstance(compute_op, YieldOp) or compute_op.name != producer.name:
-            continue
-        if not same_value(op, reduced, compute_op.result, {}):
-            continue
-        for index, access in enumerate(outputs):
-            if access.dtype == dtype:
-                return index, compute_op
-    return None
-
-
-def same_value(op: GenericOp, reduced: Value, computed: Value, memo: dict) -> bool:
-    """Whether reduce-block value `reduced` and compute-block value `computed` are the same
-    function of the inputs (the same ops with the same attributes on the same inputs)."""
-    key = (id(reduced), id(computed))
-    if key in memo:
-        return memo[key]
-    memo[key] = False
-    reduce_args = op.reduce_block.args
-    compute_args = op.compute_block.args[: len(op.inputs)]
-    if reduced in reduce_args:
-        equal = computed in compute_args and (
-            compute_args.index(computed) == reduce_args.index(reduced)
-        )
-    else:
-        left, right = reduced.owner, computed.owner
-        equal = (
-            isinstance(left, Operation)
-            and isinstance(right, Operation)
-            and left.name == right.name
-            and len(left.operands) == len(right.operands)
-            and reduced.type == computed.type
-            and _same_attributes(left, right)
-            and all(same_value(op, a, b, memo) for a, b in zip(left.operands, right.operands))
-        )
-    memo[key] = equal
-    return equal
-
-
-def _same_attributes(left: Operation, right: Operation) -> bool:
-    """Equal attributes in the sense CSE uses (`frozen_attributes`)."""
-    frozen = frozen_attributes(left.attributes)
-    return frozen is not None and frozen == frozen_attributes(right.attributes)
-
-
-def row_invariant_divisors(ops: Sequence[Operation], known: dict[int, ir.Value]) -> list:
-    """The float divisions among a row epilogue's varying `ops` whose divisor is computed once
-    per row (in `known`): they become multiplications by a reciprocal."""
-    divisions = []
-    for body_op in ops:
-        if body_op.name != "tc.div" or id(body_op.rhs) not in known:
-            continue
-        divisor = known[id(body_op.rhs)]
-        if not isinstance(divisor.type, (ir.FloatType, ir.DoubleType)):
-            continue
-        if body_op.lhs.type.dtype != body_op.result.type.dtype:
-            continue
-        divisions.append(body_op)
-    return divisions

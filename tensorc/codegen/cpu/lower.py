@@ -75,10 +75,13 @@ def entry_symbol(function: FuncOp) -> str:
     return entry_symbol_name(function.sym_name)
 
 
-def lower_module(module: Module, name: str = "tensorc") -> ir.Module:
+def lower_module(
+    module: Module, name: str = "tensorc", streaming_stores: bool = False
+) -> ir.Module:
     """One LLVM module with an entry point per function of `module` (already prepared by
-    `pipeline.prepare_for_lowering`)."""
-    state = ModuleState(ir.Module(name=name))
+    `pipeline.prepare_for_lowering`); `streaming_stores` (x86-64 targets) lets kernels write
+    large results with non-temporal stores (streaming.py)."""
+    state = ModuleState(ir.Module(name=name), streaming_stores)
     for function in module.functions:
         FunctionLowering(state, function).lower()
     return state.module
@@ -87,8 +90,9 @@ def lower_module(module: Module, name: str = "tensorc") -> ir.Module:
 class ModuleState:
     """What the functions of one LLVM module share: the error helper and message strings."""
 
-    def __init__(self, module: ir.Module) -> None:
+    def __init__(self, module: ir.Module, streaming_stores: bool = False) -> None:
         self.module = module
+        self.streaming_stores = streaming_stores
         self._messages: dict[str, ir.GlobalVariable] = {}
 
     def message(self, text: str) -> ir.GlobalVariable:
@@ -372,7 +376,15 @@ class FunctionLowering:
         kernel, self.chain_breaker = self.chain_breaker, None
         if kernel is not None and kernel.op is op:
             return kernel
-        return KernelLowering(self.module, name, op, self.symbols)
+        return KernelLowering(self.module, name, op, self.symbols, self._streamable(op))
+
+    def _streamable(self, op: GenericOp) -> list[int]:
+        """The outputs of `op` written straight into the caller's result arrays, when this
+        module may stream stores (streaming.py)."""
+        if not self.state.streaming_stores:
+            return []
+        return [index for index, result in enumerate(op.results)
+                if self.plan.of(result).kind is StorageKind.RESULT]
 
     def _lower_chain(self, kernels: Sequence[KernelLowering]) -> None:
         name = f"{self._next_kernel_name()}.chain"
