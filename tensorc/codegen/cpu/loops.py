@@ -218,6 +218,16 @@ def pool_grain(sizes: SizeEmitter, work: ir.Value) -> ir.Value:
     return b.add(b.udiv(I64(PARALLEL_MIN_WORK), work), I64(1))
 
 
+def is_compute_bound(op: GenericOp) -> bool:
+    """Whether the body has an expensive op (a transcendental, a division): its loop then
+    runs below memory speed here, so streaming its stores gains nothing (streaming.py)."""
+    return any(
+        body_op.name in _EXPENSIVE_OPS
+        for block in (op.reduce_block, op.compute_block)
+        for body_op in block.ops
+    )
+
+
 def body_cost(op: GenericOp) -> int:
     """A rough count of scalar operations per domain point (for the parallel grain)."""
     cost = 1
@@ -256,6 +266,8 @@ class KernelLowering:
         self.columns = self._is_column_reduction()
         self.first_reduction_range: tuple[ir.Value, ir.Value] | None = None
         self.stash = stash_plan(op, self.outputs) if not self.columns else None
+        if is_compute_bound(op):
+            streamable = ()
         self.staging_plan = plan_staging(op, self.loops, self.outputs, streamable)
         self.staging: StagedStores | None = None  # the plan in the bound function
         self.passenger: KernelLowering | None = None  # see `carry`

@@ -5,15 +5,16 @@ A store to a line that is not in the core's cache first reads the line in (write
 result moves 32 MB between the core and the shared cache or memory. Non-temporal stores
 (`movntps`) fill whole lines in write-combining buffers and send them out without the read.
 
-An elementwise kernel (no reduction) that writes a function result -- the caller's array,
-which nothing later in the call reads back (`FunctionLowering._streamable`) -- of at least
-STREAM_FROM_BYTES therefore *stages* its innermost loop: the loop runs in blocks of
-STAGE_ELEMENTS points, each writing its values into a 64-byte aligned stack buffer, which
-stays in L1 and which LLVM vectorises into as it would into the result; then
-`tensorc.stream_copy` copies the block to the result with 64-byte non-temporal stores (an
-unaligned head and tail with `memcpy`). The buffer is needed because LLVM's loop vectoriser
-keeps a loop whose stores are non-temporal scalar unless each scalar store is aligned to the
-vector, which a 4-byte element never is. The result must have unit stride along the loop.
+An elementwise kernel (no reduction) whose body is cheap enough to run at memory speed (no
+transcendental or division: `loops.is_compute_bound`) and that writes a function result -- the
+caller's array, which nothing later in the call reads back (`FunctionLowering._streamable`) --
+of at least STREAM_FROM_BYTES therefore *stages* its innermost loop: the loop runs in blocks of
+STAGE_ELEMENTS points, each writing its values into a 64-byte aligned stack buffer, which stays
+in L1 and which LLVM vectorises into as it would into the result; then `tensorc.stream_copy`
+copies the block to the result with 64-byte non-temporal stores (an unaligned head and tail
+with `memcpy`). The buffer is needed because LLVM's loop vectoriser keeps a loop whose stores
+are non-temporal scalar unless each scalar store is aligned to the vector, which a 4-byte
+element never is. The result must have unit stride along the loop.
 
 Whether to stream is decided per call: the result at least STREAM_FROM_BYTES (the staged copy
 is not emitted at all when its static size is smaller) and the loop's range (a thread's chunk,
@@ -23,18 +24,20 @@ so its stores are ordered before the thread pool reports the task done. x86-64 o
 
 Measured here (2 cores, 300 MB L3 shared with other tenants), A/B of builds with and without
 streaming, median of 31 interleaved calls (`benchmarks/run.py`'s `median_times`): `x * 2` on
-4096x1024 f32 0.73 -> 0.61 ms, `relu(x * a + b)` on 4096x4096 4.46 -> 2.94 ms, GELU-tanh on
-16M 5.93 -> 5.23 ms. A C program (`x * 2`, AVX-512, 2 threads) agreed: 0.69 ms with plain
-stores, 0.55 ms with non-temporal ones, 0.55 ms staged through 1 KB blocks (4 KB blocks were
-slower: the copy no longer overlaps the next block's loads).
+4096x1024 f32 0.73 -> 0.61 ms, `relu(x * a + b)` on 4096x4096 4.46 -> 2.94 and 2.83 -> 2.37 ms;
+GELU-tanh on 16M 4.49 -> 4.50, 4.69 -> 4.57, 4.62 -> 4.86, 5.68 -> 5.90 ms (and once 3.88 ->
+5.22): GELU computes below memory speed, the lines it saves reading were never its limit, so
+kernels with expensive ops keep ordinary stores. A C program (`x * 2`, AVX-512, 2 threads)
+agreed: 0.69 ms with plain stores, 0.55 ms with non-temporal ones, 0.55 ms staged through 1 KB
+blocks (4 KB blocks were slower: the copy no longer overlaps the next block's loads).
 
 Row kernels are not staged. Layer norm's output loop comes after the row's reduction loop;
-streaming its stores (directly, or held a row and streamed out in blocks during the next
-row's reduction) measured 0.86-0.95x the plain build: the plain build's write-allocate reads
-fill the time the output loop spends on arithmetic, and moving the writes into the
-reduction's stream only lengthens it. A C program that fused the three stages of consecutive
-rows into one loop (row p's output, row p+1's variance, row p+2's mean) gained 13% with
-non-temporal stores; that restructuring of the carried chain (chains.py) is not done.
+streaming its stores (directly, or held a row and streamed out in blocks during the next row's
+reduction) measured 0.86-0.95x the plain build: the plain build's write-allocate reads fill the
+time the output loop spends on arithmetic, and moving the writes into the reduction's stream
+only lengthens it. A C program that fused the three stages of consecutive rows into one loop
+(row p's output, row p+1's variance, row p+2's mean) gained 13% with non-temporal stores; that
+restructuring of the carried chain (chains.py) is not done.
 """
 
 from __future__ import annotations
