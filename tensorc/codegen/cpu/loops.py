@@ -266,9 +266,8 @@ class KernelLowering:
         self.columns = self._is_column_reduction()
         self.first_reduction_range: tuple[ir.Value, ir.Value] | None = None
         self.stash = stash_plan(op, self.outputs) if not self.columns else None
-        if is_compute_bound(op):
-            streamable = ()
-        self.staging_plan = plan_staging(op, self.loops, self.outputs, streamable)
+        self.staging_plan = plan_staging(op, self.loops, self.outputs, streamable,
+                                         is_compute_bound(op))
         self.staging: StagedStores | None = None  # the plan in the bound function
         self.passenger: KernelLowering | None = None  # see `carry`
         # while the passenger rides along: it and the offsets of its row ahead
@@ -489,17 +488,19 @@ class KernelLowering:
         def body(inner: list[ir.Value]) -> None:
             self._parallel(level + 1, inner, begin, end)
 
-        staging = self.staging
-        if staging is None or self.loops[loop_position] is not staging.loop:
+        def loop() -> None:
             with counted_loop(self.builder, start, stop, f"p{level}") as index:
                 body(self._advance(offsets, loop_position, index))
+
+        staging = self.staging
+        if staging is None or self.loops[loop_position] is not staging.loop:
+            loop()
             return
         with self.builder.if_else(staging.active(self.builder, start, stop)) as (staged, plain):
             with staged:
                 self._staged_blocks(staging, loop_position, start, stop, offsets, body)
             with plain:
-                with counted_loop(self.builder, start, stop, f"p{level}") as index:
-                    body(self._advance(offsets, loop_position, index))
+                loop()
 
     def _staged_blocks(
         self, staging: StagedStores, loop_position: int, start: ir.Value, stop: ir.Value,

@@ -54,6 +54,7 @@ from tensorc.codegen.cpu.irutil import (
     I64,
     PTR,
     VOID,
+    counted_loop,
     declare,
     emit_memcpy,
     intrinsic,
@@ -62,6 +63,7 @@ from tensorc.codegen.cpu.irutil import (
 )
 from tensorc.codegen.cpu.sizes import SizeEmitter
 from tensorc.ir.dialects.kernel import GenericOp
+from tensorc.ir.dims import element_count, prod
 
 if TYPE_CHECKING:
     from tensorc.codegen.cpu.loops import Access, Loop
@@ -83,17 +85,19 @@ class StagingPlan:
 
 
 def plan_staging(
-    op: GenericOp, loops: Sequence[Loop], outputs: Sequence[Access], candidates: Sequence[int]
+    op: GenericOp,
+    loops: Sequence[Loop],
+    outputs: Sequence[Access],
+    candidates: Sequence[int],
+    compute_bound: bool,
 ) -> StagingPlan | None:
     """The staging of `op`'s nest for its outputs in `candidates` (function results), or None
-    when it stages nothing (module doc)."""
-    if not candidates or op.has_reduction or not loops:
+    when it stages nothing: a reduction, a `compute_bound` body, a short static loop, no
+    output that qualifies (module doc)."""
+    if not candidates or op.has_reduction or compute_bound or not loops:
         return None
     loop = loops[-1]
-    width: int | None = 1
-    for dim in loop.dims:
-        extent = op.domain_sizes[dim].value
-        width = None if extent is None or width is None else width * extent
+    width = prod(op.domain_sizes[dim] for dim in loop.dims).value
     if width is not None and width < STAGE_ELEMENTS:
         return None
     staged = tuple(
@@ -105,13 +109,8 @@ def plan_staging(
 
 
 def _statically_small(access: Access) -> bool:
-    shape = access.tensor.static_shape
-    if shape is None:
-        return False
-    count = 1
-    for extent in shape:
-        count *= max(extent, 0)
-    return count * itemsize(access.dtype) < STREAM_FROM_BYTES
+    count = element_count(access.tensor.shape).value
+    return count is not None and count * itemsize(access.dtype) < STREAM_FROM_BYTES
 
 
 class StagedStores:
@@ -170,21 +169,12 @@ def stream_copy(module: ir.Module) -> ir.Function:
     rest = b.sub(nbytes, head)
     lines = b.and_(rest, I64(-LINE_BYTES))
     nontemporal = module.add_metadata([I32(1)])
-    loop = b.append_basic_block("lines")
-    done = b.append_basic_block("lines.exit")
-    entry = b.block
-    b.cbranch(b.icmp_unsigned("!=", lines, I64(0)), loop, done)
-    b.position_at_end(loop)
-    offset = b.phi(I64, name="offset")
-    offset.add_incoming(I64(0), entry)
-    at = b.add(head, offset)
-    line = b.load(b.gep(source, [at], inbounds=True, source_etype=I8), typ=_LINE, align=1)
-    store = b.store(line, b.gep(target, [at], inbounds=True, source_etype=I8), align=LINE_BYTES)
-    store.set_metadata("nontemporal", nontemporal)
-    following = b.add(offset, I64(LINE_BYTES), flags=("nuw",))
-    offset.add_incoming(following, loop)
-    b.cbranch(b.icmp_unsigned("<", following, lines), loop, done)
-    b.position_at_end(done)
+    with counted_loop(b, I64(0), lines, "lines", step=LINE_BYTES) as offset:
+        at = b.add(head, offset)
+        line = b.load(b.gep(source, [at], inbounds=True, source_etype=I8), typ=_LINE, align=1)
+        store = b.store(line, b.gep(target, [at], inbounds=True, source_etype=I8),
+                        align=LINE_BYTES)
+        store.set_metadata("nontemporal", nontemporal)
     copied = b.add(head, lines)
     tail = b.sub(rest, lines)
     with b.if_then(b.icmp_unsigned("!=", tail, I64(0))):
