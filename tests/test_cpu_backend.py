@@ -600,7 +600,7 @@ def test_chained_row_kernels_match_the_interpreter(shape: tuple[int, int]) -> No
 
 
 def test_a_chain_carries_its_first_row_reduction_one_row_ahead() -> None:
-    """chains.py, Pipelining: the chain task calls only the second kernel's nest, which
+    """carried_rows.py: the chain task calls only the second kernel's nest, which
     reduces row `begin` of the first kernel before its row loop and then the row ahead inside
     its own reduction loop (softmax, layer norm). `rows` starts with a kernel that writes
     whole rows (`x - max`), which cannot ride along, so its chain runs kernel by kernel."""
@@ -626,7 +626,7 @@ def wide(x: f32[N, 65]) -> f32[N, 65] { return log_softmax(x, axis=-1) }
 
 
 def test_short_static_rows_are_not_carried() -> None:
-    """loops.py, SHORT_ROW: a static width of at most 64 runs kernel by kernel (LLVM unrolls
+    """carried_rows.py, SHORT_ROW: a static width of at most 64 runs kernel by kernel (LLVM unrolls
     such rows whole and runs them faster so); a wider static width is carried. Both give the
     interpreter's results."""
     text = str(_build(SHORT_STATIC_ROWS, 2).unoptimized)

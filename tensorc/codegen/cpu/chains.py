@@ -18,27 +18,11 @@ A kernel joins the chain before it when (`chain_extends`):
 - its outputs share no buffer with anything a kernel of the chain reads or writes (the
   arena reuses slots, and interleaving must not overwrite rows not yet read).
 
-Pipelining. Run in turn, the chain's first kernel (softmax's row max, layer norm's row sum)
-only streams `x` from memory while the core idles, and the second (the exponentials and their
-sum, or the variance) only computes on rows already in cache while memory idles. When both are
-a row loop and one reduction loop of the same size and the first has a plain epilogue
-(`KernelLowering.can_carry`), the second kernel's nest *carries* the first one row ahead:
-before the loop it reduces row `begin`; then for each row `p`, one reduction loop over `j`
-advances both the second kernel's row `p` and the first kernel's row `p + 1`, and the first
-kernel's result for row `p + 1` is stored after it (the last row's loop reduces itself again,
-to keep the loop free of branches, and stores nothing). The loads of the next row then issue
-among the arithmetic of this one, and LLVM vectorises the fused loop like any other (two
-reductions and the stash store in one body). Rows stay independent -- row `p + 1` is only read,
-row `p`'s result of the first kernel was stored one iteration before -- so results change at
-most by the order in which a reassociated sum adds (loops.py, Reassociation). A two-kernel
-chain then needs no row blocks (nothing later reads the rows from cache), and each task runs
-its rows in one call. Measured here (A/B of the two builds, alternating calls in one process):
-softmax 4096x1024 0.96 -> 0.88 ms, layer norm 0.79 -> 0.70 ms, against 0.67 ms for `x * 2` on
-the same array. Software prefetching of the next block instead (a burst after the first kernel,
-or a row at a time) gained nothing measurable, and LLVM will not vectorise a loop that contains
-`llvm.prefetch`. Rows of a static width up to `SHORT_ROW` (64) are not carried: LLVM unrolls
-their loops whole and runs them faster uncarried (log-softmax of 4-wide rows 10x, of 10-wide
-rows 1.4x; loops.py has the table).
+Pipelining. When the chain's first two kernels are row reductions that can run in one loop
+(carried_rows.py), the second kernel's nest *carries* the first one ahead of its own rows,
+and the chain's task calls only the nests from the second kernel on. A two-kernel chain then
+needs no row blocks (nothing later reads the rows from cache), and each task runs its rows in
+one call.
 """
 
 from __future__ import annotations
@@ -48,6 +32,7 @@ from collections.abc import Callable, Sequence
 
 import llvmlite.ir as ir
 
+from tensorc.codegen.cpu.carried_rows import RowPipeline, can_carry
 from tensorc.codegen.cpu.irutil import (
     I64,
     PTR,
@@ -115,9 +100,9 @@ class ChainLowering:
         self.module = module
         self.name = name
         self.kernels = list(kernels)
-        self.pipelined = len(kernels) > 1 and kernels[1].can_carry(kernels[0])
+        self.pipelined = len(kernels) > 1 and can_carry(kernels[1], kernels[0])
         if self.pipelined:
-            kernels[1].carry(kernels[0])
+            kernels[1].carry(RowPipeline(kernels[1], kernels[0]))
 
     def emit_launch(
         self,
@@ -169,7 +154,7 @@ class ChainLowering:
             position += count
         smin = intrinsic(self.module, "llvm.smin", I64, 2)
         blocks = b.udiv(b.add(b.sub(end, begin), b.sub(block, I64(1))), block)
-        if self.pipelined:  # the second kernel's nest runs the first (KernelLowering.carry)
+        if self.pipelined:  # the second kernel's nest runs the first (carried_rows.py)
             arguments = [arguments[1] + arguments[0], *arguments[2:]]
         with counted_loop(b, I64(0), blocks, "rows") as index:
             first = b.add(begin, b.mul(index, block))

@@ -141,7 +141,7 @@ class ContractionLowering(KernelLowering):
         start = function.append_basic_block("start")
         entry = ir.IRBuilder(prologue)
         dims, *buffers = load_pointers(entry, context, len(self.accesses) + 1)
-        self._bind(entry, SizeEmitter(entry, dims, self.symbols), ir.IRBuilder(start), buffers)
+        self.bind(entry, SizeEmitter(entry, dims, self.symbols), ir.IRBuilder(start), buffers)
         coefficient = [
             {d: access.coefficient(self.sizes, d) for d in range(self.op.num_dims)}
             for access in self.inputs
@@ -164,7 +164,7 @@ class ContractionLowering(KernelLowering):
                 ]
                 where = element_pointer(builder, c_block, builder.add(row_start, col), dtype)
                 values = {id(accumulator): load_element(builder, where, dtype)}
-                (result,) = self._block(block, body, values, offsets)
+                (result,) = self.emit_block(block, body, values, offsets)
                 store_element(builder, result, where, dtype)
         builder.ret_void()
         self.prologue.branch(start)

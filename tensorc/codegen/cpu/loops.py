@@ -19,9 +19,9 @@ The nest, for parallel loops P and reduction loops R (`kernel.generic`'s semanti
         row epilogue:      hoisted = row-invariant compute ops
                            for r in R: out[p, r] = compute(inputs at p, r, acc, hoisted)
 
-A kernel that ends a chain's row reduction may carry the one before it one row ahead inside
-its own reduction loop (`KernelLowering.carry`; chains.py, Pipelining), unless its rows have a
-static width up to SHORT_ROW.
+A kernel that ends a chain's row reduction may carry the one before it ahead of its own rows
+inside its reduction loop, and run its row epilogue one row behind (`KernelLowering.carry`;
+carried_rows.py).
 
 Short rows. LLVM's vector loop takes VECTOR_STEP elements a step, so a shorter row would run
 in the scalar remainder. A row loop of a symbolic width is therefore emitted twice: a copy
@@ -52,6 +52,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import llvmlite.ir as ir
 
@@ -73,7 +74,7 @@ from tensorc.codegen.cpu.irutil import (
     tail_folded_loop,
 )
 from tensorc.codegen.cpu.row_epilogue import row_invariant_divisors, stash_plan
-from tensorc.codegen.cpu.scalar import ScalarLowering, constant
+from tensorc.codegen.cpu.scalar import EXPENSIVE_OPS, ScalarLowering, constant
 from tensorc.codegen.cpu.sizes import SizeEmitter
 from tensorc.codegen.cpu.streaming import STAGE_ELEMENTS, StagedStores, plan_staging
 from tensorc.ir.affine import AffineMap
@@ -90,14 +91,11 @@ from tensorc.ir.dims import DimExpr, prod
 from tensorc.ir.dtypes import DType
 from tensorc.ir.types import TensorType
 
+if TYPE_CHECKING:
+    from tensorc.codegen.cpu.carried_rows import RowPipeline
+
 PARALLEL_MIN_WORK = 1 << 15
 COLUMN_BLOCK = 256
-# Rows of a static width up to this are not carried (`can_carry`): LLVM unrolls their loops
-# whole and runs the rows faster on its own (softmax/log-softmax in float, uncarried/carried
-# time: 0.51/0.10 at width 4, 0.63/0.70 at 10, 0.75/0.78 at 32, 0.98/0.91 at 64, 0.98/1.10 at
-# 100, 1.05/1.05 at 256). A symbolic width is carried: 100-wide softmax took 4.3 ms uncarried
-# against 1.13 ms carried.
-SHORT_ROW = 64
 # A row loop of a symbolic width gets a copy with its remainder folded into masked vector
 # iterations (`irutil.tail_folded_loop`), run for rows shorter than VECTOR_STEP (where the
 # plain vector loop, 16 lanes interleaved 4, does not run at all) and for rows shorter than
@@ -106,11 +104,6 @@ SHORT_ROW = 64
 # 300, 0.74 at 511; but 1.14 at 64, 1.27 at 256, 1.44 at 448, 1.16 at 1000, 1.40 at 1024.
 VECTOR_STEP = 64
 TAIL_FOLDED_BELOW = 512
-_EXPENSIVE_OPS = frozenset(
-    {"tc.exp", "tc.log", "tc.log1p", "tc.expm1", "tc.sin", "tc.cos", "tc.tanh", "tc.erf",
-     "tc.sigmoid", "tc.softplus", "tc.gelu", "tc.pow", "tc.div", "tc.floordiv", "tc.mod",
-     "tc.sqrt", "tc.rsqrt"}
-)  # fmt: skip
 _EXPENSIVE_WEIGHT = 8
 
 
@@ -222,7 +215,7 @@ def is_compute_bound(op: GenericOp) -> bool:
     """Whether the body has an expensive op (a transcendental, a division): its loop then
     runs below memory speed here, so streaming its stores gains nothing (streaming.py)."""
     return any(
-        body_op.name in _EXPENSIVE_OPS
+        body_op.name in EXPENSIVE_OPS
         for block in (op.reduce_block, op.compute_block)
         for body_op in block.ops
     )
@@ -233,7 +226,7 @@ def body_cost(op: GenericOp) -> int:
     cost = 1
     for block in (op.reduce_block, op.compute_block):
         for body_op in block.ops:
-            cost += _EXPENSIVE_WEIGHT if body_op.name in _EXPENSIVE_OPS else 1
+            cost += _EXPENSIVE_WEIGHT if body_op.name in EXPENSIVE_OPS else 1
     return cost
 
 
@@ -268,10 +261,11 @@ class KernelLowering:
         self.stash = stash_plan(op, self.outputs) if not self.columns else None
         self.staging_plan = plan_staging(op, self.loops, self.outputs, streamable,
                                          is_compute_bound(op))
+        self.streamable = tuple(streamable)
         self.staging: StagedStores | None = None  # the plan in the bound function
-        self.passenger: KernelLowering | None = None  # see `carry`
+        self.pipeline: RowPipeline | None = None  # see `carry`
         # while the passenger rides along: it and the offsets of its row ahead
-        self._rider: tuple[KernelLowering, list[ir.Value]] | None = None
+        self.rider: tuple[KernelLowering, list[ir.Value]] | None = None
 
     def _is_column_reduction(self) -> bool:
         """Whether the reduced inputs are contiguous along the last parallel loop and not along
@@ -317,71 +311,22 @@ class KernelLowering:
     def emit_nest(self) -> ir.Function:
         """`void name(ptr dims, ptr buffers..., i64 begin, i64 end)`: the nest over
         `[begin, end)` of the first parallel loop (all of it without parallel loops)."""
-        passenger = self.passenger
-        extra = [PTR] * len(passenger.accesses) if passenger is not None else []
+        pipeline = self.pipeline
+        extra = [PTR] * len(pipeline.passenger.accesses) if pipeline is not None else []
         function = self.open_function(self.name, [*extra, I64, I64])
         begin, end = function.args[-2:]
-        if passenger is not None:
-            self._board(passenger, function.args[len(self.accesses) + 1 : -2])
+        if pipeline is not None:
+            pipeline.board(function.args[len(self.accesses) + 1 : -2])
         self._parallel(0, self.base_offsets(), begin, end)
         self.close_function()
         return function
 
     # ----- pipelining a passenger ---------------------------------------------------------
-    def carry(self, passenger: KernelLowering) -> None:
-        """Compute `passenger` -- the row reduction before this kernel in a chain, whose
-        result this kernel reads row-locally -- inside this kernel's nest, one row ahead:
-        while this kernel reduces row p, the passenger reduces row p+1 in the same loop, so
-        the passenger's stream from memory overlaps this kernel's arithmetic (chains.py,
-        Pipelining). Only when `can_carry` says so."""
-        self.passenger = passenger
-
-    def can_carry(self, passenger: KernelLowering) -> bool:
-        """Both nests are a row loop over dim 0 and one reduction loop over dim 1 of the same
-        size, not a short static one; the passenger has a plain epilogue (out[p] =
-        compute(acc)) and no stash."""
-        shape = [([0], PARALLEL), ([1], "reduction")]
-        for kernel in (self, passenger):
-            if kernel.columns or [(loop.dims, loop.kind) for loop in kernel.loops] != shape:
-                return False
-        sizes = (self.op.domain_sizes, passenger.op.domain_sizes)
-        if sizes[0][:2] != sizes[1][:2] or not passenger.op.has_reduction:
-            return False
-        width = sizes[0][1].value
-        if width is not None and width <= SHORT_ROW:
-            return False
-        return not passenger.op.is_row_epilogue and passenger.stash is None
-
-    def _board(self, passenger: KernelLowering, extra: Sequence[ir.Value]) -> None:
-        """Bind `passenger` to this nest's function. A value this kernel also reads uses this
-        kernel's (noalias) argument, so that the passenger's stores to this kernel's input
-        are based on it; the others come as plain pointers in `extra`."""
-        mine = {id(value): argument for value, argument in zip(self.op.inputs, self.buffers)}
-        values = [*passenger.op.inputs, *passenger.op.results]
-        buffers = [mine.get(id(value), own) for value, own in zip(values, extra)]
-        passenger._bind(self.prologue, self.sizes, self.builder, buffers)
-        passenger._prepare_nest()
-
-    def _pipelined_rows(self, offsets: list[ir.Value], begin: ir.Value, end: ir.Value) -> None:
-        """The row loop with the passenger one row ahead (`carry`)."""
-        passenger = self.passenger
-        assert passenger is not None
-        b = self.builder
-        ahead_base = passenger.base_offsets()
-        with b.if_then(b.icmp_signed("<", begin, end)):
-            passenger._point(passenger._advance(ahead_base, 0, begin))
-        smin = intrinsic(self.module, "llvm.smin", I64, 2)
-        last = b.sub(end, I64(1))
-        with counted_loop(b, begin, end, "p0") as index:
-            ahead = passenger._advance(ahead_base, 0, b.call(smin, [b.add(index, I64(1)), last]))
-            passenger._start_accumulators()
-            self._rider = (passenger, ahead)
-            self._parallel(1, self._advance(offsets, 0, index), begin, end)
-            self._rider = None
-            # the last row reduced itself again (`ahead` is clamped); its stored result, which
-            # this kernel has used, must stay the one it used
-            with b.if_then(b.icmp_signed("<", index, last)):
-                passenger._finish_point(ahead)
+    def carry(self, pipeline: RowPipeline) -> None:
+        """Compute `pipeline.passenger` -- the row reduction before this kernel in a chain,
+        whose result this kernel reads row-locally -- inside this kernel's row loop, ahead of
+        it (carried_rows.py)."""
+        self.pipeline = pipeline
 
     def work_per_step(self, sizes: SizeEmitter) -> ir.Value:
         """Body-op evaluations per index of the first parallel loop (for the pool's grain)."""
@@ -419,11 +364,11 @@ class KernelLowering:
         self._start = function.append_basic_block("start")
         self.prologue = ir.IRBuilder(prologue)
         sizes = SizeEmitter(self.prologue, dims, self.symbols)
-        self._bind(self.prologue, sizes, ir.IRBuilder(self._start), list(buffers))
-        self._prepare_nest()
+        self.bind(self.prologue, sizes, ir.IRBuilder(self._start), list(buffers))
+        self.prepare_nest()
         return function
 
-    def _bind(
+    def bind(
         self,
         prologue: ir.IRBuilder,
         sizes: SizeEmitter,
@@ -439,7 +384,7 @@ class KernelLowering:
         self.indices: dict[int, ir.Value] = {}
         self.scalars = ScalarLowering(self.builder, self.sizes, self.indices.__getitem__)
 
-    def _prepare_nest(self) -> None:
+    def prepare_nest(self) -> None:
         """The nest's values in the bound function: loop sizes, strides, accumulators."""
         self.loop_sizes = [self._loop_size(self.sizes, loop) for loop in self.loops]
         self.steps = [
@@ -463,6 +408,8 @@ class KernelLowering:
     def close_function(self) -> None:
         if self.staging is not None:
             self.staging.finish(self.builder)
+        if self.pipeline is not None:
+            self.pipeline.finish(self.builder)
         self.builder.ret_void()
         self.prologue.branch(self._start)
 
@@ -474,10 +421,10 @@ class KernelLowering:
         self, level: int, offsets: list[ir.Value], begin: ir.Value, end: ir.Value
     ) -> None:
         if level == len(self.parallel_loops):
-            self._point(offsets)
+            self.point(offsets)
             return
-        if level == 0 and self.passenger is not None:
-            self._pipelined_rows(offsets, begin, end)
+        if level == 0 and self.pipeline is not None:
+            self.pipeline.emit_rows(offsets, begin, end)
             return
         loop_position = self.loops.index(self.parallel_loops[level])
         start, stop = (begin, end) if level == 0 else (I64(0), self.loop_sizes[loop_position])
@@ -490,7 +437,7 @@ class KernelLowering:
 
         def loop() -> None:
             with counted_loop(self.builder, start, stop, f"p{level}") as index:
-                body(self._advance(offsets, loop_position, index))
+                body(self.advance(offsets, loop_position, index))
 
         staging = self.staging
         if staging is None or self.loops[loop_position] is not staging.loop:
@@ -516,8 +463,8 @@ class KernelLowering:
         with counted_loop(b, I64(0), blocks, "stage") as block:
             first = b.add(start, b.mul(block, I64(STAGE_ELEMENTS)))
             last = b.call(smin, [b.add(first, I64(STAGE_ELEMENTS)), stop])
-            at_first = self._advance(offsets, loop_position, first)
-            targets = [self._output_pointer(index, at_first) for index in staging.outputs]
+            at_first = self.advance(offsets, loop_position, first)
+            targets = [self.output_pointer(index, at_first) for index in staging.outputs]
             in_buffers = list(offsets)
             outputs = list(self.buffers)
             for index, buffer in zip(staging.outputs, staging.buffers):
@@ -525,7 +472,7 @@ class KernelLowering:
                 in_buffers[position] = b.sub(I64(0), first)  # + index: the place in the block
                 self.buffers[position] = buffer
             with counted_loop(b, first, last, "staged") as index:
-                body(self._advance(in_buffers, loop_position, index))
+                body(self.advance(in_buffers, loop_position, index))
             self.buffers[:] = outputs
             staging.stream(b, targets, b.sub(last, first))
 
@@ -540,7 +487,7 @@ class KernelLowering:
 
         def loop(loop_id: ir.MDValue | None = None) -> None:
             with counted_loop(self.builder, start, stop, f"r{level}", loop_id=loop_id) as index:
-                self._reduction(level + 1, self._advance(offsets, loop_position, index), body)
+                self._reduction(level + 1, self.advance(offsets, loop_position, index), body)
 
         if not self._folds_short_rows(loop_position):
             loop()
@@ -567,7 +514,7 @@ class KernelLowering:
             return False
         return any(self.op.domain_sizes[dim].value is None for dim in loop.dims)
 
-    def _advance(self, offsets: list[ir.Value], loop_position: int, index: ir.Value) -> list:
+    def advance(self, offsets: list[ir.Value], loop_position: int, index: ir.Value) -> list:
         for dim in self.loops[loop_position].dims:
             self.indices[dim] = index  # unmerged whenever kernel.index reads it
         innermost = self.loops[loop_position].innermost
@@ -581,39 +528,69 @@ class KernelLowering:
             advanced.append(self.builder.add(offset, term))
         return advanced
 
-    def _point(self, offsets: list[ir.Value]) -> None:
+    def point(self, offsets: list[ir.Value]) -> None:
         op = self.op
         if op.has_reduction:
-            self._accumulate(offsets)
+            self.accumulate(offsets)
         if not op.is_row_epilogue:
-            self._finish_point(offsets)
+            self.finish_point(offsets)
             return
-        values = self._accumulated()
+        self.row_epilogue(offsets, self.accumulated())
+
+    def row_epilogue(
+        self,
+        offsets: list[ir.Value],
+        values: dict[int, ir.Value],
+        following: list[ir.Value] | None = None,
+    ) -> None:
+        """`for r: out[p, r] = compute(inputs at p, r, acc, hoisted)` for the row at `offsets`
+        with its accumulators' `values`. With `following` (the offsets of the next row), the
+        same loop also takes the next row's reduction step, its middle in vectors when the
+        pipeline has a vector plan (carried_rows.py, Lagged epilogue; vector_rows.py)."""
+        op = self.op
         hoisted = row_invariant_ops(op)
         hoisted_ids = {id(o) for o in hoisted}
-        self._block(op.compute_block, hoisted, values, offsets)
+        self.emit_block(op.compute_block, hoisted, values, offsets)
         varying = [o for o in op.compute_block.ops if id(o) not in hoisted_ids]
         divisors = row_invariant_divisors(varying, values)
 
         def epilogue(inner: list[ir.Value], reciprocals: dict[int, ir.Value]) -> None:
+            if following is not None:
+                position = self.loops.index(self.reduction_loops[0])
+                index = self.indices[self.reduction_loops[0].innermost]
+                self._accumulate_step(self.advance(following, position, index))
             row_values = dict(values)
             if self.stash is not None:
                 output, recomputed = self.stash
                 row_values[id(recomputed.result)] = self._load_output(output, inner)
-            outputs = self._block(op.compute_block, varying, row_values, inner, reciprocals)
+            outputs = self.emit_block(op.compute_block, varying, row_values, inner, reciprocals)
             self._store(outputs, inner)
 
+        def scalar_loop(reciprocals: dict[int, ir.Value], start: ir.Value | None = None,
+                        stop: ir.Value | None = None) -> None:
+            self.first_reduction_range = None if start is None else (start, stop)
+            self._reduction(0, offsets, lambda inner: epilogue(inner, reciprocals))
+            self.first_reduction_range = None
+
+        def loop(reciprocals: dict[int, ir.Value]) -> None:
+            vectors = self.pipeline.vectors if self.pipeline is not None else None
+            if following is None or vectors is None:
+                scalar_loop(reciprocals)
+                return
+            vectors.emit_row(offsets, following, values, reciprocals,
+                             lambda start, stop: scalar_loop(reciprocals, start, stop))
+
         if not divisors:
-            self._reduction(0, offsets, lambda inner: epilogue(inner, {}))
+            loop({})
             return
         reciprocals, exact = self._reciprocals(divisors, values)
         with self.builder.if_else(exact) as (fast, slow):
             with fast:
-                self._reduction(0, offsets, lambda inner: epilogue(inner, reciprocals))
+                loop(reciprocals)
             with slow:
-                self._reduction(0, offsets, lambda inner: epilogue(inner, {}))
+                loop({})
 
-    def _accumulated(self, slots: Sequence[ir.Value] | None = None) -> dict[int, ir.Value]:
+    def accumulated(self, slots: Sequence[ir.Value] | None = None) -> dict[int, ir.Value]:
         """The compute block's accumulator arguments, loaded from `slots` (default this
         kernel's own accumulators; none without a reduction)."""
         op = self.op
@@ -627,14 +604,14 @@ class KernelLowering:
     def _slots(self, slots: Sequence[ir.Value] | None) -> Sequence[ir.Value]:
         return self.accumulators if slots is None else slots
 
-    def _finish_point(
+    def finish_point(
         self, offsets: list[ir.Value], slots: Sequence[ir.Value] | None = None
     ) -> None:
         """`out[p] = compute(inputs at p, acc)`: the plain epilogue (accumulators in `slots`,
         default this kernel's own)."""
         op = self.op
-        values = self._accumulated(slots)
-        outputs = self._block(op.compute_block, op.compute_block.ops, values, offsets)
+        values = self.accumulated(slots)
+        outputs = self.emit_block(op.compute_block, op.compute_block.ops, values, offsets)
         self._store(outputs, offsets)
 
     def _reciprocals(
@@ -657,14 +634,14 @@ class KernelLowering:
             reciprocals[id(div)] = b.fdiv(ir.Constant(divisor.type, 1.0), divisor)
         return reciprocals, exact
 
-    def _output_pointer(self, index: int, offsets: list[ir.Value]) -> ir.Value:
+    def output_pointer(self, index: int, offsets: list[ir.Value]) -> ir.Value:
         position = len(self.inputs) + index
         return element_pointer(self.builder, self.buffers[position], offsets[position],
                                self.outputs[index].dtype)
 
     def _load_output(self, index: int, offsets: list[ir.Value]) -> ir.Value:
         """Read back output `index` at the current point (row_epilogue.py, Stashing)."""
-        pointer = self._output_pointer(index, offsets)
+        pointer = self.output_pointer(index, offsets)
         return load_element(self.builder, pointer, self.outputs[index].dtype)
 
     def _column_blocks(
@@ -689,24 +666,24 @@ class KernelLowering:
             first = b.add(start, b.mul(block, I64(COLUMN_BLOCK)))
             width = b.call(smin, [I64(COLUMN_BLOCK), b.sub(stop, first)])
             with counted_loop(b, I64(0), width, "init") as j:
-                self._start_accumulators(slots(j))
+                self.start_accumulators(slots(j))
 
             def step(inner: list[ir.Value]) -> None:
                 with counted_loop(b, I64(0), width, "column") as j:
-                    point = self._advance(inner, loop_position, b.add(first, j))
-                    values = self._block(op.reduce_block, op.reduce_block.ops, {}, point)
+                    point = self.advance(inner, loop_position, b.add(first, j))
+                    values = self.emit_block(op.reduce_block, op.reduce_block.ops, {}, point)
                     self._combine_into(slots(j), values)
 
             self._reduction(0, offsets, step)
             with counted_loop(b, I64(0), width, "finish") as j:
-                point = self._advance(offsets, loop_position, b.add(first, j))
-                self._finish_point(point, slots(j))
+                point = self.advance(offsets, loop_position, b.add(first, j))
+                self.finish_point(point, slots(j))
 
-    def _accumulate(self, offsets: list[ir.Value]) -> None:
-        self._start_accumulators()
+    def accumulate(self, offsets: list[ir.Value]) -> None:
+        self.start_accumulators()
         self._reduction(0, offsets, self._accumulate_step)
 
-    def _start_accumulators(self, slots: Sequence[ir.Value] | None = None) -> None:
+    def start_accumulators(self, slots: Sequence[ir.Value] | None = None) -> None:
         """Each accumulator (in `slots`, default this kernel's own) set to its identity."""
         op = self.op
         for slot, kind, acc_type in zip(self._slots(slots), op.reductions,
@@ -727,15 +704,15 @@ class KernelLowering:
         """One reduction step at `inner`, and the passenger's at the same reduction index of
         its row ahead, when one rides along (`carry`)."""
         op = self.op
-        values = self._block(op.reduce_block, op.reduce_block.ops, {}, inner)
+        values = self.emit_block(op.reduce_block, op.reduce_block.ops, {}, inner)
         if self.stash is not None:
             self._store_output(self.stash[0], values[0], inner)
         self._combine_into(self.accumulators, values)
-        if self._rider is not None:
-            passenger, row = self._rider
-            passenger._accumulate_step(passenger._advance(row, 1, self.indices[1]))
+        if self.rider is not None:
+            passenger, row = self.rider
+            passenger._accumulate_step(passenger.advance(row, 1, self.indices[1]))
 
-    def _block(
+    def emit_block(
         self,
         block: Block,
         ops: Sequence[Operation],
@@ -780,5 +757,5 @@ class KernelLowering:
             self._store_output(index, value, offsets)
 
     def _store_output(self, index: int, value: ir.Value, offsets: list[ir.Value]) -> None:
-        pointer = self._output_pointer(index, offsets)
+        pointer = self.output_pointer(index, offsets)
         store_element(self.builder, value, pointer, self.outputs[index].dtype)

@@ -105,7 +105,7 @@ class SplitReductionLowering(KernelLowering):
             low = b.udiv(b.mul(piece, first), pieces)
             high = b.udiv(b.mul(b.add(piece, I64(1)), first), pieces)
             self.first_reduction_range = (low, high)
-            self._accumulate(offsets)
+            self.accumulate(offsets)
             for slot, array, acc_type in zip(self.accumulators, partials,
                                              self.op.accumulator_types):
                 value_type = register_type(acc_type.dtype)
@@ -138,7 +138,7 @@ class SplitReductionLowering(KernelLowering):
             id(arg): b.load(slot, typ=value_type)
             for arg, slot, value_type in zip(compute_args, self.accumulators, types)
         }
-        outputs = self._block(op.compute_block, op.compute_block.ops, values, offsets)
+        outputs = self.emit_block(op.compute_block, op.compute_block.ops, values, offsets)
         self._store(outputs, offsets)
         self.close_function()
         return function

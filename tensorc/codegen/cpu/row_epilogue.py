@@ -8,6 +8,9 @@ instead of recomputing it (`stash_plan`).
 Row-invariant division. A float division whose divisor is computed once per row (layer norm's
 `/ sqrt(var + eps)`) becomes a multiplication by its reciprocal (`row_invariant_divisors`),
 when the reciprocal is a normal number (loops.py, `KernelLowering._reciprocals`).
+
+Cost. `row_loop_is_compute_bound` says whether the loop over a row does expensive work per
+element, which decides whether its stores are streamed (carried_rows.py, Lagged epilogue).
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ from typing import TYPE_CHECKING
 
 import llvmlite.ir as ir
 
+from tensorc.codegen.cpu.scalar import EXPENSIVE_OPS
 from tensorc.ir.attributes import frozen_attributes
 from tensorc.ir.core import Operation, Value
-from tensorc.ir.dialects.kernel import GenericOp, YieldOp
+from tensorc.ir.dialects.kernel import GenericOp, YieldOp, row_invariant_ops
 
 if TYPE_CHECKING:
     from tensorc.codegen.cpu.loops import Access
@@ -95,3 +99,24 @@ def row_invariant_divisors(ops: Sequence[Operation], known: dict[int, ir.Value])
             continue
         divisions.append(body_op)
     return divisions
+
+
+def row_loop_is_compute_bound(op: GenericOp) -> bool:
+    """Whether a row epilogue's loop over a row -- its reduction step and its epilogue --
+    has an expensive op per element: one that depends on the reduction dims, other than an
+    epilogue division by a row-invariant divisor (a multiplication by its reciprocal)."""
+    for block in (op.reduce_block, op.compute_block):
+        invariant = row_invariant_ops(op, block)
+        per_row = {id(result) for body_op in invariant for result in body_op.results}
+        per_row.update(
+            id(arg) for index, arg in enumerate(block.args)
+            if index >= len(op.inputs) or not op.input_uses_reduction(index)
+        )
+        invariant_ids = {id(body_op) for body_op in invariant}
+        for body_op in block.ops:
+            if id(body_op) in invariant_ids or body_op.name not in EXPENSIVE_OPS:
+                continue
+            reciprocal = block is op.compute_block and body_op.name == "tc.div"
+            if not (reciprocal and id(body_op.rhs) in per_row):
+                return True
+    return False

@@ -29,6 +29,13 @@ from tensorc.codegen.cpu.sizes import SizeEmitter
 from tensorc.ir.core import Operation
 from tensorc.ir.dtypes import DType
 
+# Ops that lower to a polynomial, a libm call or a divider: many cycles per element, where the
+# rest cost about one (`loops.body_cost`, `loops.is_compute_bound`).
+EXPENSIVE_OPS = frozenset(
+    {"tc.exp", "tc.log", "tc.log1p", "tc.expm1", "tc.sin", "tc.cos", "tc.tanh", "tc.erf",
+     "tc.sigmoid", "tc.softplus", "tc.gelu", "tc.pow", "tc.div", "tc.floordiv", "tc.mod",
+     "tc.sqrt", "tc.rsqrt"}
+)  # fmt: skip
 _MATH_UNARY = {
     "tc.exp": "exp",
     "tc.log": "log",

@@ -532,10 +532,10 @@ def _operand_form(
     return forms.get(key)  # type: ignore[arg-type]
 
 
-def row_invariant_ops(op: GenericOp) -> list[Operation]:
-    """Compute-block ops of a row epilogue whose values do not depend on the reduction dims
-    (computable once per parallel point); every compute op when it is a parallel epilogue."""
-    block = op.compute_block
+def row_invariant_ops(op: GenericOp, block: Block | None = None) -> list[Operation]:
+    """Ops of `block` (default the compute block) whose values do not depend on the reduction
+    dims (computable once per parallel point); every compute op of a parallel epilogue."""
+    block = op.compute_block if block is None else block
     varying: set[int] = set()
     for index, arg in enumerate(block.args[: len(op.operands)]):
         if op.input_uses_reduction(index):

@@ -1,0 +1,130 @@
+"""Lagged row loops in vectors (tensorc/codegen/cpu/carried_rows.py, vector_rows.py): a row
+epilogue whose output is a large function result writes row p while it reduces rows p + 1 and
+p + 2, with the middle of each row in explicit vectors and aligned non-temporal stores.
+
+Results must not change. The cases cover what the split of a row must get right: rows whose
+output starts mid-line (widths that are no multiple of 16, so every row has another head), f32
+and f64, a thread's chunk of 1, 2 and 3 rows, calls of the same entry point below the
+streaming threshold and with rows shorter than MIN_ROW, non-finite values that must stay in
+their row, and the per-element ops of VECTOR_OPS in the epilogue and in both reductions."""
+
+from __future__ import annotations
+
+import platform
+import re
+
+import numpy as np
+import pytest
+from cpu_harness import build, run_both
+
+from tensorc.codegen.cpu.backend import CpuBuild
+from tensorc.codegen.cpu.streaming import STREAM_FROM_BYTES
+from tensorc.codegen.cpu.vector_rows import MIN_ROW
+from tensorc.driver import CompileOptions, Source, compile_to_ir
+
+X86_64 = platform.machine() in ("x86_64", "AMD64")
+
+SOURCE = """
+def norm(x: f32[N, M], g: f32[M], b: f32[M]) -> f32[N, M] { return layer_norm(x, g, b) }
+def norm64(x: f64[N, M], g: f64[M], b: f64[M]) -> f64[N, M] { return layer_norm(x, g, b) }
+def scaled(x: f32[N, M], a: f32[M]) -> f32[N, M] {
+    c = x - mean(abs(x), axis=1, keepdims=true)
+    s = sum(maximum(c, 0.0 - c) * a, axis=1, keepdims=true)
+    return relu(where(c > 0.0, c, c * 0.5) * a - s * 0.001)
+}
+"""
+
+
+def _rows(n: int, m: int, dtype: type, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(-3, 3, (n, m)).astype(dtype)
+
+
+def _large(m: int, itemsize: int) -> int:
+    """Rows of width `m` enough for a result past STREAM_FROM_BYTES, plus an odd few."""
+    return STREAM_FROM_BYTES // (m * itemsize) + 7
+
+
+@pytest.mark.parametrize("level", [2, 3])
+@pytest.mark.parametrize("width", [1024, 1001, MIN_ROW, 4099])
+def test_large_layer_norms_match_the_interpreter(level: int, width: int) -> None:
+    n = _large(width, 4)
+    x = _rows(n, width, np.float32, width)
+    g, b = x[0] * 0.5, x[1] * 0.25
+    run_both(SOURCE, level, "norm", [x, g, b])
+    y = _rows(_large(width, 8), width, np.float64, width + 1)
+    run_both(SOURCE, level, "norm64", [y, y[0], y[1]])
+
+
+@pytest.mark.parametrize("level", [2, 3])
+def test_every_vector_op_of_both_reductions_and_the_epilogue(level: int) -> None:
+    x = _rows(_large(1003, 4), 1003, np.float32, 3)
+    run_both(SOURCE, level, "scaled", [x, x[2] + 3.5])
+
+
+def test_small_calls_and_short_rows_of_a_streaming_entry_point() -> None:
+    """Below STREAM_FROM_BYTES, with 1 to 3 rows (a chunk's prologue, middle and last row),
+    and with rows shorter than MIN_ROW in a large result: the scalar loop."""
+    for n, m in ((1, 1024), (2, 1024), (3, 1001), (5, 17), (0, 1024), (4, 0),
+                 (STREAM_FROM_BYTES // (4 * 33) + 3, 33)):
+        x = _rows(n, m, np.float32, n + m)
+        g, b = np.linspace(-1, 1, m, dtype=np.float32), np.full(m, 0.5, np.float32)
+        run_both(SOURCE, 3, "norm", [x, g, b])
+
+
+def test_non_finite_values_stay_in_their_row() -> None:
+    n, m = _large(1024, 4), 1024
+    x = _rows(n, m, np.float32, 11)
+    rows = (0, 1, 2, n // 2 - 1, n // 2, n // 2 + 1, n - 2, n - 1)
+    for k, row in enumerate(rows):
+        x[row, (17 * row) % m] = (np.nan, np.inf, -np.inf, 3e38)[k % 4]
+    got = build(SOURCE, 3).norm(x, np.ones(m, np.float32), np.zeros(m, np.float32))
+    clean = np.ones(n, bool)
+    clean[list(rows)] = False
+    mean = x[clean].mean(axis=1, keepdims=True, dtype=np.float64)
+    var = ((x[clean] - mean) ** 2).mean(axis=1, keepdims=True)
+    want = (x[clean] - mean) / np.sqrt(var + 1e-5)
+    np.testing.assert_allclose(got[clean], want, rtol=1e-4, atol=1e-4)
+    assert not np.isfinite(got[list(rows[:3])]).all(axis=1).any()
+
+
+def test_results_are_identical_from_many_calls() -> None:
+    module = build(SOURCE, 3)
+    x = _rows(_large(1001, 4), 1001, np.float32, 5)
+    g, b = x[3], x[4]
+    first = module.norm(x, g, b)
+    for _ in range(6):
+        np.testing.assert_array_equal(module.norm(x, g, b), first)
+
+
+def _llvm_ir(source: str) -> str:
+    module, _ = compile_to_ir(Source(source, "test.tc"), CompileOptions(opt_level=2))
+    return CpuBuild.create(module, source, 2).llvm_ir()
+
+
+def _streams(text: str, vector: str) -> bool:
+    """Whether `text` stores `vector`s aligned to a line, non-temporally."""
+    return re.search(rf"store {vector} [^\n]*align 64,[^\n]*!nontemporal", text) is not None
+
+
+def _norm(width: str, dtype: str = "f32", rows: str = "N", wrap: str = "{}") -> str:
+    """A function `f` returning `wrap` around the layer norm of rows of `width`."""
+    shape = f"{dtype}[{rows}, {width}]"
+    norm = "layer_norm(x, g, b)"
+    return (f"def f(x: {shape}, g: {dtype}[{width}], b: {dtype}[{width}]) -> {shape} "
+            f"{{ return {wrap.format(norm)} }}")
+
+
+@pytest.mark.skipif(not X86_64, reason="streaming stores are emitted for x86-64 only")
+def test_only_cheap_lagged_row_epilogues_store_vectors_non_temporally() -> None:
+    for source in (SOURCE, _norm("1024"), _norm("M", wrap="relu({}) * 2.0")):
+        text = _llvm_ir(source)
+        assert _streams(text, "<16 x float>") and "@llvm.x86.sse.sfence" in text, source
+    assert _streams(_llvm_ir(SOURCE), "<8 x double>")
+    for source in (
+        _norm("100"),  # rows shorter than MIN_ROW
+        _norm("1024", rows="8"),  # statically small
+        _norm("M", wrap="tanh({})"),  # compute-bound
+        _norm("M", dtype="f16"),  # no f16 vectors
+        "def f(x: f32[N, M]) -> f32[N, M] { return softmax(x, axis=1) }",  # a stash and exp
+    ):
+        assert "!nontemporal" not in _llvm_ir(source), source
