@@ -126,14 +126,27 @@ def tail_folded_loop(module: ir.Module) -> ir.MDValue:
     """A new loop ID (`llvm.loop` metadata) asking LLVM's vectoriser to fold the loop's
     remainder into masked vector iterations (`llvm.loop.vectorize.predicate.enable`) instead
     of running it scalar. Each call gives a distinct ID, as each loop needs its own."""
-    enable = module.add_metadata(
+    return _loop_id(module, [
         [ir.MetaDataString(module, "llvm.loop.vectorize.predicate.enable"), ir.IntType(1)(1)]
-    )
+    ])
+
+
+def plain_scalar_loop(module: ir.Module) -> ir.MDValue:
+    """A new loop ID asking LLVM to keep the loop as written: not vectorised, not unrolled
+    (a loop of a few iterations, where the vector loop's set-up would cost more)."""
+    return _loop_id(module, [
+        [ir.MetaDataString(module, "llvm.loop.vectorize.enable"), ir.IntType(1)(0)],
+        [ir.MetaDataString(module, "llvm.loop.unroll.disable")],
+    ])
+
+
+def _loop_id(module: ir.Module, properties: list[list]) -> ir.MDValue:
+    nodes = [module.add_metadata(list(p)) for p in properties]
     tag = module.add_metadata(  # an inert property that makes this ID unlike any other
         [ir.MetaDataString(module, "tensorc.loop"), I64(len(module.metadata))]
     )
-    loop = module.add_metadata([None, tag, enable])
-    loop.operands = (loop, tag, enable)  # a loop ID's first operand is the ID itself
+    loop = module.add_metadata([None, tag, *nodes])
+    loop.operands = (loop, tag, *nodes)  # a loop ID's first operand is the ID itself
     return loop
 
 

@@ -67,6 +67,7 @@ from tensorc.codegen.cpu.irutil import (
     intrinsic,
     load_element,
     load_pointers,
+    plain_scalar_loop,
     register_type,
     stack_array,
     store_element,
@@ -476,7 +477,11 @@ class KernelLowering:
             self.buffers[:] = outputs
             staging.stream(b, targets, b.sub(last, first))
 
-    def _reduction(self, level: int, offsets: list[ir.Value], body) -> None:
+    def _reduction(
+        self, level: int, offsets: list[ir.Value], body, loop_id: ir.MDValue | None = None
+    ) -> None:
+        """The reduction loops from `level` in; `loop_id` (for level 0) overrides the choice
+        of a tail-folded copy."""
         if level == len(self.reduction_loops):
             body(offsets)
             return
@@ -489,8 +494,8 @@ class KernelLowering:
             with counted_loop(self.builder, start, stop, f"r{level}", loop_id=loop_id) as index:
                 self._reduction(level + 1, self.advance(offsets, loop_position, index), body)
 
-        if not self._folds_short_rows(loop_position):
-            loop()
+        if loop_id is not None or not self._folds_short_rows(loop_position):
+            loop(loop_id)
             return
         b = self.builder
         width = b.sub(stop, start)
@@ -568,8 +573,10 @@ class KernelLowering:
 
         def scalar_loop(reciprocals: dict[int, ir.Value], start: ir.Value | None = None,
                         stop: ir.Value | None = None) -> None:
+            """Over the row, or over [start, stop): a head or tail of a few elements."""
             self.first_reduction_range = None if start is None else (start, stop)
-            self._reduction(0, offsets, lambda inner: epilogue(inner, reciprocals))
+            loop_id = None if start is None else plain_scalar_loop(self.module)
+            self._reduction(0, offsets, lambda inner: epilogue(inner, reciprocals), loop_id)
             self.first_reduction_range = None
 
         def loop(reciprocals: dict[int, ir.Value]) -> None:
