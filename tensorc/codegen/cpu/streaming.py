@@ -35,9 +35,10 @@ Row kernels are not staged. Layer norm's output loop comes after the row's reduc
 streaming its stores (directly, or held a row and streamed out in blocks during the next row's
 reduction) measured 0.86-0.95x the plain build: the plain build's write-allocate reads fill the
 time the output loop spends on arithmetic, and moving the writes into the reduction's stream
-only lengthens it. A C program that fused the three stages of consecutive rows into one loop
-(row p's output, row p+1's variance, row p+2's mean) gained 13% with non-temporal stores; that
-restructuring of the carried chain (chains.py) is not done.
+only lengthens it. Its epilogue instead runs one row behind its reductions, in one loop per
+row whose middle is explicit vectors with aligned non-temporal stores (carried_rows.py,
+vector_rows.py); staging that loop through this module's buffers was slower than not
+streaming at all.
 """
 
 from __future__ import annotations

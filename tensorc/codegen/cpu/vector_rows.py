@@ -9,12 +9,12 @@ it saves (its block loop ends every reduction horizontally and spills the pointe
 rows). So the loop over the row is emitted in three parts, when the call is large
 (`active`):
 
-    head:   j in [0, h)                 the scalar loop, h = elements up to the first output
+    head:   j in [0, h)                 a plain scalar loop, h = elements up to the first output
                                         address aligned to LINE_BYTES
     middle: j in [h, h + k * lanes)     explicit vectors of LINE_BYTES (16 f32 or 8 f64):
                                         vector loads, the per-element ops on vectors, vector
                                         accumulators, and an aligned non-temporal store
-    tail:   the rest                    the scalar loop
+    tail:   the rest                    a plain scalar loop
 
 and the vector accumulators are folded into the scalar ones after the middle (a
 reassociation, as LLVM's vectoriser makes: loops.py, Reassociation). Ops that are the same
@@ -29,10 +29,17 @@ dtype (comparisons give bools, which only `select` reads); every input of that d
 with unit or zero stride along the row; float accumulations. Anything else keeps the carried
 scalar loop and ordinary stores.
 
-Measured here, layer norm 4096x1024 f32, A/B of builds interleaved (`median_times`, median
-of 31): carried 0.72-0.78 ms, lagged with plain stores 0.73-0.77, lagged and staged through
-a stack buffer 0.84-0.96 (blocks of 128 to 1024 elements: all slower), lagged with vector
-non-temporal stores 0.58-0.68.
+Measured here, layer norm f32, A/B of builds interleaved in one process (`median_times`,
+median of 31 calls, 3 to 8 rounds), against a streaming-store `x * 2` over the same array:
+
+    rows          carried      lagged, plain stores   lagged, staged   lagged, vectors   x * 2
+    4096x1024     0.72-0.86    0.71-0.89              0.84-0.96        0.60-0.76         0.56-0.68
+    4096x1001     0.83-1.01                                            0.65-0.85         0.65-0.71
+    1024x4096     1.01-1.08                                            0.86-0.97         0.62-0.67
+
+(staged: blocks of 128 to 1024 elements, all slower than carried). The scalar head and tail
+run as plain scalar loops (`irutil.plain_scalar_loop`): with LLVM's vector loop and its
+tail-folded copy there, 4096x1024 took 0.64-0.79 ms against 0.60-0.76.
 """
 
 from __future__ import annotations
