@@ -47,7 +47,8 @@ reads `kernel.index`: two rows are in flight in one loop. Measured in tensorc, v
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import llvmlite.ir as ir
@@ -144,17 +145,9 @@ class RowPipeline:
         ahead_base = passenger.base_offsets()
         with b.if_then(b.icmp_signed("<", begin, end)):
             passenger.point(passenger.advance(ahead_base, 0, begin))
-        last = b.sub(end, I64(1))
         with counted_loop(b, begin, end, "p0") as index:
-            ahead = passenger.advance(ahead_base, 0, self._clamped(b.add(index, I64(1)), last))
-            passenger.start_accumulators()
-            kernel.rider = (passenger, ahead)
-            kernel.point(kernel.advance(offsets, 0, index))
-            kernel.rider = None
-            # the last row reduced itself again (`ahead` is clamped); its stored result, which
-            # the kernel has used, must stay the one it used
-            with b.if_then(b.icmp_signed("<", index, last)):
-                passenger.finish_point(ahead)
+            with self._riding(ahead_base, b.add(index, I64(1)), end):
+                kernel.point(kernel.advance(offsets, 0, index))
 
     def _lagged_rows(self, offsets: list[ir.Value], begin: ir.Value, end: ir.Value) -> None:
         """Module doc, Lagged epilogue."""
@@ -164,38 +157,39 @@ class RowPipeline:
         last = b.sub(end, I64(1))
         with b.if_then(b.icmp_signed("<", begin, end)):
             passenger.point(passenger.advance(ahead_base, 0, begin))
-            following = b.add(begin, I64(1))
-            ahead = passenger.advance(ahead_base, 0, self._clamped(following, last))
-            passenger.start_accumulators()
-            kernel.rider = (passenger, ahead)
-            kernel.accumulate(kernel.advance(offsets, 0, begin))
-            kernel.rider = None
-            with b.if_then(b.icmp_signed("<", following, end)):
-                passenger.finish_point(ahead)
+            with self._riding(ahead_base, b.add(begin, I64(1)), end):
+                kernel.accumulate(kernel.advance(offsets, 0, begin))
             self._keep()
         with counted_loop(b, begin, last, "p0") as index:
             row = kernel.advance(offsets, 0, index)
-            following_row = kernel.advance(offsets, 0, b.add(index, I64(1)))
-            row_ahead = b.add(index, I64(2))
-            ahead = passenger.advance(ahead_base, 0, self._clamped(row_ahead, last))
+            following = kernel.advance(offsets, 0, b.add(index, I64(1)))
             values = kernel.accumulated(self._kept)
             kernel.start_accumulators()
-            passenger.start_accumulators()
-            kernel.rider = (passenger, ahead)
-            kernel.row_epilogue(row, values, following_row)
-            kernel.rider = None
-            with b.if_then(b.icmp_signed("<", row_ahead, end)):
-                passenger.finish_point(ahead)
+            with self._riding(ahead_base, b.add(index, I64(2)), end):
+                kernel.row_epilogue(row, values, following)
             self._keep()
         with b.if_then(b.icmp_signed("<", begin, end)):
             kernel.row_epilogue(kernel.advance(offsets, 0, last), kernel.accumulated(self._kept))
+
+    @contextmanager
+    def _riding(self, ahead_base: list[ir.Value], row: ir.Value, end: ir.Value) -> Iterator[None]:
+        """The passenger reduces `row` inside the loops the kernel emits in the with-block,
+        and stores its result after them. Past the last row it reduces the last row again, to
+        keep the loop free of branches, and stores nothing: that row's stored result, which
+        the kernel has used, must stay the one it used."""
+        kernel, passenger = self.kernel, self.passenger
+        b = kernel.builder
+        smin = intrinsic(kernel.module, "llvm.smin", I64, 2)
+        ahead = passenger.advance(ahead_base, 0, b.call(smin, [row, b.sub(end, I64(1))]))
+        passenger.start_accumulators()
+        kernel.rider = (passenger, ahead)
+        yield
+        kernel.rider = None
+        with b.if_then(b.icmp_signed("<", row, end)):
+            passenger.finish_point(ahead)
 
     def _keep(self) -> None:
         """Set the kernel's accumulators aside: the row whose epilogue runs next."""
         b = self.kernel.builder
         for slot, value in zip(self._kept, self.kernel.accumulated().values()):
             b.store(value, slot)
-
-    def _clamped(self, row: ir.Value, last: ir.Value) -> ir.Value:
-        b = self.kernel.builder
-        return b.call(intrinsic(self.kernel.module, "llvm.smin", I64, 2), [row, last])

@@ -147,8 +147,14 @@ class StagedStores:
 
     def finish(self, builder: ir.IRBuilder) -> None:
         """The `sfence` at the end of a nest whose results are large enough to stream."""
-        with builder.if_then(self.large):
-            builder.call(declare(builder.module, "llvm.x86.sse.sfence", VOID, []), [])
+        fence_if(builder, self.large)
+
+
+def fence_if(builder: ir.IRBuilder, streamed: ir.Value) -> None:
+    """An `sfence` when `streamed`: non-temporal stores are weakly ordered, so a nest that
+    made them orders them before the thread pool reports its task done."""
+    with builder.if_then(streamed):
+        builder.call(declare(builder.module, "llvm.x86.sse.sfence", VOID, []), [])
 
 
 def stream_copy(module: ir.Module) -> ir.Function:

@@ -53,10 +53,8 @@ import llvmlite.ir as ir
 from tensorc.codegen.cpu.irutil import (
     I32,
     I64,
-    VOID,
     combine,
     counted_loop,
-    declare,
     element_pointer,
     intrinsic,
     itemsize,
@@ -65,7 +63,7 @@ from tensorc.codegen.cpu.irutil import (
 )
 from tensorc.codegen.cpu.row_epilogue import row_loop_is_compute_bound
 from tensorc.codegen.cpu.scalar import constant
-from tensorc.codegen.cpu.streaming import LINE_BYTES, STREAM_FROM_BYTES
+from tensorc.codegen.cpu.streaming import LINE_BYTES, STREAM_FROM_BYTES, fence_if
 from tensorc.ir.core import Block, Operation, Value
 from tensorc.ir.dialects.kernel import YieldOp, combiner_identity, row_invariant_ops
 from tensorc.ir.dims import element_count
@@ -180,8 +178,7 @@ class VectorRows:
 
     def finish(self, builder: ir.IRBuilder) -> None:
         """The `sfence` at the end of a nest that streamed (streaming.py)."""
-        with builder.if_then(self.large):
-            builder.call(declare(builder.module, "llvm.x86.sse.sfence", VOID, []), [])
+        fence_if(builder, self.large)
 
     def emit_row(
         self,
