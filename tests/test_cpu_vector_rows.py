@@ -15,7 +15,9 @@ import re
 
 import numpy as np
 import pytest
-from cpu_harness import build, run_both
+from cpu_harness import build, compare, run_both
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tensorc.codegen.cpu.backend import CpuBuild
 from tensorc.codegen.cpu.streaming import STREAM_FROM_BYTES
@@ -128,3 +130,73 @@ def test_only_cheap_lagged_row_epilogues_store_vectors_non_temporally() -> None:
         "def f(x: f32[N, M]) -> f32[N, M] { return softmax(x, axis=1) }",  # a stash and exp
     ):
         assert "!nontemporal" not in _llvm_ir(source), source
+
+
+# ----- random row programs ------------------------------------------------------------------
+
+ROW_UNARY = ("abs({})", "(-{})", "relu({})", "square({})")
+ROW_BINARY = ("({} + {})", "({} - {})", "({} * {})", "maximum({}, {})", "minimum({}, {})")
+
+
+@st.composite
+def _expression(draw, leaves: tuple[str, ...], depth: int) -> str:
+    """A cheap elementwise expression over `leaves` (each op of VECTOR_OPS). A `where`
+    compares inputs only: a computed value can round differently in the interpreter (a row
+    sum that cancels), and a flipped branch is no rounding error."""
+    if depth == 0 or draw(st.integers(0, 3)) == 0:
+        return draw(st.sampled_from(leaves + ("0.5", "-1.25")))
+    kind = draw(st.sampled_from(["unary", "binary", "where"]))
+    if kind == "unary":
+        return draw(st.sampled_from(ROW_UNARY)).format(draw(_expression(leaves, depth - 1)))
+    if kind == "where":
+        condition = draw(_expression(("x", "a"), 1))
+        branches = [draw(_expression(leaves, depth - 1)) for _ in range(2)]
+        return f"where({condition} > 0.25, {branches[0]}, {branches[1]})"
+    template = draw(st.sampled_from(ROW_BINARY))
+    return template.format(*(draw(_expression(leaves, depth - 1)) for _ in range(2)))
+
+
+@st.composite
+def _row_programs(draw) -> tuple[str, str]:
+    """A layer-norm-shaped program: a row reduction of x, a row reduction of x shifted by it,
+    and an epilogue over both (optionally divided by a row-invariant divisor)."""
+    dtype = draw(st.sampled_from(["f32", "f64"]))
+    first = draw(st.sampled_from(["sum", "mean", "max", "min"]))
+    second = draw(st.sampled_from(["sum", "mean", "max", "min"]))
+    inner = draw(_expression(("x", "a"), 2))
+    shift = draw(_expression(("x", "a"), 1))
+    spread = draw(_expression(("c", "x", "a"), 2))
+    out = draw(_expression(("c", "x", "a", "s"), 3))
+    if draw(st.booleans()):
+        out = f"{out} / (abs(s) + 1.0)"
+    # the fixed terms keep each stage's dependence on the one before
+    source = f"""
+def f(x: {dtype}[N, M], a: {dtype}[M]) -> {dtype}[N, M] {{
+    r = {first}({inner} + x * 0.75, axis=1, keepdims=true)
+    c = x - r * 1.5 + {shift} * 0.25
+    s = {second}({spread} + c * 0.5, axis=1, keepdims=true)
+    return {out} + c * 0.125 + s * 0.0625
+}}
+"""
+    return source, dtype
+
+
+@settings(max_examples=16, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(_row_programs())
+def test_random_row_programs_match_the_interpreter(program: tuple[str, str]) -> None:
+    """Every example runs the vector path (its IR streams vectors) and gives the
+    interpreter's results on a result past STREAM_FROM_BYTES with misaligned rows. The
+    outputs can cancel to near zero (`c + s` for a large row sum `s`), so the absolute
+    tolerance scales with the output's magnitude."""
+    source, dtype = program
+    numpy_type = np.float32 if dtype == "f32" else np.float64
+    width = 1001
+    x = _rows(_large(width, np.dtype(numpy_type).itemsize), width, numpy_type, 17)
+    arguments = [x, x[5] * 0.5]
+    want = build(source, 3, target="interp").f(*arguments)
+    got = build(source, 3).f(*arguments)
+    compare(got, want, what=source, scale=max(1.0, float(np.max(np.abs(want)))))
+    if X86_64:
+        vector = "<16 x float>" if dtype == "f32" else "<8 x double>"
+        assert _streams(_llvm_ir(source), vector), source

@@ -51,6 +51,7 @@ from tensorc.codegen.cpu.irutil import (
     intrinsic,
     itemsize,
     load_pointers,
+    memory_type,
     stack_array,
 )
 from tensorc.codegen.cpu.loops import KernelLowering
@@ -171,17 +172,23 @@ class FunctionLowering:
                                      len(self.function.function_type.results), name="result")
         self.builder = ir.IRBuilder(arena)
         self._allocate_arena()
-        body = self.function.body.ops[:-1]
-        position = 0
-        while position < len(body):
-            chain = self._chain_at(body, position)
+        body: list[Operation] = []
+        positions: list[int] = []  # each op's place in the function (its error reports)
+        for position, op in enumerate(self.function.body.ops[:-1]):
+            if self._lowered_first(op, position):
+                continue
+            body.append(op)
+            positions.append(position)
+        index = 0
+        while index < len(body):
+            chain = self._chain_at(body, index)
             if len(chain) > 1:
                 self._lower_chain(chain)
             elif chain:
                 self._launch(chain[0])
             else:
-                self._lower_op(body[position], position)
-            position += max(len(chain), 1)
+                self._lower_op(body[index], positions[index])
+            index += max(len(chain), 1)
         for index, value in self.plan.result_copies:
             emit_memcpy(self.builder, self.results[index], self.pointer(value),
                         self.nbytes(value.type))
@@ -189,6 +196,30 @@ class FunctionLowering:
         self._emit_exit()
         self.prologue.branch(arena)
         return llvm_function
+
+    def _lowered_first(self, op: Operation, position: int) -> bool:
+        """Lower `op` before the function's other ops when that is safe, so that it does not
+        split a chain of row kernels (chains.py) it sits between (a `mean`'s size, a scalar
+        factor): an op with no operands and one scalar result -- a constant kept in a global
+        (no code), or a size or a kernel with an empty domain stored in a stack slot of its
+        own instead of an arena slot, which a value live at the start may still hold."""
+        if op.operands or len(op.results) != 1:
+            return False
+        result = op.result
+        kind = self.plan.of(result).kind
+        if op.name == "tc.constant" and kind is StorageKind.CONSTANT:
+            self.define_constant(op)
+            return True
+        if kind is not StorageKind.ARENA or result.type.shape:
+            return False
+        if isinstance(op, GenericOp) and op.domain_sizes:
+            return False  # a reduction over a domain (reductions.py splits it)
+        self.pointers[id(result)] = self.alloca(memory_type(result.type.dtype), name="scalar")
+        if isinstance(op, GenericOp):
+            self._launch(KernelLowering(self.module, self._next_kernel_name(), op, self.symbols))
+        else:
+            self._lower_op(op, position)
+        return True
 
     def _emit_exit(self) -> None:
         builder = ir.IRBuilder(self.exit)
