@@ -104,12 +104,13 @@ def plan_staging(
     staged = tuple(
         index for index in candidates
         if outputs[index].coefficients[loop.innermost] == 1
-        and not _statically_small(outputs[index])
+        and not statically_small(outputs[index])
     )
     return StagingPlan(loop, staged) if staged else None
 
 
-def _statically_small(access: Access) -> bool:
+def statically_small(access: Access) -> bool:
+    """Whether `access`'s tensor has a static size below STREAM_FROM_BYTES."""
     count = element_count(access.tensor.shape).value
     return count is not None and count * itemsize(access.dtype) < STREAM_FROM_BYTES
 

@@ -63,10 +63,14 @@ from tensorc.codegen.cpu.irutil import (
 )
 from tensorc.codegen.cpu.row_epilogue import row_loop_is_compute_bound
 from tensorc.codegen.cpu.scalar import constant
-from tensorc.codegen.cpu.streaming import LINE_BYTES, STREAM_FROM_BYTES, fence_if
+from tensorc.codegen.cpu.streaming import (
+    LINE_BYTES,
+    STREAM_FROM_BYTES,
+    fence_if,
+    statically_small,
+)
 from tensorc.ir.core import Block, Operation, Value
 from tensorc.ir.dialects.kernel import YieldOp, combiner_identity, row_invariant_ops
-from tensorc.ir.dims import element_count
 from tensorc.ir.dtypes import DType
 
 if TYPE_CHECKING:
@@ -111,8 +115,7 @@ def plan_vector_rows(kernel: KernelLowering, passenger: KernelLowering) -> Vecto
     row = kernel.reduction_loops[0].innermost
     if dtype not in _VECTOR_DTYPES or output.coefficients[row] != 1:
         return None
-    count = element_count(output.tensor.shape).value
-    if count is not None and count * itemsize(dtype) < STREAM_FROM_BYTES:
+    if statically_small(output):
         return None
     width = op.domain_sizes[row].value
     if width is not None and width < MIN_ROW:
