@@ -27,6 +27,8 @@ from typing import Any
 
 import llvmlite.ir as ir
 
+from tensorc.codegen.cpu.irutil import splat
+
 I1 = ir.IntType(1)
 I32 = ir.IntType(32)
 I64 = ir.IntType(64)
@@ -222,12 +224,6 @@ def masked_store(module: ir.Module, vtype: ir.VectorType) -> ir.Function:
     mask = ir.VectorType(I1, vtype.count)
     return declare(module, f"llvm.masked.store.{vector_suffix(vtype)}.p0",
                    ir.FunctionType(VOID, [vtype, PTR, I32, mask]))
-
-
-def splat(builder: ir.IRBuilder, scalar: ir.Value, vector: ir.VectorType) -> ir.Value:
-    single = builder.insert_element(ir.Constant(vector, ir.Undefined), scalar, i64(0))
-    zeros = ir.Constant(ir.VectorType(I32, vector.count), [0] * vector.count)
-    return builder.shuffle_vector(single, ir.Constant(vector, ir.Undefined), zeros)
 
 
 def internal_function(module: ir.Module, name: str, fnty: ir.FunctionType) -> ir.Function:

@@ -60,6 +60,13 @@ def itemsize(dtype: DType) -> int:
     return 1 if dtype.is_bool else dtype.numpy.itemsize
 
 
+def splat(builder: ir.IRBuilder, scalar: ir.Value, vector: ir.VectorType) -> ir.Value:
+    """`scalar` in every lane of a `vector`."""
+    single = builder.insert_element(ir.Constant(vector, ir.Undefined), scalar, I64(0))
+    zeros = ir.Constant(ir.VectorType(I32, vector.count), [0] * vector.count)
+    return builder.shuffle_vector(single, ir.Constant(vector, ir.Undefined), zeros)
+
+
 def declare(
     module: ir.Module, name: str, result: ir.Type, params: Sequence[ir.Type], var_arg: bool = False
 ) -> ir.Function:

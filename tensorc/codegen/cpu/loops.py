@@ -558,12 +558,13 @@ class KernelLowering:
         self.emit_block(op.compute_block, hoisted, values, offsets)
         varying = [o for o in op.compute_block.ops if id(o) not in hoisted_ids]
         divisors = row_invariant_divisors(varying, values)
+        row_loop = self.reduction_loops[0]
+        vectors = self.pipeline.vectors if self.pipeline is not None else None
 
         def epilogue(inner: list[ir.Value], reciprocals: dict[int, ir.Value]) -> None:
             if following is not None:
-                position = self.loops.index(self.reduction_loops[0])
-                index = self.indices[self.reduction_loops[0].innermost]
-                self._accumulate_step(self.advance(following, position, index))
+                index = self.indices[row_loop.innermost]
+                self._accumulate_step(self.advance(following, self.loops.index(row_loop), index))
             row_values = dict(values)
             if self.stash is not None:
                 output, recomputed = self.stash
@@ -580,7 +581,6 @@ class KernelLowering:
             self.first_reduction_range = None
 
         def loop(reciprocals: dict[int, ir.Value]) -> None:
-            vectors = self.pipeline.vectors if self.pipeline is not None else None
             if following is None or vectors is None:
                 scalar_loop(reciprocals)
                 return

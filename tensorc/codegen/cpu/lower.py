@@ -216,7 +216,7 @@ class FunctionLowering:
             return False  # a reduction over a domain (reductions.py splits it)
         self.pointers[id(result)] = self.alloca(memory_type(result.type.dtype), name="scalar")
         if isinstance(op, GenericOp):
-            self._launch(KernelLowering(self.module, self._next_kernel_name(), op, self.symbols))
+            self._launch(self._loop_kernel(op, self._next_kernel_name()))
         else:
             self._lower_op(op, position)
         return True

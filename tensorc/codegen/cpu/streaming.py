@@ -130,8 +130,7 @@ class StagedStores:
             self.buffers.append(stack_array(
                 prologue, ir.ArrayType(I8, STAGE_ELEMENTS * item), f"stage{index}", align=64
             ))
-            size = prologue.mul(sizes.product(outputs[index].tensor.shape), I64(item))
-            large = prologue.or_(large, prologue.icmp_signed(">=", size, I64(STREAM_FROM_BYTES)))
+            large = prologue.or_(large, large_enough(prologue, sizes, outputs[index]))
         self.large = large
 
     def active(self, builder: ir.IRBuilder, start: ir.Value, stop: ir.Value) -> ir.Value:
@@ -149,6 +148,12 @@ class StagedStores:
     def finish(self, builder: ir.IRBuilder) -> None:
         """The `sfence` at the end of a nest whose results are large enough to stream."""
         fence_if(builder, self.large)
+
+
+def large_enough(builder: ir.IRBuilder, sizes: SizeEmitter, access: Access) -> ir.Value:
+    """Whether this call's `access` tensor has at least STREAM_FROM_BYTES (module doc)."""
+    size = builder.mul(sizes.product(access.tensor.shape), I64(itemsize(access.dtype)))
+    return builder.icmp_signed(">=", size, I64(STREAM_FROM_BYTES))
 
 
 def fence_if(builder: ir.IRBuilder, streamed: ir.Value) -> None:

@@ -44,7 +44,7 @@ tail-folded copy there, 4096x1024 took 0.64-0.79 ms against 0.60-0.76.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -60,17 +60,23 @@ from tensorc.codegen.cpu.irutil import (
     itemsize,
     memory_type,
     register_type,
+    splat,
 )
 from tensorc.codegen.cpu.row_epilogue import row_loop_is_compute_bound
 from tensorc.codegen.cpu.scalar import constant
 from tensorc.codegen.cpu.streaming import (
     LINE_BYTES,
-    STREAM_FROM_BYTES,
     fence_if,
+    large_enough,
     statically_small,
 )
 from tensorc.ir.core import Block, Operation, Value
-from tensorc.ir.dialects.kernel import YieldOp, combiner_identity, row_invariant_ops
+from tensorc.ir.dialects.kernel import (
+    GenericOp,
+    YieldOp,
+    combiner_identity,
+    row_invariant_ops,
+)
 from tensorc.ir.dtypes import DType
 
 if TYPE_CHECKING:
@@ -91,17 +97,33 @@ ScalarLoop = Callable[[ir.Value, ir.Value], None]
 
 
 @dataclass(frozen=True)
+class RowOps:
+    """A body block's ops split by what they depend on: once per row (`per_row`, broadcast
+    as scalars) or per element (`per_element`, on vectors); the yield is in neither."""
+
+    block: Block
+    per_row: tuple[Operation, ...]
+    per_element: tuple[Operation, ...]
+
+    @staticmethod
+    def of(op: GenericOp, block: Block) -> RowOps:
+        per_row = tuple(row_invariant_ops(op, block))
+        skip = {id(body_op) for body_op in per_row}
+        return RowOps(block, per_row, tuple(
+            o for o in block.ops if id(o) not in skip and not isinstance(o, YieldOp)
+        ))
+
+
+@dataclass(frozen=True)
 class VectorPlan:
-    """The dtype of the row's values and how many fit a line."""
+    """The dtype of the row's values, how many fit a line, and the split of the kernel's
+    reduction and epilogue and of the passenger's reduction."""
 
     dtype: DType
     lanes: int
-
-
-def per_element_ops(op_block: Block, invariant: Sequence[Operation]) -> list[Operation]:
-    """The ops of `op_block` that run per element: not row-invariant, not the yield."""
-    skip = {id(body_op) for body_op in invariant}
-    return [o for o in op_block.ops if id(o) not in skip and not isinstance(o, YieldOp)]
+    reduction: RowOps
+    epilogue: RowOps
+    passenger: RowOps
 
 
 def plan_vector_rows(kernel: KernelLowering, passenger: KernelLowering) -> VectorPlan | None:
@@ -122,30 +144,29 @@ def plan_vector_rows(kernel: KernelLowering, passenger: KernelLowering) -> Vecto
         return None
     if row_loop_is_compute_bound(op):
         return None
-    parts = [(kernel, kernel.op.reduce_block), (kernel, kernel.op.compute_block),
-             (passenger, passenger.op.reduce_block)]
-    for nest, block in parts:
-        if not _vectorisable(nest, block, row, dtype):
+    reduction, epilogue = RowOps.of(op, op.reduce_block), RowOps.of(op, op.compute_block)
+    riding = RowOps.of(passenger.op, passenger.op.reduce_block)
+    for nest, ops in ((kernel, reduction), (kernel, epilogue), (passenger, riding)):
+        if not _vectorisable(nest, ops, row, dtype):
             return None
     for nest in (kernel, passenger):
         kinds = zip(nest.op.reductions, nest.op.accumulator_types)
         if not all(kind in _FLOAT_REDUCTIONS and t.dtype == dtype for kind, t in kinds):
             return None
-    return VectorPlan(dtype, LINE_BYTES // itemsize(dtype))
+    return VectorPlan(dtype, LINE_BYTES // itemsize(dtype), reduction, epilogue, riding)
 
 
-def _vectorisable(nest: KernelLowering, block: Block, row: int, dtype: DType) -> bool:
-    """Whether `block`'s per-element ops are VECTOR_OPS on `dtype` (or bool), and the inputs
-    they (or the yield) read are of `dtype`, at unit or zero stride along the row. Inputs
-    only row-invariant ops read (a size passed as an `i32`) are loaded as scalars."""
-    per_element = per_element_ops(block, row_invariant_ops(nest.op, block))
-    (yield_op,) = [o for o in block.ops if isinstance(o, YieldOp)]
-    read = {id(v) for o in [*per_element, yield_op] for v in o.operands}
+def _vectorisable(nest: KernelLowering, ops: RowOps, row: int, dtype: DType) -> bool:
+    """Whether the per-element ops are VECTOR_OPS on `dtype` (or bool), and the inputs they
+    (or the yield) read are of `dtype`, at unit or zero stride along the row. Inputs only
+    row-invariant ops read (a size passed as an `i32`) are loaded as scalars."""
+    block = ops.block
+    read = {id(v) for o in [*ops.per_element, block.terminator] for v in o.operands}
     for index, arg in enumerate(block.args[: len(nest.inputs)]):
         access = nest.inputs[index]
         if id(arg) in read and (access.dtype != dtype or access.coefficients[row] not in (0, 1)):
             return False
-    for body_op in per_element:
+    for body_op in ops.per_element:
         if body_op.name not in VECTOR_OPS:
             return False
         operands = [value.type.dtype for value in body_op.operands]
@@ -170,6 +191,7 @@ class VectorRows:
         self.kernel = kernel
         self.passenger = passenger
         self.vector_type = ir.VectorType(register_type(plan.dtype), plan.lanes)
+        self.position = kernel.loops.index(kernel.reduction_loops[0])  # the row loop
 
     def bind(self) -> None:
         """The vector accumulators and whether this call's result is large enough to
@@ -180,10 +202,7 @@ class VectorRows:
                        for j in range(len(nest.op.accumulator_types))]
             for nest in (self.kernel, self.passenger)
         }
-        output = self.kernel.outputs[0]
-        size = prologue.mul(self.kernel.sizes.product(output.tensor.shape),
-                            I64(itemsize(output.dtype)))
-        self.large = prologue.icmp_signed(">=", size, I64(STREAM_FROM_BYTES))
+        self.large = large_enough(prologue, self.kernel.sizes, self.kernel.outputs[0])
 
     def finish(self, builder: ir.IRBuilder) -> None:
         """The `sfence` at the end of a nest that streamed (streaming.py)."""
@@ -202,8 +221,7 @@ class VectorRows:
         `scalar_loop(start, stop)` emits the scalar loop over part of the row."""
         kernel = self.kernel
         b = kernel.builder
-        position = kernel.loops.index(kernel.reduction_loops[0])
-        width = kernel.loop_sizes[position]
+        width = kernel.loop_sizes[self.position]
         item = itemsize(self.plan.dtype)
         address = b.ptrtoint(kernel.output_pointer(0, offsets), I64)
         misaligned = b.icmp_unsigned("!=", b.and_(address, I64(item - 1)), I64(0))
@@ -230,36 +248,31 @@ class VectorRows:
         head: ir.Value,
         count: ir.Value,
     ) -> None:
-        kernel, passenger = self.kernel, self.passenger
+        kernel, passenger, plan = self.kernel, self.passenger, self.plan
         assert kernel.rider is not None
         _, ahead = kernel.rider
         b = kernel.builder
-        position = kernel.loops.index(kernel.reduction_loops[0])
-        rows = [(kernel, following), (passenger, ahead)]
-        invariants = [self._row_invariants(nest, row) for nest, row in rows]
-        for nest, _ in rows:
+        rows = [(kernel, plan.reduction, following), (passenger, plan.passenger, ahead)]
+        invariants = [self._row_invariants(nest, ops, row) for nest, ops, row in rows]
+        for nest, _, _ in rows:
             for slot, kind, acc_type in zip(self.slots[id(nest)], nest.op.reductions,
                                             nest.op.accumulator_types):
                 identity = constant(acc_type.dtype, combiner_identity(kind, acc_type.dtype))
-                b.store(self._splat(identity), slot)
-        compute = kernel.op.compute_block
-        epilogue_ops = per_element_ops(compute, row_invariant_ops(kernel.op))
-        with counted_loop(b, I64(0), count, "vector", step=self.plan.lanes) as step:
+                b.store(self._as_vector(identity), slot)
+        with counted_loop(b, I64(0), count, "vector", step=plan.lanes) as step:
             j = b.add(head, step)
-            for (nest, row), known in zip(rows, invariants):
-                block = nest.op.reduce_block
-                ops = per_element_ops(block, row_invariant_ops(nest.op, block))
-                yielded = self._block(nest, block, ops, dict(known),
-                                      nest.advance(row, position, j), {})
+            for (nest, ops, row), known in zip(rows, invariants):
+                yielded = self._block(nest, ops, dict(known),
+                                      nest.advance(row, self.position, j), {})
                 for slot, kind, acc_type, value in zip(self.slots[id(nest)], nest.op.reductions,
                                                        nest.op.accumulator_types, yielded):
                     current = b.load(slot, typ=self.vector_type)
                     b.store(combine(b, kind, acc_type.dtype, current, value), slot)
-            at = kernel.advance(offsets, position, j)
-            (result,) = self._block(kernel, compute, epilogue_ops, dict(values), at, reciprocals)
+            at = kernel.advance(offsets, self.position, j)
+            (result,) = self._block(kernel, plan.epilogue, dict(values), at, reciprocals)
             store = b.store(result, kernel.output_pointer(0, at), align=LINE_BYTES)
             store.set_metadata("nontemporal", b.module.add_metadata([I32(1)]))
-        for nest, _ in rows:
+        for nest, _, _ in rows:
             for slot, vector_slot, kind, acc_type in zip(
                 nest.accumulators, self.slots[id(nest)], nest.op.reductions,
                 nest.op.accumulator_types,
@@ -269,24 +282,24 @@ class VectorRows:
                 current = b.load(slot, typ=scalar_type)
                 b.store(combine(b, kind, acc_type.dtype, current, lanes), slot)
 
-    def _row_invariants(self, nest: KernelLowering, row: list[ir.Value]) -> dict[int, ir.Value]:
+    def _row_invariants(
+        self, nest: KernelLowering, ops: RowOps, row: list[ir.Value]
+    ) -> dict[int, ir.Value]:
         """The row-invariant values of `nest`'s reduce block at `row`, as scalars."""
-        block = nest.op.reduce_block
         known: dict[int, ir.Value] = {}
-        nest.emit_block(block, row_invariant_ops(nest.op, block), known, row)
+        nest.emit_block(ops.block, ops.per_row, known, row)
         return known
 
     def _block(
         self,
         nest: KernelLowering,
-        block: Block,
-        ops: Sequence[Operation],
+        ops: RowOps,
         known: dict[int, ir.Value],
         offsets: list[ir.Value],
         reciprocals: dict[int, ir.Value],
     ) -> list[ir.Value]:
-        """Emit `ops` of `block` on vectors at `offsets`; `known` holds scalars (broadcast
-        where a vector op reads them); returns the yielded vectors."""
+        """Emit the per-element `ops` on vectors at `offsets`; `known` holds scalars
+        (broadcast where a vector op reads them); returns the yielded vectors."""
         b = nest.builder
         vectors: dict[int, ir.Value] = {}
 
@@ -294,23 +307,22 @@ class VectorRows:
             if id(value) in vectors:
                 return vectors[id(value)]
             if id(value) not in known:
-                vectors[id(value)] = self._load(nest, block.args.index(value), offsets)
+                vectors[id(value)] = self._load(nest, ops.block.args.index(value), offsets)
                 return vectors[id(value)]
             scalar = known[id(value)]
             if not isinstance(scalar.type, (ir.FloatType, ir.DoubleType)):
                 return scalar  # a row-invariant bool stays a scalar (`select` takes it)
-            vectors[id(value)] = self._splat(scalar)
+            vectors[id(value)] = self._as_vector(scalar)
             return vectors[id(value)]
 
-        for body_op in ops:
+        for body_op in ops.per_element:
             operands = [operand(v) for v in body_op.operands]
             if id(body_op) in reciprocals:
-                vectors[id(body_op.result)] = b.fmul(operands[0],
-                                                     self._splat(reciprocals[id(body_op)]))
+                reciprocal = self._as_vector(reciprocals[id(body_op)])
+                vectors[id(body_op.result)] = b.fmul(operands[0], reciprocal)
                 continue
             vectors[id(body_op.result)] = nest.scalars.emit(body_op, operands)
-        (yield_op,) = [o for o in block.ops if isinstance(o, YieldOp)]
-        return [self._as_vector(operand(v)) for v in yield_op.operands]
+        return [self._as_vector(operand(v)) for v in ops.block.terminator.operands]
 
     def _load(self, nest: KernelLowering, position: int, offsets: list[ir.Value]) -> ir.Value:
         """Input `position` at `offsets`: a vector load at unit stride, else a broadcast."""
@@ -319,19 +331,15 @@ class VectorRows:
         pointer = element_pointer(b, nest.buffers[position], offsets[position], access.dtype)
         row = nest.reduction_loops[0].innermost
         if access.coefficients[row] == 0:
-            return self._splat(b.load(pointer, typ=memory_type(access.dtype),
-                                      align=itemsize(access.dtype)))
+            return self._as_vector(b.load(pointer, typ=memory_type(access.dtype),
+                                          align=itemsize(access.dtype)))
         return b.load(pointer, typ=self.vector_type, align=itemsize(access.dtype))
 
     def _as_vector(self, value: ir.Value) -> ir.Value:
-        return value if isinstance(value.type, ir.VectorType) else self._splat(value)
-
-    def _splat(self, scalar: ir.Value) -> ir.Value:
-        b = self.kernel.builder
-        lanes = self.plan.lanes
-        single = b.insert_element(ir.Constant(self.vector_type, None), scalar, I32(0))
-        return b.shuffle_vector(single, ir.Constant(self.vector_type, None),
-                                ir.Constant(ir.VectorType(I32, lanes), [0] * lanes))
+        """`value`, broadcast when it is a scalar."""
+        if isinstance(value.type, ir.VectorType):
+            return value
+        return splat(self.kernel.builder, value, self.vector_type)
 
     def _fold(self, kind: str, dtype: DType, vector: ir.Value) -> ir.Value:
         """The lanes of `vector` combined into one scalar (halving shuffles)."""
