@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from tensorc.codegen.cpu.backend import CpuBuild
+from tensorc.codegen.cpu.carried_rows import STASH_ROW_BYTES
 from tensorc.codegen.cpu.streaming import STREAM_FROM_BYTES
 from tensorc.codegen.cpu.vector_rows import MIN_ROW
 from tensorc.driver import CompileOptions, Source, compile_to_ir
@@ -62,6 +63,64 @@ def test_large_layer_norms_match_the_interpreter(level: int, width: int) -> None
 def test_every_vector_op_of_both_reductions_and_the_epilogue(level: int) -> None:
     x = _rows(_large(1003, 4), 1003, np.float32, 3)
     run_both(SOURCE, level, "scaled", [x, x[2] + 3.5])
+
+
+SOFTMAX = """
+def softmax32(x: f32[N, M]) -> f32[N, M] { return softmax(x, axis=1) }
+def softmax64(x: f64[N, M]) -> f64[N, M] { return softmax(x, axis=1) }
+def log_softmax32(x: f32[N, M]) -> f32[N, M] { return log_softmax(x, axis=1) }
+def spread(x: f32[N, M]) -> f32[N, M] {
+    c = x - min(x, axis=1, keepdims=true)
+    return c / sum(tanh(c), axis=1, keepdims=true)
+}
+def ranged(x: f32[N, M]) -> f32[N, M] {
+    c = x - min(x, axis=1, keepdims=true)
+    return c / (max(c, axis=1, keepdims=true) + 1.0)
+}
+"""
+
+
+@pytest.mark.parametrize("width", [1024, 1001, MIN_ROW, STASH_ROW_BYTES // 4,
+                                   STASH_ROW_BYTES // 4 + 1])
+def test_large_softmaxes_match_the_interpreter(width: int) -> None:
+    """Softmax lags with its stash in row buffers (carried_rows.py, Stash rows) while its
+    rows fit them, and stays carried past them; log-softmax lags without a stash; `spread`
+    reduces with `min` and runs one `tanh` per element."""
+    x = _rows(_large(width, 4), width, np.float32, width)
+    for function in ("softmax32", "log_softmax32", "spread", "ranged"):
+        run_both(SOFTMAX, 3, function, [x])
+    y = _rows(_large(width, 8), width, np.float64, width + 1)
+    run_both(SOFTMAX, 3, "softmax64", [y])
+
+
+def test_non_finite_values_stay_in_their_softmax_row() -> None:
+    """NaN and infinities in the vector middle of a row, with max and min reductions whose
+    vector lanes skip NaN and keep it aside (vector_rows.VectorAccumulator)."""
+    n, m = _large(1024, 4), 1024
+    x = _rows(n, m, np.float32, 12)
+    x[3, 700] = np.nan
+    x[4, 5] = np.nan  # in a row's first line
+    x[5, 100] = np.inf
+    x[6, :] = -np.inf
+    x[7, 999] = -np.inf
+    x[8, :] = 0.0
+    x[8, ::3] = -0.0
+    x[n - 1, m - 1] = np.nan  # the last row, run alone after the loop
+    module, reference = build(SOFTMAX, 3), build(SOFTMAX, 3, target="interp")
+    for function in ("softmax32", "log_softmax32", "spread", "ranged"):
+        with np.errstate(all="ignore"):
+            want = getattr(reference, function)(x)
+            got = getattr(module, function)(x)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, equal_nan=True,
+                                   err_msg=function)
+
+
+def test_small_softmax_calls_stay_carried() -> None:
+    """Below STREAM_FROM_BYTES, and with chunks of 1 to 3 rows: the carried loop, whose
+    stash is the output."""
+    for n, m in ((1, 1024), (2, 1024), (3, 1001), (0, 1024), (4, 0), (64, 300)):
+        x = _rows(n, m, np.float32, n + m)
+        run_both(SOFTMAX, 3, "softmax32", [x])
 
 
 def test_rows_read_across_memory_keep_the_scalar_loop() -> None:
@@ -130,16 +189,19 @@ def _norm(width: str, dtype: str = "f32", rows: str = "N", wrap: str = "{}") -> 
 
 @pytest.mark.skipif(not X86_64, reason="streaming stores are emitted for x86-64 only")
 def test_only_cheap_lagged_row_epilogues_store_vectors_non_temporally() -> None:
-    for source in (SOURCE, _norm("1024"), _norm("M", wrap="relu({}) * 2.0")):
+    softmax = "def f(x: f32[N, M]) -> f32[N, M] { return softmax(x, axis=1) }"
+    for source in (SOURCE, _norm("1024"), _norm("M", wrap="relu({}) * 2.0"), softmax,
+                   _norm("M", wrap="tanh({})")):
         text = _llvm_ir(source)
         assert _streams(text, "<16 x float>") and "@llvm.x86.sse.sfence" in text, source
     assert _streams(_llvm_ir(SOURCE), "<8 x double>")
     for source in (
         _norm("100"),  # rows shorter than MIN_ROW
         _norm("1024", rows="8"),  # statically small
-        _norm("M", wrap="tanh({})"),  # compute-bound
+        _norm("M", wrap="tanh(exp({}))"),  # compute-bound: two transcendentals per element
+        _norm("M", wrap="erf({})"),  # not in VECTOR_MATH
         _norm("M", dtype="f16"),  # no f16 vectors
-        "def f(x: f32[N, M]) -> f32[N, M] { return softmax(x, axis=1) }",  # a stash and exp
+        "def f(x: f32[N, 100]) -> f32[N, 100] { return softmax(x, axis=1) }",  # short rows
     ):
         assert "!nontemporal" not in _llvm_ir(source), source
 

@@ -267,6 +267,10 @@ class KernelLowering:
         self.pipeline: RowPipeline | None = None  # see `carry`
         # while the passenger rides along: it and the offsets of its row ahead
         self.rider: tuple[KernelLowering, list[ir.Value]] | None = None
+        # while a lagged row loop stashes into row buffers instead of the output
+        # (carried_rows.py, Stash rows): the buffer this row's epilogue reads, and the one the
+        # next row's reduction writes
+        self.stash_rows: tuple[ir.Value, ir.Value] | None = None
 
     def _is_column_reduction(self) -> bool:
         """Whether the reduced inputs are contiguous along the last parallel loop and not along
@@ -568,7 +572,9 @@ class KernelLowering:
             row_values = dict(values)
             if self.stash is not None:
                 output, recomputed = self.stash
-                row_values[id(recomputed.result)] = self._load_output(output, inner)
+                stashed = load_element(self.builder, self._stash_pointer(inner, reading=True),
+                                       self.outputs[output].dtype)
+                row_values[id(recomputed.result)] = stashed
             outputs = self.emit_block(op.compute_block, varying, row_values, inner, reciprocals)
             self._store(outputs, inner)
 
@@ -646,10 +652,20 @@ class KernelLowering:
         return element_pointer(self.builder, self.buffers[position], offsets[position],
                                self.outputs[index].dtype)
 
-    def _load_output(self, index: int, offsets: list[ir.Value]) -> ir.Value:
-        """Read back output `index` at the current point (row_epilogue.py, Stashing)."""
-        pointer = self.output_pointer(index, offsets)
-        return load_element(self.builder, pointer, self.outputs[index].dtype)
+    def _stash_pointer(self, offsets: list[ir.Value], reading: bool) -> ir.Value:
+        """Where the stash of the point at `offsets` is (row_epilogue.py, Stashing): in the
+        output, or at its place in a row buffer while `stash_rows` are set."""
+        if self.stash_rows is None:
+            return self.output_pointer(self.stash[0], offsets)
+        return self.stash_row_pointer(self.indices[self.reduction_loops[0].innermost], reading)
+
+    def stash_row_pointer(self, j: ir.Value, reading: bool) -> ir.Value:
+        """Element `j` of the row buffer the epilogue reads (`reading`) or the next row's
+        reduction writes (carried_rows.py, Stash rows)."""
+        assert self.stash is not None and self.stash_rows is not None
+        read, write = self.stash_rows
+        dtype = self.outputs[self.stash[0]].dtype
+        return element_pointer(self.builder, read if reading else write, j, dtype)
 
     def _column_blocks(
         self, loop_position: int, offsets: list[ir.Value], start: ir.Value, stop: ir.Value
@@ -713,7 +729,8 @@ class KernelLowering:
         op = self.op
         values = self.emit_block(op.reduce_block, op.reduce_block.ops, {}, inner)
         if self.stash is not None:
-            self._store_output(self.stash[0], values[0], inner)
+            dtype = self.outputs[self.stash[0]].dtype
+            store_element(self.builder, values[0], self._stash_pointer(inner, reading=False), dtype)
         self._combine_into(self.accumulators, values)
         if self.rider is not None:
             passenger, row = self.rider

@@ -24,10 +24,13 @@ are broadcast.
 What qualifies (`plan_vector_rows`): a kernel whose epilogue lags (carried_rows.py), with one
 output, a function result of f32 or f64 with unit stride along the row and not statically
 small; rows not statically shorter than MIN_ROW; every op that runs per element, in the
-kernel's reduction and epilogue and in the passenger's reduction, among VECTOR_OPS on that
-dtype (comparisons give bools, which only `select` reads); the inputs they read of that dtype,
-at unit or zero stride along the row; float accumulations. Anything else keeps the carried
-scalar loop and ordinary stores.
+kernel's reduction and epilogue and in the passenger's reduction, among VECTOR_OPS or
+VECTOR_MATH on that dtype (comparisons give bools, which only `select` reads), with at most
+one of VECTOR_MATH per element (`row_epilogue.row_loop_is_compute_bound`); the inputs they
+read of that dtype, at unit or zero stride along the row; float accumulations. Anything else
+keeps the carried scalar loop and ordinary stores. A stash (softmax's `exp`) is stored to and
+read from the row buffers as vectors (carried_rows.py, Stash rows), and max/min accumulate
+off the NaN checks (`VectorAccumulator`).
 
 Measured here, layer norm f32, A/B of builds interleaved in one process (`median_times`,
 median of 31 calls, 3 to 8 rounds), against a streaming-store `x * 2` over the same array:
@@ -89,6 +92,9 @@ VECTOR_OPS = frozenset(
      "tc.minimum", "tc.relu", "tc.select", "tc.stop_gradient", "tc.lt", "tc.le", "tc.gt",
      "tc.ge", "tc.eq", "tc.ne"}
 )  # fmt: skip
+# transcendentals whose polynomial (mathfns.py) is emitted on vectors as on scalars; a row
+# loop may run one of them per element (row_epilogue.row_loop_is_compute_bound)
+VECTOR_MATH = frozenset({"tc.exp", "tc.log", "tc.tanh", "tc.sigmoid"})
 _COMPARISONS = frozenset({"tc.lt", "tc.le", "tc.gt", "tc.ge", "tc.eq", "tc.ne"})
 _FLOAT_REDUCTIONS = frozenset({"add", "mul", "max", "min"})
 _VECTOR_DTYPES = (DType.F32, DType.F64)
@@ -142,7 +148,7 @@ def plan_vector_rows(kernel: KernelLowering, passenger: KernelLowering) -> Vecto
     width = op.domain_sizes[row].value
     if width is not None and width < MIN_ROW:
         return None
-    if row_loop_is_compute_bound(op):
+    if row_loop_is_compute_bound(op, kernel.stash[1] if kernel.stash is not None else None):
         return None
     reduction, epilogue = RowOps.of(op, op.reduce_block), RowOps.of(op, op.compute_block)
     riding = RowOps.of(passenger.op, passenger.op.reduce_block)
@@ -167,7 +173,7 @@ def _vectorisable(nest: KernelLowering, ops: RowOps, row: int, dtype: DType) -> 
         if id(arg) in read and (access.dtype != dtype or access.coefficients[row] not in (0, 1)):
             return False
     for body_op in ops.per_element:
-        if body_op.name not in VECTOR_OPS:
+        if body_op.name not in VECTOR_OPS and body_op.name not in VECTOR_MATH:
             return False
         operands = [value.type.dtype for value in body_op.operands]
         result = body_op.result.type.dtype
@@ -197,9 +203,9 @@ class VectorRows:
         """The vector accumulators and whether this call's result is large enough to
         stream, in the kernel's prologue."""
         prologue = self.kernel.prologue
-        self.slots = {
-            id(nest): [prologue.alloca(self.vector_type, name=f"vector_acc{j}")
-                       for j in range(len(nest.op.accumulator_types))]
+        self.accumulators = {
+            id(nest): [VectorAccumulator(kind, acc_type.dtype, self.vector_type, prologue)
+                       for kind, acc_type in zip(nest.op.reductions, nest.op.accumulator_types)]
             for nest in (self.kernel, self.passenger)
         }
         self.large = large_enough(prologue, self.kernel.sizes, self.kernel.outputs[0])
@@ -255,32 +261,31 @@ class VectorRows:
         rows = [(kernel, plan.reduction, following), (passenger, plan.passenger, ahead)]
         invariants = [self._row_invariants(nest, ops, row) for nest, ops, row in rows]
         for nest, _, _ in rows:
-            for slot, kind, acc_type in zip(self.slots[id(nest)], nest.op.reductions,
-                                            nest.op.accumulator_types):
-                identity = constant(acc_type.dtype, combiner_identity(kind, acc_type.dtype))
-                b.store(self._as_vector(identity), slot)
+            for accumulator in self.accumulators[id(nest)]:
+                accumulator.start(b)
         with counted_loop(b, I64(0), count, "vector", step=plan.lanes) as step:
             j = b.add(head, step)
             for (nest, ops, row), known in zip(rows, invariants):
                 yielded = self._block(nest, ops, dict(known),
                                       nest.advance(row, self.position, j), {})
-                for slot, kind, acc_type, value in zip(self.slots[id(nest)], nest.op.reductions,
-                                                       nest.op.accumulator_types, yielded):
-                    current = b.load(slot, typ=self.vector_type)
-                    b.store(combine(b, kind, acc_type.dtype, current, value), slot)
+                if nest is kernel and kernel.stash is not None:
+                    b.store(yielded[0], kernel.stash_row_pointer(j, reading=False),
+                            align=itemsize(plan.dtype))
+                for accumulator, value in zip(self.accumulators[id(nest)], yielded):
+                    accumulator.step(b, value)
             at = kernel.advance(offsets, self.position, j)
-            (result,) = self._block(kernel, plan.epilogue, dict(values), at, reciprocals)
+            stashed = {}
+            if kernel.stash is not None:
+                pointer = kernel.stash_row_pointer(j, reading=True)
+                load = b.load(pointer, typ=self.vector_type, align=itemsize(plan.dtype))
+                stashed[id(kernel.stash[1].result)] = load
+            (result,) = self._block(kernel, plan.epilogue, dict(values), at, reciprocals,
+                                    stashed)
             store = b.store(result, kernel.output_pointer(0, at), align=LINE_BYTES)
             store.set_metadata("nontemporal", b.module.add_metadata([I32(1)]))
         for nest, _, _ in rows:
-            for slot, vector_slot, kind, acc_type in zip(
-                nest.accumulators, self.slots[id(nest)], nest.op.reductions,
-                nest.op.accumulator_types,
-            ):
-                scalar_type = register_type(acc_type.dtype)
-                lanes = self._fold(kind, acc_type.dtype, b.load(vector_slot, typ=self.vector_type))
-                current = b.load(slot, typ=scalar_type)
-                b.store(combine(b, kind, acc_type.dtype, current, lanes), slot)
+            for slot, accumulator in zip(nest.accumulators, self.accumulators[id(nest)]):
+                accumulator.fold_into(b, slot)
 
     def _row_invariants(
         self, nest: KernelLowering, ops: RowOps, row: list[ir.Value]
@@ -297,11 +302,13 @@ class VectorRows:
         known: dict[int, ir.Value],
         offsets: list[ir.Value],
         reciprocals: dict[int, ir.Value],
+        stashed: dict[int, ir.Value] | None = None,
     ) -> list[ir.Value]:
         """Emit the per-element `ops` on vectors at `offsets`; `known` holds scalars
-        (broadcast where a vector op reads them); returns the yielded vectors."""
+        (broadcast where a vector op reads them), `stashed` vectors read back instead of
+        computed; returns the yielded vectors."""
         b = nest.builder
-        vectors: dict[int, ir.Value] = {}
+        vectors: dict[int, ir.Value] = dict(stashed or {})
 
         def operand(value: Value) -> ir.Value:
             if id(value) in vectors:
@@ -316,6 +323,8 @@ class VectorRows:
             return vectors[id(value)]
 
         for body_op in ops.per_element:
+            if id(body_op.result) in vectors:
+                continue
             operands = [operand(v) for v in body_op.operands]
             if id(body_op) in reciprocals:
                 reciprocal = self._as_vector(reciprocals[id(body_op)])
@@ -341,16 +350,67 @@ class VectorRows:
             return value
         return splat(self.kernel.builder, value, self.vector_type)
 
-    def _fold(self, kind: str, dtype: DType, vector: ir.Value) -> ir.Value:
+
+class VectorAccumulator:
+    """One reduction's accumulator in the vector middle of a row, in the kernel's prologue.
+
+    `add`/`mul` accumulate with `reassoc` (loops.py, Reassociation). `max`/`min` do not use
+    `llvm.maximum`/`llvm.minimum` along the row: on vectors their NaN and signed-zero checks
+    make a chain of four dependent instructions per step, which bounded softmax's loop (0.92
+    against 1.19 ms with a plain compare-and-select, 4096x1024). Instead the value is kept by
+    `select(v > acc, v, acc)`, which never takes a NaN, and a second vector keeps the last NaN
+    seen in each lane (`select(isnan(v), v, nans)`, off the chain); the two are combined with
+    `llvm.maximum`/`llvm.minimum` once the row's middle is done, so a NaN still propagates.
+    Equal values keep the first seen in their lane, so a row of both zeros may give either.
+    """
+
+    def __init__(self, kind: str, dtype: DType, vector_type: ir.VectorType,
+                 prologue: ir.IRBuilder) -> None:
+        self.kind = kind
+        self.dtype = dtype
+        self.vector_type = vector_type
+        self.slot = prologue.alloca(vector_type, name=f"vector_{kind}")
+        self.nans = (prologue.alloca(vector_type, name=f"vector_{kind}_nans")
+                     if kind in ("max", "min") else None)
+
+    def start(self, b: ir.IRBuilder) -> None:
+        """Every lane set to the identity."""
+        identity = constant(self.dtype, combiner_identity(self.kind, self.dtype))
+        vector = splat(b, identity, self.vector_type)
+        for slot in (self.slot, self.nans):
+            if slot is not None:
+                b.store(vector, slot)
+
+    def step(self, b: ir.IRBuilder, value: ir.Value) -> None:
+        """Combine `value` into the lanes."""
+        current = b.load(self.slot, typ=self.vector_type)
+        if self.nans is None:
+            b.store(combine(b, self.kind, self.dtype, current, value), self.slot)
+            return
+        better = b.fcmp_ordered(">" if self.kind == "max" else "<", value, current)
+        b.store(b.select(better, value, current), self.slot)
+        nans = b.load(self.nans, typ=self.vector_type)
+        b.store(b.select(b.fcmp_unordered("uno", value, value), value, nans), self.nans)
+
+    def fold_into(self, b: ir.IRBuilder, slot: ir.Value) -> None:
+        """Combine the lanes into the scalar accumulator at `slot`."""
+        vector = b.load(self.slot, typ=self.vector_type)
+        if self.nans is not None:
+            vector = combine(b, self.kind, self.dtype, vector,
+                             b.load(self.nans, typ=self.vector_type))
+        lanes = self._fold(b, vector)
+        current = b.load(slot, typ=register_type(self.dtype))
+        b.store(combine(b, self.kind, self.dtype, current, lanes), slot)
+
+    def _fold(self, b: ir.IRBuilder, vector: ir.Value) -> ir.Value:
         """The lanes of `vector` combined into one scalar (halving shuffles)."""
-        b = self.kernel.builder
-        lanes = self.plan.lanes
+        lanes = self.vector_type.count
         while lanes > 1:
             half = lanes // 2
             low = b.shuffle_vector(vector, vector, ir.Constant(ir.VectorType(I32, half),
                                                                list(range(half))))
             high = b.shuffle_vector(vector, vector, ir.Constant(ir.VectorType(I32, half),
                                                                 list(range(half, lanes))))
-            vector = combine(b, kind, dtype, low, high)
+            vector = combine(b, self.kind, self.dtype, low, high)
             lanes = half
         return b.extract_element(vector, I32(0))
