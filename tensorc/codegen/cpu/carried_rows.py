@@ -27,12 +27,11 @@ the reduction (with the passenger) and the epilogue. When its output is a large 
 that may be streamed (streaming.py), the epilogue instead runs one row behind:
 
     passenger: row begin;  kernel: reduce row begin, passenger riding on row begin + 1
-    for p in [begin, end - 1):
+    for p in [begin, end):
         one loop over j: out[p, j] from row p's accumulators (kept aside),
                          the kernel's reduction step on row p + 1,
-                         the passenger's on row p + 2 (clamped to the last row)
+                         the passenger's on row p + 2 (both clamped to the last row)
         store the passenger's row p + 2 when there is one; keep row p + 1's accumulators
-    the last row's epilogue alone
 
 Each row is then one loop that reads three rows and writes one, and its writes, non-temporal
 stores of explicit vectors (vector_rows.py), no longer read the output's lines in first. A C
@@ -40,23 +39,24 @@ program of the same loops (AVX-512, 2 threads, 4096x1024 f32) took 0.64 ms carri
 lagged with plain stores and 0.54 ms lagged with non-temporal stores: the lag gains only with
 streaming, so a kernel lags only when its row loop has a vector plan
 (`vector_rows.plan_vector_rows`: one large f32/f64 function result, rows not statically short,
-per-element ops it can emit on vectors, at most one transcendental per element). A kernel
-whose body reads `kernel.index` does not lag: two rows are in flight in one loop. Measured in
-tensorc, vector_rows.py.
+per-element ops it can emit on vectors, at most one transcendental per element), and a call
+lags only when it streams (`VectorRows.active`: a result of STREAM_FROM_BYTES or more, rows of
+MIN_ROW or more, an element-aligned output); other calls of the same entry point run the
+carried loop. A kernel whose body reads `kernel.index` does not lag: two rows are in flight in
+one loop. Measured in tensorc, vector_rows.py.
 
 Stash rows. Softmax's kernel stashes `exp(x - max)` where its epilogue reads it back
 (row_epilogue.py, Stashing): carried, in the output row, which the epilogue then rewrites in
 place. Lagged, row p's epilogue reads its stash while row p + 1's reduction writes its own, so
 the stash goes to two row buffers on the stack (STASH_ROW_BYTES each) used in turn: the
 epilogue of the loop's k-th row reads buffer k mod 2, the reduction beside it writes the
-other. The output is then written once, streamed. Whether a call lags is decided per call:
-when its result is large enough to stream and its rows fit the buffers; otherwise the same
-entry point runs the carried loop. Measured (A/B of builds interleaved in one process, seven
-rounds, `median_times`): softmax 4096x1024 f32 0.74-1.00 ms lagged against 0.84-1.18 carried,
-a median ratio of 0.87, with `x * 2` at 0.55-0.69 (a C program of the same loops took 0.73
-against 1.08 carried, `x * 2` 0.59). Lagging also takes one transcendental per element into
-the vector middle: layer norm then `tanh`, `exp`, `sigmoid` or `log` runs 0.92, 0.91, 0.92
-and 0.94 of its carried time.
+other. The output is then written once, streamed. A call lags when it streams and its rows
+fit the buffers; otherwise it runs the carried loop. Measured (A/B of builds interleaved in
+one process, seven rounds, `median_times`): softmax 4096x1024 f32 0.74-1.00 ms lagged against
+0.84-1.18 carried, a median ratio of 0.87, with `x * 2` at 0.55-0.69 (a C program of the same
+loops took 0.73 against 1.08 carried, `x * 2` 0.59). Lagging also takes one transcendental
+per element into the vector middle: layer norm then `tanh`, `exp`, `sigmoid` or `log` runs
+0.92, 0.91, 0.92 and 0.94 of its carried time.
 """
 
 from __future__ import annotations
@@ -163,29 +163,28 @@ class RowPipeline:
             self._stash_buffers = (rows, second)
 
     def emit_rows(self, offsets: list[ir.Value], begin: ir.Value, end: ir.Value) -> None:
-        """The kernel's row loop over [begin, end) with the passenger ahead of it."""
+        """The kernel's row loop over [begin, end) with the passenger ahead of it: lagged
+        when this call streams (module doc, Lagged epilogue), else carried."""
         if self.vector_plan is None:
             self._carried_rows(offsets, begin, end)
             return
-        if self._stash_buffers is None:
-            self._lagged_rows(offsets, begin, end)
-            return
-        b = self.kernel.builder
-        with b.if_else(self._stash_rows_fit()) as (lagged, carried):
+        with self.kernel.builder.if_else(self._lags()) as (lagged, carried):
             with lagged:
                 self._lagged_rows(offsets, begin, end)
             with carried:
                 self._carried_rows(offsets, begin, end)
 
-    def _stash_rows_fit(self) -> ir.Value:
-        """Whether this call lags a kernel with a stash: its result is large enough to stream
-        and its rows fit the row buffers (module doc, Stash rows)."""
-        kernel = self.kernel
-        assert self.vectors is not None and kernel.stash is not None
+    def _lags(self) -> ir.Value:
+        """Whether this call runs lagged: it streams (`VectorRows.active`), and the rows of a
+        kernel with a stash fit the row buffers (module doc, Stash rows)."""
+        kernel, vectors = self.kernel, self.vectors
+        assert vectors is not None
+        if kernel.stash is None:
+            return vectors.active
         b = kernel.builder
         capacity = STASH_ROW_BYTES // itemsize(kernel.outputs[kernel.stash[0]].dtype)
-        width = kernel.loop_sizes[self.vectors.position]
-        return b.and_(self.vectors.large, b.icmp_signed("<=", width, I64(capacity)))
+        width = kernel.loop_sizes[vectors.position]
+        return b.and_(vectors.active, b.icmp_signed("<=", width, I64(capacity)))
 
     def finish(self, builder: ir.IRBuilder) -> None:
         """The end of the kernel's nest: an `sfence` after streaming stores."""
@@ -204,10 +203,13 @@ class RowPipeline:
                 kernel.point(kernel.advance(offsets, 0, index))
 
     def _lagged_rows(self, offsets: list[ir.Value], begin: ir.Value, end: ir.Value) -> None:
-        """Module doc, Lagged epilogue."""
+        """Module doc, Lagged epilogue. The last row's loop reduces the last row again in
+        place of a next one, as the passenger does past the end (`_riding`): one loop body
+        serves every row."""
         kernel, passenger = self.kernel, self.passenger
         b = kernel.builder
         ahead_base = passenger.base_offsets()
+        smin = intrinsic(kernel.module, "llvm.smin", I64, 2)
         last = b.sub(end, I64(1))
         with b.if_then(b.icmp_signed("<", begin, end)):
             passenger.point(passenger.advance(ahead_base, 0, begin))
@@ -215,18 +217,16 @@ class RowPipeline:
             with self._riding(ahead_base, b.add(begin, I64(1)), end):
                 kernel.accumulate(kernel.advance(offsets, 0, begin))
             self._keep()
-        with counted_loop(b, begin, last, "p0") as index:
+        with counted_loop(b, begin, end, "p0") as index:
             row = kernel.advance(offsets, 0, index)
-            following = kernel.advance(offsets, 0, b.add(index, I64(1)))
+            next_row = b.call(smin, [b.add(index, I64(1)), last])
+            following = kernel.advance(offsets, 0, next_row)
             values = kernel.accumulated(self._kept)
             kernel.start_accumulators()
             self._swap_stash_rows(b.sub(index, begin))
             with self._riding(ahead_base, b.add(index, I64(2)), end):
                 kernel.row_epilogue(row, values, following)
             self._keep()
-        with b.if_then(b.icmp_signed("<", begin, end)):
-            self._swap_stash_rows(b.sub(last, begin))
-            kernel.row_epilogue(kernel.advance(offsets, 0, last), kernel.accumulated(self._kept))
         kernel.stash_rows = None
 
     def _swap_stash_rows(self, count: ir.Value) -> None:

@@ -601,7 +601,10 @@ class KernelLowering:
             with fast:
                 loop(reciprocals)
             with slow:
-                loop({})
+                if following is None or vectors is None:
+                    loop({})
+                else:  # a rare row in a lagged loop: one plain loop, no vectors
+                    scalar_loop({}, I64(0), self.loop_sizes[self.loops.index(row_loop)])
 
     def accumulated(self, slots: Sequence[ir.Value] | None = None) -> dict[int, ir.Value]:
         """The compute block's accumulator arguments, loaded from `slots` (default this

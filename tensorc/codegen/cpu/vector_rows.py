@@ -6,8 +6,8 @@ stores (streaming.py). But LLVM's loop vectoriser keeps a loop scalar when a sto
 non-temporal and not aligned to the vector, which an element's store never is; and staging
 the output through a stack buffer, as elementwise kernels do, costs more in this loop than
 it saves (its block loop ends every reduction horizontally and spills the pointers of five
-rows). So the loop over the row is emitted in three parts, when the call is large
-(`active`):
+rows). So the loop over the row is emitted in three parts (a call lags only when it
+streams, `VectorRows.active`):
 
     head:   j in [0, h)                 a plain scalar loop, h = elements up to the first output
                                         address aligned to LINE_BYTES
@@ -200,19 +200,25 @@ class VectorRows:
         self.position = kernel.loops.index(kernel.reduction_loops[0])  # the row loop
 
     def bind(self) -> None:
-        """The vector accumulators and whether this call's result is large enough to
-        stream, in the kernel's prologue."""
-        prologue = self.kernel.prologue
+        """The vector accumulators and whether this call runs lagged (`active`), in the
+        kernel's prologue."""
+        kernel = self.kernel
+        prologue = kernel.prologue
         self.accumulators = {
             id(nest): [VectorAccumulator(kind, acc_type.dtype, self.vector_type, prologue)
                        for kind, acc_type in zip(nest.op.reductions, nest.op.accumulator_types)]
-            for nest in (self.kernel, self.passenger)
+            for nest in (kernel, self.passenger)
         }
-        self.large = large_enough(prologue, self.kernel.sizes, self.kernel.outputs[0])
+        item = itemsize(self.plan.dtype)
+        address = prologue.ptrtoint(kernel.buffers[len(kernel.inputs)], I64)
+        aligned = prologue.icmp_unsigned("==", prologue.and_(address, I64(item - 1)), I64(0))
+        long_rows = prologue.icmp_signed(">=", kernel.loop_sizes[self.position], I64(MIN_ROW))
+        large = large_enough(prologue, kernel.sizes, kernel.outputs[0])
+        self.active = prologue.and_(prologue.and_(large, long_rows), aligned)
 
     def finish(self, builder: ir.IRBuilder) -> None:
         """The `sfence` at the end of a nest that streamed (streaming.py)."""
-        fence_if(builder, self.large)
+        fence_if(builder, self.active)
 
     def emit_row(
         self,
@@ -223,27 +229,20 @@ class VectorRows:
         scalar_loop: ScalarLoop,
     ) -> None:
         """Row p's epilogue at `offsets` with the next row's reduction at `following` and the
-        passenger's riding row, as head, vector middle and tail when the call is large;
-        `scalar_loop(start, stop)` emits the scalar loop over part of the row."""
+        passenger's riding row, as head, vector middle and tail; `scalar_loop(start, stop)`
+        emits the scalar loop over part of the row."""
         kernel = self.kernel
         b = kernel.builder
         width = kernel.loop_sizes[self.position]
         item = itemsize(self.plan.dtype)
         address = b.ptrtoint(kernel.output_pointer(0, offsets), I64)
-        misaligned = b.icmp_unsigned("!=", b.and_(address, I64(item - 1)), I64(0))
-        long_row = b.icmp_signed(">=", width, I64(MIN_ROW))
-        active = b.and_(b.and_(self.large, long_row), b.not_(misaligned))
-        with b.if_else(active) as (vector, plain):
-            with vector:
-                umin = intrinsic(b.module, "llvm.umin", I64, 2)
-                to_line = b.udiv(b.and_(b.sub(I64(0), address), I64(LINE_BYTES - 1)), I64(item))
-                head = b.call(umin, [to_line, width])
-                middle = b.and_(b.sub(width, head), I64(-self.plan.lanes))
-                scalar_loop(I64(0), head)
-                self._middle(offsets, following, values, reciprocals, head, middle)
-                scalar_loop(b.add(head, middle), width)
-            with plain:
-                scalar_loop(I64(0), width)
+        umin = intrinsic(b.module, "llvm.umin", I64, 2)
+        to_line = b.udiv(b.and_(b.sub(I64(0), address), I64(LINE_BYTES - 1)), I64(item))
+        head = b.call(umin, [to_line, width])
+        middle = b.and_(b.sub(width, head), I64(-self.plan.lanes))
+        scalar_loop(I64(0), head)
+        self._middle(offsets, following, values, reciprocals, head, middle)
+        scalar_loop(b.add(head, middle), width)
 
     def _middle(
         self,
