@@ -123,6 +123,11 @@ def _lagged_plan(kernel: KernelLowering, passenger: KernelLowering) -> VectorPla
     return plan_vector_rows(kernel, passenger)
 
 
+def _stash_capacity(kernel: KernelLowering) -> int:
+    """The elements of each row buffer of a kernel with a stash (module doc, Stash rows)."""
+    return STASH_ROW_BYTES // itemsize(kernel.stash_dtype)
+
+
 class RowPipeline:
     """`kernel`'s row loop carrying `passenger` (module doc); lagged when `vector_plan`."""
 
@@ -154,12 +159,11 @@ class RowPipeline:
         self.vectors = VectorRows(self.vector_plan, kernel, passenger)
         self.vectors.bind()
         if kernel.stash is not None:
-            dtype = kernel.outputs[kernel.stash[0]].dtype
-            capacity = STASH_ROW_BYTES // itemsize(dtype)
-            rows = stack_array(prologue, ir.ArrayType(memory_type(dtype), 2 * capacity),
-                               "stash_rows", align=LINE_BYTES)
-            second = prologue.gep(rows, [I64(capacity)], inbounds=True,
-                                  source_etype=memory_type(dtype))
+            element = memory_type(kernel.stash_dtype)
+            capacity = _stash_capacity(kernel)
+            rows = stack_array(prologue, ir.ArrayType(element, 2 * capacity), "stash_rows",
+                               align=LINE_BYTES)
+            second = prologue.gep(rows, [I64(capacity)], inbounds=True, source_etype=element)
             self._stash_buffers = (rows, second)
 
     def emit_rows(self, offsets: list[ir.Value], begin: ir.Value, end: ir.Value) -> None:
@@ -182,9 +186,8 @@ class RowPipeline:
         if kernel.stash is None:
             return vectors.active
         b = kernel.builder
-        capacity = STASH_ROW_BYTES // itemsize(kernel.outputs[kernel.stash[0]].dtype)
         width = kernel.loop_sizes[vectors.position]
-        return b.and_(vectors.active, b.icmp_signed("<=", width, I64(capacity)))
+        return b.and_(vectors.active, b.icmp_signed("<=", width, I64(_stash_capacity(kernel))))
 
     def finish(self, builder: ir.IRBuilder) -> None:
         """The end of the kernel's nest: an `sfence` after streaming stores."""

@@ -571,10 +571,9 @@ class KernelLowering:
                 self._accumulate_step(self.advance(following, self.loops.index(row_loop), index))
             row_values = dict(values)
             if self.stash is not None:
-                output, recomputed = self.stash
                 stashed = load_element(self.builder, self._stash_pointer(inner, reading=True),
-                                       self.outputs[output].dtype)
-                row_values[id(recomputed.result)] = stashed
+                                       self.stash_dtype)
+                row_values[id(self.stash[1].result)] = stashed
             outputs = self.emit_block(op.compute_block, varying, row_values, inner, reciprocals)
             self._store(outputs, inner)
 
@@ -655,6 +654,12 @@ class KernelLowering:
         return element_pointer(self.builder, self.buffers[position], offsets[position],
                                self.outputs[index].dtype)
 
+    @property
+    def stash_dtype(self) -> DType:
+        """The dtype of the stashed value: its output's (row_epilogue.py, Stashing)."""
+        assert self.stash is not None
+        return self.outputs[self.stash[0]].dtype
+
     def _stash_pointer(self, offsets: list[ir.Value], reading: bool) -> ir.Value:
         """Where the stash of the point at `offsets` is (row_epilogue.py, Stashing): in the
         output, or at its place in a row buffer while `stash_rows` are set."""
@@ -665,10 +670,9 @@ class KernelLowering:
     def stash_row_pointer(self, j: ir.Value, reading: bool) -> ir.Value:
         """Element `j` of the row buffer the epilogue reads (`reading`) or the next row's
         reduction writes (carried_rows.py, Stash rows)."""
-        assert self.stash is not None and self.stash_rows is not None
+        assert self.stash_rows is not None
         read, write = self.stash_rows
-        dtype = self.outputs[self.stash[0]].dtype
-        return element_pointer(self.builder, read if reading else write, j, dtype)
+        return element_pointer(self.builder, read if reading else write, j, self.stash_dtype)
 
     def _column_blocks(
         self, loop_position: int, offsets: list[ir.Value], start: ir.Value, stop: ir.Value
@@ -732,8 +736,8 @@ class KernelLowering:
         op = self.op
         values = self.emit_block(op.reduce_block, op.reduce_block.ops, {}, inner)
         if self.stash is not None:
-            dtype = self.outputs[self.stash[0]].dtype
-            store_element(self.builder, values[0], self._stash_pointer(inner, reading=False), dtype)
+            pointer = self._stash_pointer(inner, reading=False)
+            store_element(self.builder, values[0], pointer, self.stash_dtype)
         self._combine_into(self.accumulators, values)
         if self.rider is not None:
             passenger, row = self.rider
