@@ -58,8 +58,10 @@ from tensorc.codegen.cpu.irutil import (
     I64,
     combine,
     counted_loop,
+    element_pointer,
     intrinsic,
     itemsize,
+    memory_type,
     register_type,
     splat,
 )
@@ -71,14 +73,12 @@ from tensorc.codegen.cpu.streaming import (
     large_enough,
     statically_small,
 )
-from tensorc.codegen.cpu.vector_ops import (
-    VECTOR_DTYPES,
-    SplitOps,
-    VectorBody,
-    vectorisable,
-)
+from tensorc.ir.core import Block, Operation, Value
 from tensorc.ir.dialects.kernel import (
+    GenericOp,
+    YieldOp,
     combiner_identity,
+    row_invariant_ops,
 )
 from tensorc.ir.dtypes import DType
 
@@ -86,9 +86,38 @@ if TYPE_CHECKING:
     from tensorc.codegen.cpu.loops import KernelLowering
 
 MIN_ROW = 256
+# ops whose scalar lowering (scalar.py) is the same instructions on vectors
+VECTOR_OPS = frozenset(
+    {"tc.add", "tc.sub", "tc.mul", "tc.div", "tc.neg", "tc.abs", "tc.square", "tc.maximum",
+     "tc.minimum", "tc.relu", "tc.select", "tc.stop_gradient", "tc.lt", "tc.le", "tc.gt",
+     "tc.ge", "tc.eq", "tc.ne"}
+)  # fmt: skip
+# transcendentals whose polynomial (mathfns.py) is emitted on vectors as on scalars; a row
+# loop may run one of them per element (row_epilogue.row_loop_is_compute_bound)
+VECTOR_MATH = frozenset({"tc.exp", "tc.log", "tc.tanh", "tc.sigmoid"})
+_COMPARISONS = frozenset({"tc.lt", "tc.le", "tc.gt", "tc.ge", "tc.eq", "tc.ne"})
 _FLOAT_REDUCTIONS = frozenset({"add", "mul", "max", "min"})
+_VECTOR_DTYPES = (DType.F32, DType.F64)
 
 ScalarLoop = Callable[[ir.Value, ir.Value], None]
+
+
+@dataclass(frozen=True)
+class RowOps:
+    """A body block's ops split by what they depend on: once per row (`per_row`, broadcast
+    as scalars) or per element (`per_element`, on vectors); the yield is in neither."""
+
+    block: Block
+    per_row: tuple[Operation, ...]
+    per_element: tuple[Operation, ...]
+
+    @staticmethod
+    def of(op: GenericOp, block: Block) -> RowOps:
+        per_row = tuple(row_invariant_ops(op, block))
+        skip = {id(body_op) for body_op in per_row}
+        return RowOps(block, per_row, tuple(
+            o for o in block.ops if id(o) not in skip and not isinstance(o, YieldOp)
+        ))
 
 
 @dataclass(frozen=True)
@@ -98,9 +127,9 @@ class VectorPlan:
 
     dtype: DType
     lanes: int
-    reduction: SplitOps
-    epilogue: SplitOps
-    passenger: SplitOps
+    reduction: RowOps
+    epilogue: RowOps
+    passenger: RowOps
 
 
 def plan_vector_rows(kernel: KernelLowering, passenger: KernelLowering) -> VectorPlan | None:
@@ -112,7 +141,7 @@ def plan_vector_rows(kernel: KernelLowering, passenger: KernelLowering) -> Vecto
     output = kernel.outputs[0]
     dtype = output.dtype
     row = kernel.reduction_loops[0].innermost
-    if dtype not in VECTOR_DTYPES or output.coefficients[row] != 1:
+    if dtype not in _VECTOR_DTYPES or output.coefficients[row] != 1:
         return None
     if statically_small(output):
         return None
@@ -121,17 +150,42 @@ def plan_vector_rows(kernel: KernelLowering, passenger: KernelLowering) -> Vecto
         return None
     if row_loop_is_compute_bound(op, kernel.stash[1] if kernel.stash is not None else None):
         return None
-    reduction = SplitOps.of(op, op.reduce_block, op.reduction_dims)
-    epilogue = SplitOps.of(op, op.compute_block, op.reduction_dims)
-    riding = SplitOps.of(passenger.op, passenger.op.reduce_block, passenger.op.reduction_dims)
+    reduction, epilogue = RowOps.of(op, op.reduce_block), RowOps.of(op, op.compute_block)
+    riding = RowOps.of(passenger.op, passenger.op.reduce_block)
     for nest, ops in ((kernel, reduction), (kernel, epilogue), (passenger, riding)):
-        if not vectorisable(nest, ops, row, dtype):
+        if not _vectorisable(nest, ops, row, dtype):
             return None
     for nest in (kernel, passenger):
         kinds = zip(nest.op.reductions, nest.op.accumulator_types)
         if not all(kind in _FLOAT_REDUCTIONS and t.dtype == dtype for kind, t in kinds):
             return None
     return VectorPlan(dtype, LINE_BYTES // itemsize(dtype), reduction, epilogue, riding)
+
+
+def _vectorisable(nest: KernelLowering, ops: RowOps, row: int, dtype: DType) -> bool:
+    """Whether the per-element ops are VECTOR_OPS on `dtype` (or bool), and the inputs they
+    (or the yield) read are of `dtype`, at unit or zero stride along the row. Inputs only
+    row-invariant ops read (a size passed as an `i32`) are loaded as scalars."""
+    block = ops.block
+    read = {id(v) for o in [*ops.per_element, block.terminator] for v in o.operands}
+    for index, arg in enumerate(block.args[: len(nest.inputs)]):
+        access = nest.inputs[index]
+        if id(arg) in read and (access.dtype != dtype or access.coefficients[row] not in (0, 1)):
+            return False
+    for body_op in ops.per_element:
+        if body_op.name not in VECTOR_OPS and body_op.name not in VECTOR_MATH:
+            return False
+        operands = [value.type.dtype for value in body_op.operands]
+        result = body_op.result.type.dtype
+        if body_op.name in _COMPARISONS:
+            expected = ([dtype] * len(operands), DType.BOOL)
+        elif body_op.name == "tc.select":
+            expected = ([DType.BOOL, dtype, dtype], dtype)
+        else:
+            expected = ([dtype] * len(operands), dtype)
+        if (operands, result) != expected:
+            return False
+    return True
 
 
 class VectorRows:
@@ -144,9 +198,6 @@ class VectorRows:
         self.passenger = passenger
         self.vector_type = ir.VectorType(register_type(plan.dtype), plan.lanes)
         self.position = kernel.loops.index(kernel.reduction_loops[0])  # the row loop
-        row = kernel.reduction_loops[0].innermost
-        self.bodies = {id(nest): VectorBody(nest, self.vector_type, row)
-                       for nest in (kernel, passenger)}
 
     def bind(self) -> None:
         """The vector accumulators and whether this call runs lagged (`active`), in the
@@ -214,8 +265,8 @@ class VectorRows:
         with counted_loop(b, I64(0), count, "vector", step=plan.lanes) as step:
             j = b.add(head, step)
             for (nest, ops, row), known in zip(rows, invariants):
-                yielded = self.bodies[id(nest)].emit(ops, dict(known),
-                                                     nest.advance(row, self.position, j))
+                yielded = self._block(nest, ops, dict(known),
+                                      nest.advance(row, self.position, j), {})
                 if nest is kernel and kernel.stash is not None:
                     b.store(yielded[0], kernel.stash_row_pointer(j, reading=False),
                             align=itemsize(plan.dtype))
@@ -227,8 +278,8 @@ class VectorRows:
                 pointer = kernel.stash_row_pointer(j, reading=True)
                 load = b.load(pointer, typ=self.vector_type, align=itemsize(plan.dtype))
                 stashed[id(kernel.stash[1].result)] = load
-            (result,) = self.bodies[id(kernel)].emit(plan.epilogue, dict(values), at,
-                                                     reciprocals, stashed)
+            (result,) = self._block(kernel, plan.epilogue, dict(values), at, reciprocals,
+                                    stashed)
             store = b.store(result, kernel.output_pointer(0, at), align=LINE_BYTES)
             store.set_metadata("nontemporal", b.module.add_metadata([I32(1)]))
         for nest, _, _ in rows:
@@ -236,12 +287,67 @@ class VectorRows:
                 accumulator.fold_into(b, slot)
 
     def _row_invariants(
-        self, nest: KernelLowering, ops: SplitOps, row: list[ir.Value]
+        self, nest: KernelLowering, ops: RowOps, row: list[ir.Value]
     ) -> dict[int, ir.Value]:
         """The row-invariant values of `nest`'s reduce block at `row`, as scalars."""
         known: dict[int, ir.Value] = {}
-        nest.emit_block(ops.block, ops.invariant, known, row)
+        nest.emit_block(ops.block, ops.per_row, known, row)
         return known
+
+    def _block(
+        self,
+        nest: KernelLowering,
+        ops: RowOps,
+        known: dict[int, ir.Value],
+        offsets: list[ir.Value],
+        reciprocals: dict[int, ir.Value],
+        stashed: dict[int, ir.Value] | None = None,
+    ) -> list[ir.Value]:
+        """Emit the per-element `ops` on vectors at `offsets`; `known` holds scalars
+        (broadcast where a vector op reads them), `stashed` vectors read back instead of
+        computed; returns the yielded vectors."""
+        b = nest.builder
+        vectors: dict[int, ir.Value] = dict(stashed or {})
+
+        def operand(value: Value) -> ir.Value:
+            if id(value) in vectors:
+                return vectors[id(value)]
+            if id(value) not in known:
+                vectors[id(value)] = self._load(nest, ops.block.args.index(value), offsets)
+                return vectors[id(value)]
+            scalar = known[id(value)]
+            if not isinstance(scalar.type, (ir.FloatType, ir.DoubleType)):
+                return scalar  # a row-invariant bool stays a scalar (`select` takes it)
+            vectors[id(value)] = self._as_vector(scalar)
+            return vectors[id(value)]
+
+        for body_op in ops.per_element:
+            if id(body_op.result) in vectors:
+                continue
+            operands = [operand(v) for v in body_op.operands]
+            if id(body_op) in reciprocals:
+                reciprocal = self._as_vector(reciprocals[id(body_op)])
+                vectors[id(body_op.result)] = b.fmul(operands[0], reciprocal)
+                continue
+            vectors[id(body_op.result)] = nest.scalars.emit(body_op, operands)
+        return [self._as_vector(operand(v)) for v in ops.block.terminator.operands]
+
+    def _load(self, nest: KernelLowering, position: int, offsets: list[ir.Value]) -> ir.Value:
+        """Input `position` at `offsets`: a vector load at unit stride, else a broadcast."""
+        b = nest.builder
+        access = nest.inputs[position]
+        pointer = element_pointer(b, nest.buffers[position], offsets[position], access.dtype)
+        row = nest.reduction_loops[0].innermost
+        if access.coefficients[row] == 0:
+            return self._as_vector(b.load(pointer, typ=memory_type(access.dtype),
+                                          align=itemsize(access.dtype)))
+        return b.load(pointer, typ=self.vector_type, align=itemsize(access.dtype))
+
+    def _as_vector(self, value: ir.Value) -> ir.Value:
+        """`value`, broadcast when it is a scalar."""
+        if isinstance(value.type, ir.VectorType):
+            return value
+        return splat(self.kernel.builder, value, self.vector_type)
 
 
 class VectorAccumulator:

@@ -74,7 +74,7 @@ epilogue (bias, activation) over the other inputs and the accumulator.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -535,24 +535,18 @@ def _operand_form(
 def row_invariant_ops(op: GenericOp, block: Block | None = None) -> list[Operation]:
     """Ops of `block` (default the compute block) whose values do not depend on the reduction
     dims (computable once per parallel point); every compute op of a parallel epilogue."""
-    return invariant_ops(op, op.compute_block if block is None else block, op.reduction_dims)
-
-
-def invariant_ops(op: GenericOp, block: Block, dims: Iterable[int]) -> list[Operation]:
-    """Ops of `block` (not its yield) whose values do not depend on the domain `dims`: no
-    input they read, directly or through other ops, varies along them, nor a `kernel.index`
-    of one of them."""
-    dims = set(dims)
+    block = op.compute_block if block is None else block
     varying: set[int] = set()
     for index, arg in enumerate(block.args[: len(op.operands)]):
-        if op.input_maps[index].used_dims & dims:
+        if op.input_uses_reduction(index):
             varying.add(id(arg))
+    reduction = set(op.reduction_dims)
     invariant: list[Operation] = []
     for body_op in block.ops:
         if isinstance(body_op, YieldOp):
             continue
         depends = any(id(v) in varying for v in body_op.operands)
-        if isinstance(body_op, IndexOp) and body_op.dim in dims:
+        if isinstance(body_op, IndexOp) and body_op.dim in reduction:
             depends = True
         if depends:
             varying.update(id(r) for r in body_op.results)
