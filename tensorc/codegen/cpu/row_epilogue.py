@@ -9,9 +9,9 @@ Row-invariant division. A float division whose divisor is computed once per row 
 `/ sqrt(var + eps)`) becomes a multiplication by its reciprocal (`row_invariant_divisors`),
 when the reciprocal is a normal number (loops.py, `KernelLowering._reciprocals`).
 
-Cost. `row_loop_is_compute_bound` says whether the loop over a row does more than one
-expensive op per element, which decides whether it lags and streams its stores (carried_rows.py,
-Lagged epilogue and Stash rows).
+Cost. `expensive_per_element` counts the expensive ops a row loop runs per element; a lagged
+loop with more than one in all is compute-bound and does not lag (carried_rows.py, Lagged
+epilogue and Stash rows).
 """
 
 from __future__ import annotations
@@ -102,12 +102,13 @@ def row_invariant_divisors(ops: Sequence[Operation], known: dict[int, ir.Value])
     return divisions
 
 
-def row_loop_is_compute_bound(op: GenericOp, stashed: Operation | None = None) -> bool:
-    """Whether a row epilogue's loop over a row -- its reduction step and its epilogue --
-    does more than one expensive op per element. Ops that are the same for the whole row do
+def expensive_per_element(op: GenericOp, stashed: Operation | None = None) -> int:
+    """How many expensive ops a row kernel's loop over a row -- its reduction step and, for a
+    row epilogue, its epilogue -- runs per element. Ops that are the same for the whole row do
     not count, nor an epilogue division by a row-invariant divisor (a multiplication by its
-    reciprocal), nor the epilogue's `stashed` op (read back, not recomputed). One vectorised
-    `exp` per element still leaves softmax's loop memory-bound here (carried_rows.py)."""
+    reciprocal), nor the epilogue's `stashed` op (read back, not recomputed). A lagged loop
+    (its kernel's and its passenger's) with one vectorised `exp` per element still runs at
+    memory speed here; more is compute-bound (carried_rows.py)."""
     expensive = 0
     for block in (op.reduce_block, op.compute_block):
         invariant = row_invariant_ops(op, block)
@@ -125,4 +126,4 @@ def row_loop_is_compute_bound(op: GenericOp, stashed: Operation | None = None) -
             reciprocal = block is op.compute_block and body_op.name == "tc.div"
             if not (reciprocal and id(body_op.rhs) in per_row):
                 expensive += 1
-    return expensive > 1
+    return expensive

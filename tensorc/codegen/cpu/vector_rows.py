@@ -26,9 +26,10 @@ output, a function result of f32 or f64 with unit stride along the row and not s
 small; rows not statically shorter than MIN_ROW; every op that runs per element, in the
 kernel's reduction and epilogue and in the passenger's reduction, among VECTOR_OPS or
 VECTOR_MATH on that dtype (comparisons give bools, which only `select` reads), with at most
-one of VECTOR_MATH per element (`row_epilogue.row_loop_is_compute_bound`); the inputs they
-read of that dtype, at unit or zero stride along the row; float accumulations. Anything else
-keeps the carried scalar loop and ordinary stores. A stash (softmax's `exp`) is stored to and
+one expensive op per element in the kernel and the passenger together
+(`row_epilogue.expensive_per_element`); the inputs they read of that dtype, at unit or zero
+stride along the row; float accumulations. Anything else keeps the carried scalar loop and
+ordinary stores. A stash (softmax's `exp`) is stored to and
 read from the row buffers as vectors (carried_rows.py, Stash rows), and max/min accumulate
 off the NaN checks (`VectorAccumulator`).
 
@@ -65,7 +66,7 @@ from tensorc.codegen.cpu.irutil import (
     register_type,
     splat,
 )
-from tensorc.codegen.cpu.row_epilogue import row_loop_is_compute_bound
+from tensorc.codegen.cpu.row_epilogue import expensive_per_element
 from tensorc.codegen.cpu.scalar import constant
 from tensorc.codegen.cpu.streaming import (
     LINE_BYTES,
@@ -93,7 +94,7 @@ VECTOR_OPS = frozenset(
      "tc.ge", "tc.eq", "tc.ne"}
 )  # fmt: skip
 # transcendentals whose polynomial (mathfns.py) is emitted on vectors as on scalars; a row
-# loop may run one of them per element (row_epilogue.row_loop_is_compute_bound)
+# loop may run one of them per element (row_epilogue.expensive_per_element)
 VECTOR_MATH = frozenset({"tc.exp", "tc.log", "tc.tanh", "tc.sigmoid"})
 _COMPARISONS = frozenset({"tc.lt", "tc.le", "tc.gt", "tc.ge", "tc.eq", "tc.ne"})
 _FLOAT_REDUCTIONS = frozenset({"add", "mul", "max", "min"})
@@ -148,8 +149,9 @@ def plan_vector_rows(kernel: KernelLowering, passenger: KernelLowering) -> Vecto
     width = op.domain_sizes[row].value
     if width is not None and width < MIN_ROW:
         return None
-    if row_loop_is_compute_bound(op, kernel.stash[1] if kernel.stash is not None else None):
-        return None
+    stashed = kernel.stash[1] if kernel.stash is not None else None
+    if expensive_per_element(op, stashed) + expensive_per_element(passenger.op) > 1:
+        return None  # compute-bound
     reduction, epilogue = RowOps.of(op, op.reduce_block), RowOps.of(op, op.compute_block)
     riding = RowOps.of(passenger.op, passenger.op.reduce_block)
     for nest, ops in ((kernel, reduction), (kernel, epilogue), (passenger, riding)):
