@@ -144,6 +144,16 @@ def test_small_calls_and_short_rows_of_a_streaming_entry_point() -> None:
         run_both(SOURCE, 3, "norm", [x, g, b])
 
 
+def test_large_calls_of_few_rows() -> None:
+    """Streaming calls of 1, 2, 3 and 9 long rows: the lagged loop's prologue, its last row
+    run in the loop with its next row clamped, and the thread pool's chunks of 1 and 2 rows."""
+    for n in (1, 2, 3, 9):
+        m = STREAM_FROM_BYTES // (4 * n) + 5
+        x = _rows(n, m, np.float32, n)
+        g, b = np.linspace(-1, 1, m, dtype=np.float32), np.full(m, 0.5, np.float32)
+        run_both(SOURCE, 3, "norm", [x, g, b])
+
+
 def test_non_finite_values_stay_in_their_row() -> None:
     n, m = _large(1024, 4), 1024
     x = _rows(n, m, np.float32, 11)
