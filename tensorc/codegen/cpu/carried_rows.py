@@ -212,7 +212,6 @@ class RowPipeline:
         kernel, passenger = self.kernel, self.passenger
         b = kernel.builder
         ahead_base = passenger.base_offsets()
-        smin = intrinsic(kernel.module, "llvm.smin", I64, 2)
         last = b.sub(end, I64(1))
         with b.if_then(b.icmp_signed("<", begin, end)):
             passenger.point(passenger.advance(ahead_base, 0, begin))
@@ -222,8 +221,7 @@ class RowPipeline:
             self._keep()
         with counted_loop(b, begin, end, "p0") as index:
             row = kernel.advance(offsets, 0, index)
-            next_row = b.call(smin, [b.add(index, I64(1)), last])
-            following = kernel.advance(offsets, 0, next_row)
+            following = kernel.advance(offsets, 0, self._within(b.add(index, I64(1)), last))
             values = kernel.accumulated(self._kept)
             kernel.start_accumulators()
             self._swap_stash_rows(b.sub(index, begin))
@@ -250,14 +248,19 @@ class RowPipeline:
         the kernel has used, must stay the one it used."""
         kernel, passenger = self.kernel, self.passenger
         b = kernel.builder
-        smin = intrinsic(kernel.module, "llvm.smin", I64, 2)
-        ahead = passenger.advance(ahead_base, 0, b.call(smin, [row, b.sub(end, I64(1))]))
+        ahead = passenger.advance(ahead_base, 0, self._within(row, b.sub(end, I64(1))))
         passenger.start_accumulators()
         kernel.rider = (passenger, ahead)
         yield
         kernel.rider = None
         with b.if_then(b.icmp_signed("<", row, end)):
             passenger.finish_point(ahead)
+
+    def _within(self, row: ir.Value, last: ir.Value) -> ir.Value:
+        """`row`, or `last` when it is past it: a loop that reduces a row ahead reduces the
+        last row again there, to stay free of branches."""
+        smin = intrinsic(self.kernel.module, "llvm.smin", I64, 2)
+        return self.kernel.builder.call(smin, [row, last])
 
     def _keep(self) -> None:
         """Set the kernel's accumulators aside: the row whose epilogue runs next."""

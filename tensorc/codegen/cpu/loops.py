@@ -562,13 +562,15 @@ class KernelLowering:
         self.emit_block(op.compute_block, hoisted, values, offsets)
         varying = [o for o in op.compute_block.ops if id(o) not in hoisted_ids]
         divisors = row_invariant_divisors(varying, values)
-        row_loop = self.reduction_loops[0]
-        vectors = self.pipeline.vectors if self.pipeline is not None else None
+        row_position = self.loops.index(self.reduction_loops[0])
+        row_dim = self.loops[row_position].innermost
+        # a lagged row loop (`following`) always has the pipeline's vector plan
+        vectors = self.pipeline.vectors if following is not None and self.pipeline else None
 
         def epilogue(inner: list[ir.Value], reciprocals: dict[int, ir.Value]) -> None:
             if following is not None:
-                index = self.indices[row_loop.innermost]
-                self._accumulate_step(self.advance(following, self.loops.index(row_loop), index))
+                index = self.indices[row_dim]
+                self._accumulate_step(self.advance(following, row_position, index))
             row_values = dict(values)
             if self.stash is not None:
                 stashed = load_element(self.builder, self._stash_pointer(inner, reading=True),
@@ -586,7 +588,7 @@ class KernelLowering:
             self.first_reduction_range = None
 
         def loop(reciprocals: dict[int, ir.Value]) -> None:
-            if following is None or vectors is None:
+            if vectors is None:
                 scalar_loop(reciprocals)
                 return
             vectors.emit_row(offsets, following, values, reciprocals,
@@ -600,10 +602,10 @@ class KernelLowering:
             with fast:
                 loop(reciprocals)
             with slow:
-                if following is None or vectors is None:
-                    loop({})
+                if vectors is None:
+                    scalar_loop({})
                 else:  # a rare row in a lagged loop: one plain loop, no vectors
-                    scalar_loop({}, I64(0), self.loop_sizes[self.loops.index(row_loop)])
+                    scalar_loop({}, I64(0), self.loop_sizes[row_position])
 
     def accumulated(self, slots: Sequence[ir.Value] | None = None) -> dict[int, ir.Value]:
         """The compute block's accumulator arguments, loaded from `slots` (default this
