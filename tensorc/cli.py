@@ -20,6 +20,7 @@ from tensorc.driver import (
     emit_native,
 )
 from tensorc.files import write_atomically
+from tensorc.gc_pause import cycle_collection_paused
 from tensorc.ir.printer import print_module
 from tensorc.passes import (
     DumpError,
@@ -530,7 +531,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        status = COMMANDS[args.command](args)
+        with cycle_collection_paused():
+            status = COMMANDS[args.command](args)
         sys.stdout.flush()  # a write error surfaces here, not at interpreter exit
         return status
     except BrokenPipeError:  # `tensorc opt m.tc | head`: the reader has gone, quietly stop
