@@ -45,17 +45,22 @@ class Autodiff(ModulePass):
 
     name = "autodiff"
 
-    def run(self, module: Module) -> None:
-        for function in module.functions:
-            differentiate_function(function)
+    def run(self, module: Module) -> bool:
+        return sum(differentiate_function(function) for function in module.functions) > 0
 
 
-def differentiate_function(function: FuncOp) -> None:
+def differentiate_function(function: FuncOp) -> int:
+    """Expand every `tc.grad` of `function` and drop its `tc.stop_gradient`s; returns how many
+    ops of the two kinds it replaced."""
+    replaced = 0
     while (grad := _first_grad(function)) is not None:
         expand_grad(grad)
+        replaced += 1
     for op in list(function.walk()):
         if isinstance(op, StopGradientOp):
             op.replace_with([op.x])
+            replaced += 1
+    return replaced
 
 
 def _first_grad(function: FuncOp) -> GradOp | None:

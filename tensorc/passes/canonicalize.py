@@ -85,5 +85,5 @@ class Canonicalize(ModulePass):
     name = "canonicalize"
     strict_fp: bool = False
 
-    def run(self, module: Module) -> None:
-        apply_patterns(module, canonical_patterns(self.strict_fp))
+    def run(self, module: Module) -> bool:
+        return apply_patterns(module, canonical_patterns(self.strict_fp))

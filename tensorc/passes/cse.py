@@ -85,5 +85,5 @@ class CommonSubexpressionElimination(ModulePass):
 
     name = "cse"
 
-    def run(self, module: Module) -> None:
-        eliminate_common_subexpressions(module)
+    def run(self, module: Module) -> bool:
+        return eliminate_common_subexpressions(module) > 0

@@ -18,7 +18,7 @@ from tensorc.passes.rewrite import erase_ops
 
 
 def remove_dead_ops(module: Module) -> int:
-    """Erase every dead pure op of `module`; returns how many top-level dead ops went."""
+    """Erase every dead pure op of `module`; returns how many went (nested ones too)."""
     live_uses: dict[Value, int] = {}
     dead: list[Operation] = []
     for function in module.functions:
@@ -72,5 +72,5 @@ class DeadCodeElimination(ModulePass):
 
     name = "dce"
 
-    def run(self, module: Module) -> None:
-        remove_dead_ops(module)
+    def run(self, module: Module) -> bool:
+        return remove_dead_ops(module) > 0

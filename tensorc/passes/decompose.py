@@ -244,6 +244,5 @@ class Decompose(ModulePass):
 
     name = "decompose"
 
-    def run(self, module: Module) -> None:
-        for function in module.functions:
-            decompose_block(function.body)
+    def run(self, module: Module) -> bool:
+        return sum(decompose_block(function.body) for function in module.functions) > 0

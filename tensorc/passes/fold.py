@@ -139,5 +139,5 @@ class Fold(ModulePass):
     name = "fold"
     max_elements: int = 4096
 
-    def run(self, module: Module) -> None:
-        fold_constants(module, self.max_elements)
+    def run(self, module: Module) -> bool:
+        return fold_constants(module, self.max_elements) > 0

@@ -51,10 +51,10 @@ class _Descriptions:
 
 def duplicate_free_ops(
     block: Block, describe: Callable[[Operation], Pointwise | Reduction | None] = describe
-) -> None:
+) -> int:
     """Give every view, splat constant, iota and constant expression (pointwise work on
     those alone, such as `1 / cast(dim_size(N))`) one fusable user: a copy per extra user,
-    placed just before the original."""
+    placed just before the original. Returns how many copies it made."""
     free: set[int] = set()
     for op in block.ops:
         info = describe(op)
@@ -77,6 +77,7 @@ def duplicate_free_ops(
         op.result.replace_uses_by(lambda user, moved=replacements: moved.get(id(user)))
     if copies:
         _rebuild(block, lambda op: copies.get(id(op), []) + [op])
+    return sum(len(made) for made in copies.values())
 
 
 def _clone(op: Operation) -> Operation:
@@ -99,9 +100,10 @@ def _rebuild(block: Block, replace: Callable[[Operation], list[Operation]]) -> N
 
 
 def fuse_block(block: Block, max_ops: int) -> int:
-    """Fuse the ops of one block; returns the number of kernels created."""
+    """Fuse the ops of one block; returns the number of kernels created and free ops copied
+    for them (0: the block is as it was)."""
     descriptions = _Descriptions()
-    duplicate_free_ops(block, descriptions)
+    copied = duplicate_free_ops(block, descriptions)
     groups = form_groups(list(block.ops), descriptions, max_ops)
     kernels: dict[int, Operation] = {}
     fused: set[int] = set()
@@ -116,7 +118,7 @@ def fuse_block(block: Block, max_ops: int) -> int:
             lambda op: [kernels[id(op)]] if id(op) in kernels else [] if id(op) in fused else [op],
         )
         _drop_uses_by(fused, [op for group in groups for op in group.members])
-    return len(kernels)
+    return copied + len(kernels)
 
 
 def _drop_uses_by(dead: set[int], ops: list[Operation]) -> None:
@@ -140,11 +142,11 @@ class Fusion(ModulePass):
     name = "fusion"
     max_ops: int = 32
 
-    def run(self, module: Module) -> None:
+    def run(self, module: Module) -> bool:
         if any(op.name == "tc.grad" for op in module.walk()):
             raise PipelineError(
                 "fusion needs autodiff to run before it: this module still has grad ops "
                 "(e.g. --passes=inline,autodiff,fusion)"
             )
-        for function in module.functions:
-            fuse_block(function.body, max(self.max_ops, 1))
+        max_ops = max(self.max_ops, 1)
+        return sum(fuse_block(function.body, max_ops) for function in module.functions) > 0

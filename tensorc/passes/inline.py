@@ -101,5 +101,5 @@ class Inline(ModulePass):
 
     name = "inline"
 
-    def run(self, module: Module) -> None:
-        inline_calls(module)
+    def run(self, module: Module) -> bool:
+        return inline_calls(module) > 0

@@ -9,7 +9,11 @@ string (`fusion{max-ops=32}` sets `max_ops=32`):
         name = "fusion"
         max_ops: int = 64
 
-        def run(self, module: Module) -> None: ...
+        def run(self, module: Module) -> bool: ...
+
+`run` returns whether it changed the module. The pass manager verifies after every pass that
+did (or that does not say: `None`), and skips the verifier after one that left the module as
+it was, as MLIR skips it after a pass that preserved every analysis.
 """
 
 from __future__ import annotations
@@ -56,7 +60,8 @@ class PassFailure(RuntimeError):
 class ModulePass:
     name: ClassVar[str] = ""
 
-    def run(self, module: Module) -> None:
+    def run(self, module: Module) -> bool | None:
+        """Transform `module` in place; return whether anything changed (see the module doc)."""
         raise NotImplementedError
 
     def pipeline_text(self) -> str:
@@ -216,8 +221,8 @@ class PassManager:
             if pass_.name in inst.print_ir_before:
                 inst.emit(f"Before {pass_.pipeline_text()}", module)
             with inst.phase(pass_.pipeline_text()):
-                pass_.run(module)
-            if self.verify_each:
+                changed = pass_.run(module)
+            if self.verify_each and changed is not False:
                 try:
                     verify_module(module)
                 except VerifyError as error:

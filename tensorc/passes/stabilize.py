@@ -613,5 +613,5 @@ class Stabilize(ModulePass):
 
     name: ClassVar[str] = "stabilize"
 
-    def run(self, module: Module) -> None:
-        apply_patterns(module, STABILIZE_PATTERNS, fold=False)
+    def run(self, module: Module) -> bool:
+        return apply_patterns(module, STABILIZE_PATTERNS, fold=False)
