@@ -11,10 +11,7 @@ import os
 
 __version__ = "0.1.0"
 
-from tensorc.gc_pause import cycle_collection_paused  # noqa: E402
-
-with cycle_collection_paused():  # a fifth of the import's time, measured (gc_pause.py)
-    from tensorc.driver import CompileError, compile  # noqa: E402
+from tensorc.driver import CompileError, compile  # noqa: E402
 
 
 def load(path: str | os.PathLike[str]):
