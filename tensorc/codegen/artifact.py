@@ -21,7 +21,6 @@ point at all: internal linkage (``static`` in C), or a ``.`` in its name (``F.ke
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
@@ -429,8 +428,8 @@ def _link_atomically(
     ``cc -o output`` would give it, and a symbolic link or a path that is not a regular file
     (``/dev/null``) is written through."""
     command = [
+        compiler,
         "-shared",
-        f"-Wl,-soname,{output.name}",  # else gold names the scratch path in its version table
         "-Wl,-z,defs",
         "-Wl,-z,noexecstack",
         "-o",
@@ -439,28 +438,8 @@ def _link_atomically(
         *extra_link_args,
         *LINK_LIBRARIES,
     ]
-    try:
-        _run_tool([compiler, *_faster_linker(), *command], f"linking {output.name}")
-    except BuildError:
-        if not _faster_linker():
-            raise
-        _run_tool([compiler, *command], f"linking {output.name}")  # as the C compiler would
+    _run_tool(command, f"linking {output.name}")
     write_atomically(output, seal_checksum(linked.read_bytes()), executable=True)
-
-
-_FASTER_LINKERS = ("lld", "gold")  # the C compiler's -fuse-ld= names, fastest first
-
-
-@functools.cache
-def _faster_linker() -> tuple[str, ...]:
-    """`-fuse-ld=` for a linker faster than the system's default (GNU ld), when one is
-    installed: gold links an artifact in 12-13 ms where ld takes 18-21 ms, a twentieth of a cold
-    compile. A link that fails with it is done again with the default, so errors read as
-    they always did."""
-    for name in _FASTER_LINKERS:
-        if shutil.which(f"ld.{name}") is not None:
-            return (f"-fuse-ld={name}",)
-    return ()
 
 
 def seal_checksum(data: bytes) -> bytes:
