@@ -45,14 +45,13 @@ import llvmlite.ir as ir
 from tensorc.codegen.cpu.irutil import LOOP_HEADER
 
 ENVIRONMENT_VARIABLE = "TENSORC_BUILD_JOBS"
-# LLVM's time on a function under its O2 pipeline (tensorc's -O1/-O2), estimated: ~4.1 ms per
-# loop (the vectoriser's and loop strength reduction's work) plus ~1.5 ms per 1,000 characters
-# of IR (instruction combining and selection), a least-squares fit of 43 functions compiled
-# alone, from the MLP train step, softmax, layer norm, GELU and a three-layer network. Only
-# the ratio of the two matters for the balance between parts (O3 scales both); entry points,
-# long and loop-poor, weigh three to four kernels.
-MS_PER_LOOP = 4.1
-MS_PER_CHARACTER = 0.0015
+# LLVM's time on a function, estimated: ~11 ms per loop (the vectoriser's work) plus ~0.17 ms
+# per 1,000 characters of IR, measured here on the MLP, softmax and layer norm modules under
+# LLVM's O3. Under O2 (tensorc's -O1/-O2) the MLP module takes 0.69 of that time, so both are
+# scaled by 0.69: the balance between parts depends on their ratio alone, and only the
+# MIN_PART_MS threshold on their scale.
+MS_PER_LOOP = 11.0 * 0.69
+MS_PER_CHARACTER = 0.00017 * 0.69
 MIN_PART_MS = 20.0  # a part estimated below this is not worth a process
 _LOOP_HEADER = re.compile(rf"^[-\w$.]*\.{LOOP_HEADER}(?:\.\d+)?:", re.M)
 WORKER_TIMEOUT_S = 600.0
