@@ -28,7 +28,6 @@ UNARY_OPS = frozenset({"-", "+", "not"})
 DIM_OPS = frozenset({"+", "-", "*", "//"})
 
 
-
 class _NodeType(type):
     """Makes each class it creates a record of the fields its body annotates, in order: one
     slot per field, and `_fields` naming them for `Node`'s constructor and `iter_children`."""
