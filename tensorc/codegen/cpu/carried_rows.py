@@ -70,10 +70,10 @@ import llvmlite.ir as ir
 from tensorc.codegen.cpu.irutil import (
     I64,
     counted_loop,
-    intrinsic,
     itemsize,
     memory_type,
     register_type,
+    smin_i64,
     stack_array,
 )
 from tensorc.codegen.cpu.streaming import LINE_BYTES
@@ -259,8 +259,7 @@ class RowPipeline:
     def _within(self, row: ir.Value, last: ir.Value) -> ir.Value:
         """`row`, or `last` when it is past it: a loop that reduces a row ahead reduces the
         last row again there, to stay free of branches."""
-        smin = intrinsic(self.kernel.module, "llvm.smin", I64, 2)
-        return self.kernel.builder.call(smin, [row, last])
+        return smin_i64(self.kernel.builder, row, last)
 
     def _keep(self) -> None:
         """Set the kernel's accumulators aside: the row whose epilogue runs next."""

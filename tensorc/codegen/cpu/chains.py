@@ -39,8 +39,9 @@ from tensorc.codegen.cpu.irutil import (
     VOID,
     call_parallel_for,
     counted_loop,
-    intrinsic,
     load_pointers,
+    smax_i64,
+    smin_i64,
     store_pointers,
 )
 from tensorc.codegen.cpu.loops import KernelLowering, pool_grain
@@ -117,19 +118,18 @@ class ChainLowering:
         nests = [kernel.emit_nest() for kernel in self.kernels[1 if self.pipelined else 0 :]]
         task = self._task(nests)
         b = sizes.builder
-        smax = intrinsic(self.module, "llvm.smax", I64, 2)
         work = functools.reduce(b.add, [kernel.work_per_step(sizes) for kernel in self.kernels])
         elements: ir.Value = I64(1)
         for kernel in self.kernels:
             inner = sizes.product(
                 kernel.op.domain_sizes[d] for loop in kernel.loops[1:] for d in loop.dims
             )
-            elements = b.call(smax, [elements, inner])
+            elements = smax_i64(b, elements, inner)
         block = b.add(b.udiv(I64(ROW_BLOCK_ELEMENTS), elements), I64(1))
-        grain = b.call(smax, [pool_grain(sizes, work), block])
+        grain = smax_i64(b, pool_grain(sizes, work), block)
         count = sizes.value(self.kernels[0].op.domain_sizes[0])
         if self.pipelined and len(self.kernels) == 2:
-            block = b.call(smax, [count, I64(1)])  # no later kernel needs rows kept in cache
+            block = smax_i64(b, count, I64(1))  # no later kernel needs rows kept in cache
         pointers = [dims, builder.inttoptr(block, PTR)]
         for kernel_buffers in buffers:
             pointers.extend(kernel_buffers)
@@ -152,13 +152,12 @@ class ChainLowering:
             count = len(kernel.accesses)
             arguments.append(load_pointers(b, context, count, start=position))
             position += count
-        smin = intrinsic(self.module, "llvm.smin", I64, 2)
         blocks = b.udiv(b.add(b.sub(end, begin), b.sub(block, I64(1))), block)
         if self.pipelined:  # the second kernel's nest runs the first (carried_rows.py)
             arguments = [arguments[1] + arguments[0], *arguments[2:]]
         with counted_loop(b, I64(0), blocks, "rows") as index:
             first = b.add(begin, b.mul(index, block))
-            last = b.call(smin, [b.add(first, block), end])
+            last = smin_i64(b, b.add(first, block), end)
             for nest, kernel_arguments in zip(nests, arguments):
                 b.call(nest, [dims, *kernel_arguments, first, last])
         b.ret_void()

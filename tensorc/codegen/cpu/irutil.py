@@ -82,6 +82,16 @@ def intrinsic(module: ir.Module, base: str, value_type: ir.Type, arity: int = 1)
     return declare(module, f"{base}.{type_suffix(value_type)}", value_type, [value_type] * arity)
 
 
+def smin_i64(builder: ir.IRBuilder, a: ir.Value, b: ir.Value) -> ir.Value:
+    """`llvm.smin.i64(a, b)`."""
+    return builder.call(intrinsic(builder.module, "llvm.smin", I64, 2), [a, b])
+
+
+def smax_i64(builder: ir.IRBuilder, a: ir.Value, b: ir.Value) -> ir.Value:
+    """`llvm.smax.i64(a, b)`."""
+    return builder.call(intrinsic(builder.module, "llvm.smax", I64, 2), [a, b])
+
+
 def type_suffix(value_type: ir.Type) -> str:
     if isinstance(value_type, ir.VectorType):
         return f"v{value_type.count}{type_suffix(value_type.element)}"

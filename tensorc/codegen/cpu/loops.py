@@ -69,6 +69,8 @@ from tensorc.codegen.cpu.irutil import (
     load_pointers,
     plain_scalar_loop,
     register_type,
+    smax_i64,
+    smin_i64,
     stack_array,
     store_element,
     store_pointers,
@@ -207,8 +209,7 @@ def pool_grain(sizes: SizeEmitter, work: ir.Value) -> ir.Value:
     """The pool's grain for steps of `work` body-op evaluations each: enough steps that a
     chunk is worth at least PARALLEL_MIN_WORK (small loops then run on the calling thread)."""
     b = sizes.builder
-    smax = intrinsic(b.module, "llvm.smax", I64, 2)
-    work = b.call(smax, [work, I64(1)])
+    work = smax_i64(b, work, I64(1))
     return b.add(b.udiv(I64(PARALLEL_MIN_WORK), work), I64(1))
 
 
@@ -462,12 +463,11 @@ class KernelLowering:
         writes the staged outputs into their stack buffers, then streams them to the outputs
         (streaming.py)."""
         b = self.builder
-        smin = intrinsic(self.module, "llvm.smin", I64, 2)
         count = b.sub(stop, start)
         blocks = b.udiv(b.add(count, I64(STAGE_ELEMENTS - 1)), I64(STAGE_ELEMENTS))
         with counted_loop(b, I64(0), blocks, "stage") as block:
             first = b.add(start, b.mul(block, I64(STAGE_ELEMENTS)))
-            last = b.call(smin, [b.add(first, I64(STAGE_ELEMENTS)), stop])
+            last = smin_i64(b, b.add(first, I64(STAGE_ELEMENTS)), stop)
             at_first = self.advance(offsets, loop_position, first)
             targets = [self.output_pointer(index, at_first) for index in staging.outputs]
             in_buffers = list(offsets)
@@ -685,7 +685,6 @@ class KernelLowering:
         op, b = self.op, self.builder
         count = b.sub(stop, start)
         blocks = b.udiv(b.add(count, I64(COLUMN_BLOCK - 1)), I64(COLUMN_BLOCK))
-        smin = intrinsic(self.module, "llvm.smin", I64, 2)
         types = [register_type(t.dtype) for t in op.accumulator_types]
 
         def slots(j: ir.Value) -> list[ir.Value]:
@@ -696,7 +695,7 @@ class KernelLowering:
 
         with counted_loop(b, I64(0), blocks, "block") as block:
             first = b.add(start, b.mul(block, I64(COLUMN_BLOCK)))
-            width = b.call(smin, [I64(COLUMN_BLOCK), b.sub(stop, first)])
+            width = smin_i64(b, I64(COLUMN_BLOCK), b.sub(stop, first))
             with counted_loop(b, I64(0), width, "init") as j:
                 self.start_accumulators(slots(j))
 

@@ -29,8 +29,9 @@ from tensorc.codegen.cpu.irutil import (
     call_parallel_for,
     combine,
     counted_loop,
-    intrinsic,
     register_type,
+    smax_i64,
+    smin_i64,
     stack_array,
     store_pointers,
 )
@@ -87,11 +88,9 @@ class SplitReductionLowering(KernelLowering):
         for loop in self.loops:
             work = b.mul(work, self._loop_size(sizes, loop))
         first = self._loop_size(sizes, self.reduction_loops[0])
-        smin = intrinsic(self.module, "llvm.smin", I64, 2)
-        smax = intrinsic(self.module, "llvm.smax", I64, 2)
         wanted = b.udiv(work, I64(PARALLEL_MIN_WORK))
-        pieces = b.call(smin, [b.call(smin, [wanted, I64(MAX_PIECES)]), first])
-        return b.call(smax, [pieces, I64(1)])
+        pieces = smin_i64(b, smin_i64(b, wanted, I64(MAX_PIECES)), first)
+        return smax_i64(b, pieces, I64(1))
 
     def _emit_partial(self, pointer_count: int) -> ir.Function:
         count = len(self.op.accumulator_types)
