@@ -43,12 +43,24 @@ try:  # optional peer
 except ImportError:  # pragma: no cover - depends on the machine
     torch = None
 
-try:  # optional peer where the issue names numba the best one (benchmarks/numba_peers.py)
+# Optional peers, each a module of functions named after a workload's `kind` that take its
+# NumPy inputs and return the runner to time (compiled, inputs converted): numba where the
+# issue names it the best peer, JAX and PyTensor on every workload.
+try:
     import numba_peers
 except ImportError:  # pragma: no cover - depends on the machine
     numba_peers = None
+try:
+    import jax_peers
+except ImportError:  # pragma: no cover - depends on the machine
+    jax_peers = None
+try:
+    import pytensor_peers
+except ImportError:  # pragma: no cover - depends on the machine
+    pytensor_peers = None
 
 Runner = Callable[[], object]
+PEER_MODULES = {"numba": numba_peers, "jax": jax_peers, "pytensor": pytensor_peers}
 
 
 @dataclass
@@ -56,6 +68,7 @@ class Workload:
     name: str
     source: str
     function: str
+    kind: str  # the name of its function in the optional peer modules
     make_inputs: Callable[[np.random.Generator], list]
     numpy_impl: Callable[..., object]
     torch_impl: Callable[..., object] | None
@@ -63,7 +76,6 @@ class Workload:
     flops: Callable[[list], float] | None = None
     target: str = ""
     floor: bool = False  # also time FLOOR_SOURCE on the first input (module doc)
-    numba_impl: Callable[..., object] | None = None
 
 
 def _softmax_np(x):
@@ -137,6 +149,7 @@ def workloads() -> list[Workload]:
             "gelu_tanh 16M",
             "def f(x: f32[N]) -> f32[N] { return gelu(x, approximate=true) }",
             "f",
+            "gelu_tanh",
             lambda r: [r.standard_normal(16 * 2**20, dtype=np.float32)],
             _gelu_tanh_np,
             (lambda x: t.nn.functional.gelu(x, approximate="tanh")) if t else None,
@@ -147,6 +160,7 @@ def workloads() -> list[Workload]:
             "relu(x*a+b) 4096^2",
             "def f(x: f32[N, M], a: f32[M], b: f32[M]) -> f32[N, M] { return relu(x * a + b) }",
             "f",
+            "relu_affine",
             lambda r: [
                 r.standard_normal((4096, 4096), dtype=np.float32),
                 r.standard_normal(4096, dtype=np.float32),
@@ -156,12 +170,12 @@ def workloads() -> list[Workload]:
             (lambda x, a, b: t.relu(x * a + b)) if t else None,
             bytes_moved=lambda a: 2 * a[0].nbytes,
             target="<= 4 ms",
-            numba_impl=numba_peers.relu_affine if numba_peers else None,
         ),
         Workload(
             "softmax 4096x1024",
             "def f(x: f32[N, M]) -> f32[N, M] { return softmax(x, axis=-1) }",
             "f",
+            "softmax",
             lambda r: [r.standard_normal((4096, 1024), dtype=np.float32)],
             _softmax_np,
             (lambda x: t.softmax(x, dim=-1)) if t else None,
@@ -173,6 +187,7 @@ def workloads() -> list[Workload]:
             "layer_norm 4096x1024",
             "def f(x: f32[N, M], g: f32[M], b: f32[M]) -> f32[N, M] { return layer_norm(x, g, b) }",
             "f",
+            "layer_norm",
             lambda r: [
                 r.standard_normal((4096, 1024), dtype=np.float32),
                 r.standard_normal(1024, dtype=np.float32),
@@ -183,12 +198,12 @@ def workloads() -> list[Workload]:
             bytes_moved=lambda a: 2 * a[0].nbytes,
             target="<= 0.6 ms",
             floor=True,
-            numba_impl=numba_peers.layer_norm if numba_peers else None,
         ),
         Workload(
             "matmul 1024^3",
             "def f(a: f32[M, K], b: f32[K, N]) -> f32[M, N] { return a @ b }",
             "f",
+            "matmul",
             lambda r: [
                 r.standard_normal((1024, 1024), dtype=np.float32),
                 r.standard_normal((1024, 1024), dtype=np.float32),
@@ -202,6 +217,7 @@ def workloads() -> list[Workload]:
             "matmul 256x784x512",
             "def f(a: f32[M, K], b: f32[K, N]) -> f32[M, N] { return a @ b }",
             "f",
+            "matmul",
             lambda r: [
                 r.standard_normal((256, 784), dtype=np.float32),
                 r.standard_normal((784, 512), dtype=np.float32),
@@ -215,6 +231,7 @@ def workloads() -> list[Workload]:
             "MLP train step b=256",
             MLP_STEP,
             "train_step",
+            "mlp_train_step",
             _mlp_inputs,
             _mlp_numpy,
             _mlp_torch if t else None,
@@ -224,6 +241,7 @@ def workloads() -> list[Workload]:
             "x+1 on 8 elements",
             "def f(x: f32[N]) -> f32[N] { return x + 1.0 }",
             "f",
+            "add_one",
             lambda r: [r.standard_normal(8, dtype=np.float32)],
             lambda x: x + np.float32(1),
             (lambda x: x + 1) if t else None,
@@ -302,6 +320,64 @@ def fresh_process_compile(source: str, target: str, repeat: int = 3) -> tuple[fl
         return best
 
 
+def build_engines(
+    workload: Workload, inputs: list, function: Runner, floor: Runner | None
+) -> tuple[dict[str, Runner], contextlib.AbstractContextManager]:
+    """The runners to time for `workload` (tensorc's `function`, NumPy, and every installed
+    peer), and the context to time them in (PyTorch's inference mode, except for the train
+    step, which needs autograd)."""
+    engines: dict[str, Runner] = {
+        "tensorc": lambda: function(*inputs),
+        "numpy": lambda: workload.numpy_impl(*inputs),
+    }
+    inference = contextlib.nullcontext()
+    if workload.torch_impl is not None:
+        torch_inputs = [torch.from_numpy(np.array(x)) for x in inputs]
+        engines["torch"] = lambda: workload.torch_impl(*torch_inputs)
+        inference = torch.inference_mode(mode=workload.function != "train_step")
+    for engine, peers in PEER_MODULES.items():
+        make_runner = getattr(peers, workload.kind, None) if peers is not None else None
+        if make_runner is not None:
+            engines[engine] = make_runner(inputs)
+    if workload.floor:
+        engines["floor"] = lambda: floor(inputs[0])
+    return engines, inference
+
+
+def disagreeing(engines: dict[str, Runner]) -> list[str]:
+    """The engines whose results differ from NumPy's (f32 tolerances: relative 1e-3, absolute
+    1e-3 of the largest reference value), so that no row times a different computation."""
+    reference = _as_arrays(engines["numpy"]())
+    differing = []
+    for engine, run in engines.items():
+        if engine in ("numpy", "floor"):
+            continue
+        results = _as_arrays(run())
+        if len(results) != len(reference) or not all(
+            _close(result, expected) for result, expected in zip(results, reference)
+        ):
+            differing.append(engine)
+    return differing
+
+
+def _as_arrays(results: object) -> list[np.ndarray]:
+    values = results if isinstance(results, (list, tuple)) else [results]
+    return [np.asarray(value.detach() if hasattr(value, "detach") else value) for value in values]
+
+
+def _close(result: np.ndarray, expected: np.ndarray) -> bool:
+    if result.shape != expected.shape:
+        return False
+    scale = float(np.max(np.abs(expected), initial=1.0))
+    return bool(np.allclose(result, expected, rtol=1e-3, atol=1e-3 * scale))
+
+
+def _version(engine: str) -> str:
+    from importlib.metadata import version
+
+    return version(engine)
+
+
 def _format_time(seconds: float) -> str:
     if seconds < 1e-3:
         return f"{seconds * 1e6:8.2f} us"
@@ -321,6 +397,10 @@ def main() -> None:
     parser.add_argument("--target", default="cpu")
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--only", default="", help="comma-separated name prefixes")
+    parser.add_argument(
+        "--check", action="store_true",
+        help="only check that every engine's results agree with NumPy's; time nothing",
+    )
     args = parser.parse_args()
     wanted = [w for w in args.only.split(",") if w]
     rng = np.random.default_rng(0)
@@ -329,10 +409,14 @@ def main() -> None:
         f"numpy {np.__version__}; torch {torch.__version__ if torch else 'absent'}; "
         f"tensorc {tensorc.__version__} target={args.target}"
     )
+    peers = [f"{engine} {_version(engine)}" for engine, m in PEER_MODULES.items() if m is not None]
+    print(f"optional peers: {', '.join(peers) or 'none installed'}")
     header = f"{'workload':24} {'engine':8} {'time':>11} {'throughput':>16} {'tensorc x':>10}"
-    print(header)
-    print("-" * len(header))
+    if not args.check:
+        print(header)
+        print("-" * len(header))
     floor = None  # the FLOOR_SOURCE function, once a workload asks for it
+    any_differing = False
     for workload in workloads():
         if wanted and not any(workload.name.startswith(w) for w in wanted):
             continue
@@ -348,25 +432,22 @@ def main() -> None:
             if workload.floor and floor is None:  # built once, in a cache that is cleaned up
                 floor = tensorc.compile(FLOOR_SOURCE, target=args.target).f
         function = getattr(module, workload.function)
-        engines: dict[str, Runner] = {
-            "tensorc": lambda f=function, a=inputs: f(*a),
-            "numpy": lambda a=inputs, w=workload: w.numpy_impl(*a),
-        }
-        inference = contextlib.nullcontext()
-        if workload.torch_impl is not None:
-            torch_inputs = [torch.from_numpy(np.array(x)) for x in inputs]
-            engines["torch"] = lambda a=torch_inputs, w=workload: w.torch_impl(*a)
-            inference = torch.inference_mode(mode=workload.function != "train_step")
-        if workload.numba_impl is not None:
-            engines["numba"] = lambda a=inputs, w=workload: w.numba_impl(*a)
-        if workload.floor:
-            engines["floor"] = lambda f=floor, x=inputs[0]: f(x)
+        engines, inference = build_engines(workload, inputs, function, floor)
         with inference:
+            differing = disagreeing(engines)
+            any_differing = any_differing or bool(differing)
+            if args.check:
+                verdict = f"differ: {', '.join(differing)}" if differing else "agree"
+                checked = [engine for engine in engines if engine != "floor"]
+                print(f"{workload.name:24} {', '.join(checked)}: {verdict}")
+                continue
             times = median_times(engines, args.repeat)
         ours = times["tensorc"]
         rows = list(times.items())
         for engine, seconds in rows:
             ratio = "" if engine == "tensorc" else f"{seconds / ours:9.2f}x"
+            if engine in differing:
+                ratio += "  RESULT DIFFERS FROM NUMPY'S"
             note = (
                 f"  target {workload.target}; compile {compile_seconds:.2f} s, "
                 f"cached {cached_seconds * 1e3:.0f} ms"
@@ -384,6 +465,8 @@ def main() -> None:
                 f"{imports:.2f} s + compile {compiling:.2f} s = {imports + compiling:.2f} s"
                 f" (target <= 0.5 s)"
             )
+    if any_differing:
+        sys.exit("some engines computed results that differ from NumPy's (marked above)")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -151,3 +153,28 @@ def test_no_worker_outlives_a_failure():
     with pytest.raises(ValueError):
         compile_parts(["a", "b"], compile_part, jobs=2)
     assert time.monotonic() - started < 10  # the sleeping worker was killed, not awaited
+
+
+FORK_WARNING_PROBE = """
+import os, warnings
+from tensorc.codegen.cpu.parallel import compile_parts
+# JAX's at-fork hook, which warns on every fork of a process that has imported it
+os.register_at_fork(before=lambda: warnings.warn(
+    "os.fork() was called. os.fork() is incompatible with multithreaded code, and JAX is "
+    "multithreaded, so this will likely lead to a deadlock.", RuntimeWarning, stacklevel=2))
+assert compile_parts(["a", "b"], str.encode, jobs=2) == [b"a", b"b"]
+os.fork = lambda: (_ for _ in ()).throw(SystemExit("not forking"))  # warnings: back as set
+warnings.warn("a later warning is still shown", RuntimeWarning)
+"""
+
+
+def test_workers_fork_without_other_libraries_fork_warnings():
+    """A worker only runs LLVM under llvmlite's lock, so the generic warnings that fork() in a
+    multi-threaded process may deadlock (JAX's, Python 3.12's) are silenced around it, and
+    only there."""
+    finished = subprocess.run(
+        [sys.executable, "-W", "default", "-c", FORK_WARNING_PROBE],
+        capture_output=True, text=True, check=True, cwd=ROOT,
+    )
+    assert "fork" not in finished.stderr
+    assert "a later warning is still shown" in finished.stderr

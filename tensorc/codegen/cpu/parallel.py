@@ -37,6 +37,7 @@ import re
 import select
 import signal
 import struct
+import warnings
 from collections.abc import Callable, Sequence
 
 import llvmlite.binding as llvm
@@ -259,7 +260,8 @@ def compile_parts(texts: Sequence[str], compile_part: CompilePart, jobs: int) ->
     while pending and len(workers) < jobs - 1:
         index = pending.pop(0)
         read_end, write_end = os.pipe()
-        with lock:
+        with lock, warnings.catch_warnings():
+            _quiet_fork_warnings()
             pid = os.fork()
         if pid == 0:  # the worker
             os.close(read_end)
@@ -279,6 +281,16 @@ def compile_parts(texts: Sequence[str], compile_part: CompilePart, jobs: int) ->
         data = _collect(pid, read_end)
         results[index] = data if data is not None else compile_part(texts[index])
     return [results[index] for index in range(len(texts))]
+
+
+def _quiet_fork_warnings() -> None:
+    """Silence the warnings that fork() in a multi-threaded process may deadlock the child
+    (JAX's at-fork hook, Python 3.12's DeprecationWarning): they are about a child that goes on
+    running the parent's code. A worker only runs LLVM, which no other thread can be inside
+    (llvmlite's lock is held across the fork; other LLVM copies, such as XLA's, are not called),
+    writes to its pipe and leaves with `os._exit`."""
+    for category in (RuntimeWarning, DeprecationWarning):
+        warnings.filterwarnings("ignore", message=r".*\bfork\(\)", category=category)
 
 
 def _worker(text: str, compile_part: CompilePart, write_end: int) -> None:
