@@ -48,27 +48,21 @@ def _relu_affine_into(x, a, b, out):  # pragma: no cover - compiled by numba
 
 
 def layer_norm(inputs: list[np.ndarray]) -> Runner:
-    x, g, b = inputs
-
-    def run() -> np.ndarray:
-        out = np.empty_like(x)
-        _layer_norm_into(x, g, b, out)
-        return out
-
-    return _compiled(run)
+    return _writing_into_fresh_output(_layer_norm_into, inputs)
 
 
 def relu_affine(inputs: list[np.ndarray]) -> Runner:
-    x, a, b = inputs
+    return _writing_into_fresh_output(_relu_affine_into, inputs)
+
+
+def _writing_into_fresh_output(kernel: Callable[..., None], inputs: list[np.ndarray]) -> Runner:
+    """A runner calling `kernel(*inputs, out)` on a new array shaped like the first input,
+    called once here: numba compiles on the first call."""
 
     def run() -> np.ndarray:
-        out = np.empty_like(x)
-        _relu_affine_into(x, a, b, out)
+        out = np.empty_like(inputs[0])
+        kernel(*inputs, out)
         return out
 
-    return _compiled(run)
-
-
-def _compiled(run: Runner) -> Runner:
-    run()  # numba compiles on the first call
+    run()
     return run
