@@ -138,8 +138,8 @@ class GemmTiles:
     `kc`, and C blocks (the unit of parallel work and of the epilogue) of `mc` rows and at
     most `nc` columns, fewer when the block's columns of packed B (all of K) would exceed
     `b_block_bytes` (they stay in L2 while the blocks below them run). `unroll`: K steps per
-    iteration of the micro-kernel's loop. `direct_a`: read row-major A in place (else it is
-    packed like any other A; measured equal within noise, and packing costs time)."""
+    iteration of the micro-kernel's loop. `direct_a`: read row-major A in place when its rows
+    do not alias in L1 (`gemm.ALIASING_ROW_BYTES`); else A is always packed."""
 
     dtype: str
     lanes: int
