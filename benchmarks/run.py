@@ -1,16 +1,19 @@
-"""tensorc against NumPy and PyTorch on the CPU workloads of the CPU-backend issue, in one run.
+"""tensorc against NumPy, PyTorch, JAX and PyTensor on the CPU workloads of the CPU-backend
+issue, in one run.
 
-    python benchmarks/run.py [--target cpu] [--repeat 30] [--only gelu,softmax]
+    python benchmarks/run.py [--target cpu] [--repeat 30] [--only gelu,softmax] [--check]
 
 Prints, per workload, the median time per call of each engine (sampled in interleaved
 rounds, so the machine's drift weighs on every engine alike), a throughput (GB/s for memory
 bound work, GFLOP/s for matmul), and tensorc's speed ratio to each peer (> 1 means tensorc is
-faster). PyTorch is used when installed (`pip install torch==2.13.0`, CPU build), and numba for
-layer norm and `relu(x*a+b)`, where the issue names it the best peer
-(`pip install numba==0.68.0`; `numba_peers.py`). Targets from
-the issue are printed next to tensorc's figure, with the compile time of each workload: cold
-(an empty artifact cache; the per-machine support objects -- thread pool, GEMM -- are built
-once per run by the first workload that needs them) and cached (a cache hit: load only).
+faster). Every peer but NumPy is optional and runs when installed (`install_peers.sh`):
+PyTorch (`pip install torch==2.13.0`, CPU build), JAX and PyTensor on every workload
+(`jax_peers.py`, `pytensor_peers.py`), and numba for layer norm and `relu(x*a+b)`, where the
+issue names it the best peer (`numba_peers.py`). Before any timing every engine's results are
+checked against NumPy's; `--check` does only that. Targets from the issue are printed next to
+tensorc's figure, with the compile time of each workload: cold (an empty artifact cache; the
+per-machine support objects -- thread pool, GEMM -- are built once per run by the first
+workload that needs them) and cached (a cache hit: load only).
 
 Row workloads (softmax, layer norm) also time a `floor` engine, sampled in the same rounds: a
 tensorc kernel that only reads `x` and writes a result of its size (`x * 2`). No kernel with
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import math
 import os
 import platform
@@ -33,6 +37,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 
@@ -43,24 +48,21 @@ try:  # optional peer
 except ImportError:  # pragma: no cover - depends on the machine
     torch = None
 
+
+def _optional_module(name: str) -> ModuleType | None:
+    try:
+        return importlib.import_module(name)
+    except ImportError:  # pragma: no cover - depends on the machine
+        return None
+
+
 # Optional peers, each a module of functions named after a workload's `kind` that take its
 # NumPy inputs and return the runner to time (compiled, inputs converted): numba where the
 # issue names it the best peer, JAX and PyTensor on every workload.
-try:
-    import numba_peers
-except ImportError:  # pragma: no cover - depends on the machine
-    numba_peers = None
-try:
-    import jax_peers
-except ImportError:  # pragma: no cover - depends on the machine
-    jax_peers = None
-try:
-    import pytensor_peers
-except ImportError:  # pragma: no cover - depends on the machine
-    pytensor_peers = None
-
+PEER_MODULES = {
+    engine: _optional_module(f"{engine}_peers") for engine in ("numba", "jax", "pytensor")
+}
 Runner = Callable[[], object]
-PEER_MODULES = {"numba": numba_peers, "jax": jax_peers, "pytensor": pytensor_peers}
 
 
 @dataclass
@@ -321,7 +323,10 @@ def fresh_process_compile(source: str, target: str, repeat: int = 3) -> tuple[fl
 
 
 def build_engines(
-    workload: Workload, inputs: list, function: Runner, floor: Runner | None
+    workload: Workload,
+    inputs: list,
+    function: Callable[..., object],
+    floor: Callable[..., object] | None,
 ) -> tuple[dict[str, Runner], contextlib.AbstractContextManager]:
     """The runners to time for `workload` (tensorc's `function`, NumPy, and every installed
     peer), and the context to time them in (PyTorch's inference mode, except for the train
